@@ -1,0 +1,12 @@
+//! bridge: capture a camera or capture card, encode it once, and publish the
+//! encode to several outputs at once over SRT, RTMP and WHIP.
+
+pub mod capture;
+pub mod config;
+pub mod encode;
+pub mod exit;
+pub mod output;
+pub mod pipeline;
+pub mod supervisor;
+pub mod telemetry;
+pub mod trax;

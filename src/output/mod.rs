@@ -1,0 +1,79 @@
+//! Outputs: one module per transport behind the `Output` trait. An output
+//! runs one connection at a time; the supervisor decides when to dial again.
+
+pub mod srt;
+
+use crate::exit::ExitStatus;
+use crate::pipeline::fanout::FrameReceiver;
+use crate::pipeline::KeyframeRequester;
+use gstreamer as gst;
+
+/// Which elementary stream a frame belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    Video,
+    Audio,
+}
+
+/// One encoded frame (an H.264 access unit or an AAC frame) with its caps.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub kind: MediaKind,
+    pub sample: gst::Sample,
+}
+
+impl Frame {
+    /// Whether a decoder can start at this frame: an IDR for video, any
+    /// frame for audio.
+    pub fn is_keyframe(&self) -> bool {
+        match self.kind {
+            MediaKind::Audio => true,
+            MediaKind::Video => self
+                .sample
+                .buffer()
+                .is_some_and(|buffer| !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)),
+        }
+    }
+
+    pub fn pts(&self) -> Option<gst::ClockTime> {
+        self.sample.buffer().and_then(|buffer| buffer.pts())
+    }
+}
+
+/// What one connection needs from the rest of the bridge.
+pub struct Session<'a> {
+    /// Encoded frames; the channel closes when the bridge stops cleanly.
+    pub frames: &'a FrameReceiver,
+    /// Asks the encoder for an IDR, so a new connection starts quickly.
+    pub keyframes: &'a KeyframeRequester,
+}
+
+/// Why a connection ended other than by a clean stop.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The server refused the credentials (or, for SRT, the path or the
+    /// passphrase, which it cannot tell apart).
+    #[error("{0}")]
+    Rejected(String),
+    /// A failure that retrying cannot fix, found before dialing.
+    #[error("{message}")]
+    Fatal { status: ExitStatus, message: String },
+    /// A network or server failure worth another attempt.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// A transport that publishes the shared encode to one destination.
+pub trait Output: Send {
+    /// A name for logs: transport, host and path, never a credential.
+    fn label(&self) -> String;
+
+    /// Checks made before every dial: streamid size, field characters,
+    /// token claims. An error here is never retried.
+    fn preflight(&self) -> Result<(), OutputError>;
+
+    /// Dials, then streams frames until the frame channel closes (returns
+    /// `Ok`) or the connection fails. Blocks; the supervisor gives each
+    /// output its own thread.
+    fn run_session(&mut self, session: Session<'_>) -> Result<(), OutputError>;
+}

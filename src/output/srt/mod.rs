@@ -1,0 +1,1 @@
+//! SRT output: MPEG-TS over libsrt in caller mode.

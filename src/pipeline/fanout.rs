@@ -1,0 +1,198 @@
+//! Hands encoded frames from the media pipeline to every output through one
+//! bounded channel each, without ever blocking a GStreamer streaming thread.
+
+use crate::output::{Frame, MediaKind};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Frames an output may fall behind before frames are dropped: about four
+/// seconds of 30 fps video with its audio.
+pub const CHANNEL_FRAMES: usize = 300;
+
+#[derive(Default)]
+struct TapState {
+    /// Set while a session wants frames; between sessions nothing is queued.
+    accepting: AtomicBool,
+    /// Set after a drop or at session start: frames are dropped until the
+    /// next video keyframe, so the output never sees a broken GOP.
+    need_keyframe: AtomicBool,
+    dropped: AtomicU64,
+}
+
+/// The media pipeline's end of one output's channel.
+struct Tap {
+    sender: Sender<Frame>,
+    state: Arc<TapState>,
+}
+
+impl Tap {
+    fn offer(&self, frame: &Frame) {
+        let state = &self.state;
+        if !state.accepting.load(Ordering::Acquire) {
+            return;
+        }
+        if state.need_keyframe.load(Ordering::Acquire) {
+            if frame.kind != MediaKind::Video || !frame.is_keyframe() {
+                return;
+            }
+            state.need_keyframe.store(false, Ordering::Release);
+        }
+        match self.sender.try_send(frame.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                state.dropped.fetch_add(1, Ordering::Relaxed);
+                state.need_keyframe.store(true, Ordering::Release);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The output's end of its channel.
+pub struct FrameReceiver {
+    receiver: Receiver<Frame>,
+    state: Arc<TapState>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    Frame,
+    Timeout,
+    Closed,
+}
+
+impl FrameReceiver {
+    /// Starts queueing frames for a new session, beginning at the next video
+    /// keyframe. Frames left from an earlier session are discarded.
+    pub fn start(&self) {
+        while self.receiver.try_recv().is_ok() {}
+        self.state.need_keyframe.store(true, Ordering::Release);
+        self.state.accepting.store(true, Ordering::Release);
+    }
+
+    /// Stops queueing frames and discards what is queued.
+    pub fn pause(&self) {
+        self.state.accepting.store(false, Ordering::Release);
+        while self.receiver.try_recv().is_ok() {}
+    }
+
+    /// Waits up to `timeout` for the next frame; `Err` tells why none came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Frame, Received> {
+        match self.receiver.recv_timeout(timeout) {
+            Ok(frame) => Ok(frame),
+            Err(RecvTimeoutError::Timeout) => Err(Received::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(Received::Closed),
+        }
+    }
+
+    /// Frames dropped because this output fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Every output's tap, shared by the media pipeline's appsink callbacks.
+#[derive(Clone, Default)]
+pub struct Fanout {
+    taps: Arc<Mutex<Vec<Tap>>>,
+}
+
+impl Fanout {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an output and returns its end of the channel.
+    pub fn add_output(&self) -> FrameReceiver {
+        let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_FRAMES);
+        let state = Arc::new(TapState::default());
+        self.lock().push(Tap {
+            sender,
+            state: state.clone(),
+        });
+        FrameReceiver { receiver, state }
+    }
+
+    /// Offers a frame to every output. Never blocks on an output.
+    pub fn publish(&self, frame: Frame) {
+        for tap in self.lock().iter() {
+            tap.offer(&frame);
+        }
+    }
+
+    /// Closes every channel: outputs read what is queued, then see the end.
+    pub fn close(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Tap>> {
+        self.taps.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gstreamer as gst;
+
+    fn frame(kind: MediaKind, keyframe: bool) -> Frame {
+        gst::init().unwrap();
+        let mut buffer = gst::Buffer::with_size(4).unwrap();
+        if !keyframe {
+            buffer
+                .get_mut()
+                .unwrap()
+                .set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        let sample = gst::Sample::builder().buffer(&buffer).build();
+        Frame { kind, sample }
+    }
+
+    #[test]
+    fn session_starts_at_keyframe() {
+        let fanout = Fanout::new();
+        let receiver = fanout.add_output();
+        fanout.publish(frame(MediaKind::Video, true));
+        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Timeout);
+
+        receiver.start();
+        fanout.publish(frame(MediaKind::Audio, true));
+        fanout.publish(frame(MediaKind::Video, false));
+        fanout.publish(frame(MediaKind::Video, true));
+        fanout.publish(frame(MediaKind::Audio, true));
+        let first = receiver.recv_timeout(Duration::ZERO).unwrap();
+        assert_eq!(first.kind, MediaKind::Video);
+        assert!(first.is_keyframe());
+        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap().kind, MediaKind::Audio);
+    }
+
+    #[test]
+    fn full_channel_drops_until_keyframe() {
+        let fanout = Fanout::new();
+        let receiver = fanout.add_output();
+        receiver.start();
+        fanout.publish(frame(MediaKind::Video, true));
+        for _ in 0..CHANNEL_FRAMES + 5 {
+            fanout.publish(frame(MediaKind::Video, false));
+        }
+        assert_eq!(receiver.dropped(), 1);
+        while receiver.recv_timeout(Duration::ZERO).is_ok() {}
+        fanout.publish(frame(MediaKind::Video, false));
+        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Timeout);
+        fanout.publish(frame(MediaKind::Video, true));
+        assert!(receiver.recv_timeout(Duration::ZERO).unwrap().is_keyframe());
+    }
+
+    #[test]
+    fn close_ends_after_queued_frames() {
+        let fanout = Fanout::new();
+        let receiver = fanout.add_output();
+        receiver.start();
+        fanout.publish(frame(MediaKind::Video, true));
+        fanout.close();
+        assert!(receiver.recv_timeout(Duration::ZERO).is_ok());
+        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Closed);
+    }
+}

@@ -1,0 +1,1 @@
+//! TRaX platform: session token claims and credentials.
