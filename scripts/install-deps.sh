@@ -13,7 +13,7 @@ packages=(
   # test peers and media checks
   libsrt-gnutls-dev srt-tools ffmpeg v4l-utils
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
-  python3-cryptography python3-venv unzip
+  python3-cryptography python3-pip unzip
 )
 
 missing=()

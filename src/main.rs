@@ -1,1 +1,29 @@
-fn main() {}
+use bridge::cli::{Cli, Command};
+use bridge::exit::{ExitStatus, Fatal};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { ExitStatus::Usage.code() as u8 } else { 0 });
+        }
+    };
+    bridge::telemetry::init(&cli.run.log_level);
+
+    let result = match &cli.command {
+        Some(Command::Encoders(args)) => bridge::commands::encoders(args),
+        None => bridge::config::build(&cli.run, &|name| std::env::var(name).ok())
+            .map_err(|error| Fatal::new(ExitStatus::Usage, error))
+            .and_then(bridge::app::run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => {
+            eprintln!("error: {fatal}");
+            ExitCode::from(fatal.status.code() as u8)
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Runs each output as a small state machine: check, connect, stream, and on
+//! failure back off and connect again. Outputs never retry on their own.
+//!
+//! ```text
+//! preflight ─► connect+stream ─► clean stop ─► Finished
+//!    │ error        │ rejected twice in a row ─► GaveUp (exit 3)
+//!    ▼              │ other failure
+//! GaveUp            ▼
+//!              back off (0.5 s doubling to 10 s, jittered) ─► preflight …
+//! ```
+
+use crate::exit::ExitStatus;
+use crate::output::{Output, OutputError, Session};
+use crate::pipeline::fanout::FrameReceiver;
+use crate::pipeline::KeyframeRequester;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+use tracing::{info, info_span, warn};
+
+/// Consecutive credential rejections after which an output gives up.
+pub const MAX_REJECTIONS: u32 = 2;
+
+/// A session that streamed at least this long resets the backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug)]
+pub struct BackoffPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Capped exponential backoff with ±25 % jitter, so that many bridges that
+/// lost the same server do not all dial again at the same instant.
+pub struct Backoff {
+    policy: BackoffPolicy,
+    failures: u32,
+    rng: StdRng,
+}
+
+impl Backoff {
+    pub fn new(policy: BackoffPolicy, seed: u64) -> Self {
+        Self {
+            policy,
+            failures: 0,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let doublings = self.failures.min(16);
+        self.failures = self.failures.saturating_add(1);
+        let base = self
+            .policy
+            .initial
+            .saturating_mul(1u32 << doublings)
+            .min(self.policy.max);
+        let factor = self.rng.random_range(0.75..=1.25);
+        base.mul_f64(factor).min(self.policy.max)
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// How an output's supervision ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The bridge stopped cleanly.
+    Finished,
+    /// The output stopped trying; the process exits with `status` once every
+    /// output has ended this way.
+    GaveUp { status: ExitStatus, cause: String },
+}
+
+pub struct Supervisor {
+    pub output: Box<dyn Output>,
+    pub frames: FrameReceiver,
+    pub keyframes: KeyframeRequester,
+    pub has_audio: bool,
+    pub policy: BackoffPolicy,
+    /// Disconnected when the bridge is stopping: no new attempt starts then.
+    pub stop: Receiver<()>,
+}
+
+impl Supervisor {
+    pub fn run(mut self) -> Outcome {
+        let label = self.output.label();
+        let span = info_span!("output", output = %label);
+        let _entered = span.enter();
+        let mut backoff = Backoff::new(self.policy, rand::rng().random());
+        let mut rejections = 0;
+
+        for attempt in 1u64.. {
+            if let Err(error) = self.output.preflight() {
+                return give_up(error);
+            }
+            info!(attempt, "connecting");
+            let started = Instant::now();
+            let result = self.output.run_session(Session {
+                frames: &self.frames,
+                keyframes: &self.keyframes,
+                has_audio: self.has_audio,
+            });
+            self.frames.pause();
+
+            let cause = match result {
+                Ok(()) => {
+                    info!("stopped cleanly");
+                    return Outcome::Finished;
+                }
+                Err(error @ OutputError::Fatal { .. }) => return give_up(error),
+                Err(OutputError::Rejected(cause)) => {
+                    rejections += 1;
+                    if rejections >= MAX_REJECTIONS {
+                        return give_up(OutputError::Rejected(format!(
+                            "{cause}; rejected {rejections} times in a row, giving up"
+                        )));
+                    }
+                    cause
+                }
+                Err(OutputError::Transient(cause)) => {
+                    rejections = 0;
+                    cause
+                }
+            };
+            if started.elapsed() >= HEALTHY_SESSION {
+                backoff.reset();
+            }
+            let delay = backoff.next_delay();
+            warn!(
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                %cause,
+                "connection failed; reconnecting"
+            );
+            match self.stop.recv_timeout(delay) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                    info!("stopping before the next attempt");
+                    return Outcome::Finished;
+                }
+            }
+        }
+        unreachable!("the attempt counter does not run out")
+    }
+}
+
+fn give_up(error: OutputError) -> Outcome {
+    let (status, cause) = match error {
+        OutputError::Rejected(cause) => (ExitStatus::Credentials, cause),
+        OutputError::Fatal { status, message } => (status, message),
+        OutputError::Transient(cause) => (ExitStatus::Other, cause),
+    };
+    tracing::error!(%cause, "giving up on this output");
+    Outcome::GaveUp { status, cause }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::fanout::Fanout;
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn backoff_doubles_to_cap_with_jitter() {
+        let mut backoff = Backoff::new(BackoffPolicy::default(), 7);
+        let delays: Vec<f64> = (0..8).map(|_| backoff.next_delay().as_secs_f64()).collect();
+        let bases = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0];
+        for (delay, base) in delays.iter().zip(bases) {
+            assert!(*delay >= base * 0.75 - 1e-9, "{delay} below {base}");
+            assert!(*delay <= (base * 1.25).min(10.0) + 1e-9, "{delay} above {base}");
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(625));
+    }
+
+    #[test]
+    fn backoff_jitter_differs_between_seeds() {
+        let first = Backoff::new(BackoffPolicy::default(), 1).next_delay();
+        let second = Backoff::new(BackoffPolicy::default(), 2).next_delay();
+        assert_ne!(first, second);
+    }
+
+    /// An output whose sessions end with scripted results.
+    struct ScriptedOutput {
+        results: VecDeque<Result<(), OutputError>>,
+        preflight_error: Option<(ExitStatus, String)>,
+        sessions: Arc<Mutex<u32>>,
+    }
+
+    impl Output for ScriptedOutput {
+        fn label(&self) -> String {
+            "scripted".into()
+        }
+
+        fn preflight(&self) -> Result<(), OutputError> {
+            match &self.preflight_error {
+                Some((status, message)) => Err(OutputError::Fatal {
+                    status: *status,
+                    message: message.clone(),
+                }),
+                None => Ok(()),
+            }
+        }
+
+        fn run_session(&mut self, _session: Session<'_>) -> Result<(), OutputError> {
+            *self.sessions.lock().unwrap() += 1;
+            self.results.pop_front().unwrap_or(Ok(()))
+        }
+    }
+
+    fn supervise(
+        results: Vec<Result<(), OutputError>>,
+        preflight_error: Option<(ExitStatus, String)>,
+    ) -> (Outcome, u32) {
+        let sessions = Arc::new(Mutex::new(0));
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: results.into(),
+                preflight_error,
+                sessions: sessions.clone(),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(4),
+            },
+            stop,
+        };
+        let outcome = supervisor.run();
+        let count = *sessions.lock().unwrap();
+        (outcome, count)
+    }
+
+    fn rejected() -> Result<(), OutputError> {
+        Err(OutputError::Rejected("token, path or passphrase rejected".into()))
+    }
+
+    fn transient() -> Result<(), OutputError> {
+        Err(OutputError::Transient("timed out".into()))
+    }
+
+    #[test]
+    fn two_rejections_in_a_row_give_up() {
+        let (outcome, sessions) = supervise(vec![rejected(), rejected(), Ok(())], None);
+        assert_eq!(sessions, 2);
+        let Outcome::GaveUp { status, cause } = outcome else {
+            panic!("expected to give up");
+        };
+        assert_eq!(status, ExitStatus::Credentials);
+        assert!(cause.contains("rejected 2 times in a row"), "{cause}");
+    }
+
+    #[test]
+    fn other_failure_breaks_rejection_run() {
+        let results = vec![rejected(), transient(), rejected(), transient(), Ok(())];
+        let (outcome, sessions) = supervise(results, None);
+        assert_eq!(outcome, Outcome::Finished);
+        assert_eq!(sessions, 5);
+    }
+
+    #[test]
+    fn preflight_error_never_dials() {
+        let error = Some((ExitStatus::Usage, "streamid too long".to_string()));
+        let (outcome, sessions) = supervise(vec![Ok(())], error);
+        assert_eq!(sessions, 0);
+        assert_eq!(
+            outcome,
+            Outcome::GaveUp {
+                status: ExitStatus::Usage,
+                cause: "streamid too long".into()
+            }
+        );
+    }
+
+    #[test]
+    fn stop_during_backoff_finishes() {
+        let (stop_sender, stop) = crossbeam_channel::bounded(1);
+        drop(stop_sender);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: vec![transient(), transient()].into(),
+                preflight_error: None,
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy::default(),
+            stop,
+        };
+        let started = Instant::now();
+        assert_eq!(supervisor.run(), Outcome::Finished);
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+}

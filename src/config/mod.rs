@@ -1,14 +1,76 @@
 //! Validated configuration: what the command line (or a config file) asks
 //! for, checked and with its defaults filled in.
 
+pub mod build;
+pub mod credentials;
+pub mod output_url;
 pub mod rate;
 pub mod secret;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
+use crate::capture::{CaptureRequest, SourceSpec};
+use crate::encode::{EncoderName, Profile};
+use crate::output::srt::SrtSettings;
+
+pub use build::build;
 pub use rate::FrameRate;
 pub use secret::Secret;
+
+/// Everything one run needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub source: SourceSpec,
+    /// Repeat a `file:` source.
+    pub looped: bool,
+    pub capture: CaptureRequest,
+    pub encoder: EncoderName,
+    /// `None`: derived from the encoded size.
+    pub bitrate_kbps: Option<u32>,
+    pub gop_seconds: f64,
+    pub profile: Profile,
+    pub audio_bitrate_kbps: u32,
+    pub av_offset_ms: i64,
+    pub outputs: Vec<OutputConfig>,
+    /// `None`: run until a signal.
+    pub duration: Option<Duration>,
+}
+
+/// One destination with its own credentials and transport settings.
+#[derive(Debug)]
+pub enum OutputConfig {
+    Srt(SrtSettings),
+}
+
+/// Invalid command line or configuration (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("missing --device: name the source, e.g. --device /dev/video0, --device test or --device file:clip.mp4")]
+    MissingDevice,
+    #[error("missing --output: give at least one destination, e.g. --output srt://ingest.example:8890")]
+    MissingOutput,
+    #[error(
+        "--{flag} does not take a secret's value, which would show in the process list; \
+         use {env_var} or --{flag}-file instead"
+    )]
+    SecretOnCommandLine {
+        flag: &'static str,
+        env_var: &'static str,
+    },
+    #[error("the {kind} in {origin} is empty")]
+    EmptySecret { kind: &'static str, origin: String },
+    #[error("cannot read the {kind} file {}: {reason}", path.display())]
+    SecretFile {
+        kind: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
 
 /// A picture size in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 pub mod description;
 pub mod fanout;
+pub mod media;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;

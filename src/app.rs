@@ -1,0 +1,238 @@
+//! One run of the bridge: plan the capture, choose the encoder, check every
+//! output, start the media pipeline and the supervisors, and stop cleanly.
+
+use crate::capture::{self, CapturePlan};
+use crate::config::{Config, OutputConfig, Size};
+use crate::encode::{self, EncodeSettings, GstProber, Platform};
+use crate::exit::{ExitStatus, Fatal};
+use crate::output::srt::SrtOutput;
+use crate::output::Output;
+use crate::pipeline::fanout::Fanout;
+use crate::pipeline::media::{MediaEvent, MediaPipeline, MediaSettings};
+use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
+use crossbeam_channel::{select, Receiver};
+use gstreamer as gst;
+use std::thread;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+/// The largest size encoded when the user gives none.
+const DEFAULT_MAX_SIZE: Size = Size::new(1920, 1080);
+/// How long a clean stop may take before the bridge exits anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn run(config: Config) -> Result<(), Fatal> {
+    gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+
+    let outputs = build_outputs(&config)?;
+    for output in &outputs {
+        output.preflight().map_err(|e| match e {
+            crate::output::OutputError::Fatal { status, message } => {
+                Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
+            }
+            other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
+        })?;
+    }
+
+    let plan = capture::plan(&config.source, &config.capture)
+        .map_err(|e| Fatal::new(e.exit_status(), e))?;
+    info!(source = %plan.summary, "source planned");
+
+    let settings = encode_settings(&config, &plan);
+    let selection = encode::select(config.encoder, Platform::current(), &settings, &GstProber)
+        .map_err(|e| Fatal::new(e.exit_status(), e))?;
+    info!(
+        encoder = selection.plan.factory,
+        size = %settings.size,
+        fps = %settings.fps,
+        bitrate_kbps = settings.bitrate_kbps,
+        gop_frames = settings.gop_frames,
+        profile = settings.profile.caps_name(),
+        "encoding"
+    );
+
+    let fanout = Fanout::new();
+    let media = MediaPipeline::build(
+        &MediaSettings {
+            capture: &plan,
+            looped: config.looped,
+            encoder: &selection.plan,
+            encode: &settings,
+            audio_bitrate_kbps: config.audio_bitrate_kbps,
+            av_offset_ms: config.av_offset_ms,
+        },
+        fanout.clone(),
+    )
+    .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+
+    let (stop_sender, stop) = crossbeam_channel::bounded::<()>(0);
+    let (outcome_sender, outcomes) = crossbeam_channel::unbounded();
+    let output_count = outputs.len();
+    for output in outputs {
+        let supervisor = Supervisor {
+            frames: fanout.add_output(),
+            output,
+            keyframes: media.keyframes(),
+            has_audio: media.has_audio(),
+            policy: BackoffPolicy::default(),
+            stop: stop.clone(),
+        };
+        let outcome_sender = outcome_sender.clone();
+        thread::Builder::new()
+            .name("output".into())
+            .spawn(move || {
+                let _ = outcome_sender.send(supervisor.run());
+            })
+            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    }
+    drop(outcome_sender);
+
+    media.start().map_err(|e| Fatal::new(ExitStatus::Device, e))?;
+    info!(outputs = output_count, "streaming");
+
+    let result = watch(&config, &media, &outcomes, output_count, stop_sender);
+    media.shutdown();
+    result
+}
+
+/// Waits for the end: the duration, a signal, the source ending, a pipeline
+/// error, or every output giving up.
+fn watch(
+    config: &Config,
+    media: &MediaPipeline,
+    outcomes: &Receiver<Outcome>,
+    output_count: usize,
+    stop_sender: crossbeam_channel::Sender<()>,
+) -> Result<(), Fatal> {
+    let bus_events = forward_bus(media);
+    let signals = crate::signals::listen().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    let deadline = config
+        .duration
+        .map(crossbeam_channel::after)
+        .unwrap_or_else(crossbeam_channel::never);
+    let mut first_failure: Option<(ExitStatus, String)> = None;
+    let mut ended = 0;
+
+    let stop_reason = loop {
+        select! {
+            recv(deadline) -> _ => break "the duration ran out",
+            recv(signals) -> _ => break "a stop signal arrived",
+            recv(bus_events) -> message => {
+                let Ok(message) = message else { break "the pipeline bus closed" };
+                match media.handle_message(&message) {
+                    Some(MediaEvent::Ended) => break "the source ended",
+                    Some(MediaEvent::Failed { message, from_source }) => {
+                        let status = if from_source { ExitStatus::Device } else { ExitStatus::Other };
+                        error!(%message, "media pipeline failed");
+                        drop(stop_sender);
+                        media.request_stop();
+                        wait_outputs(outcomes, output_count - ended);
+                        return Err(Fatal::new(status, anyhow::anyhow!("{message}")));
+                    }
+                    None => {}
+                }
+            }
+            recv(outcomes) -> outcome => {
+                ended += 1;
+                if let Ok(Outcome::GaveUp { status, cause }) = outcome {
+                    first_failure.get_or_insert((status, cause));
+                }
+                if ended == output_count {
+                    let (status, cause) = first_failure.take().unwrap_or((ExitStatus::Other, "every output ended".into()));
+                    return Err(Fatal::new(status, anyhow::anyhow!("every output gave up; the first cause: {cause}")));
+                }
+            }
+        }
+    };
+
+    info!(reason = stop_reason, "stopping");
+    drop(stop_sender);
+    media.request_stop();
+    let remaining = output_count - ended;
+    if !wait_outputs(outcomes, remaining) {
+        warn!("outputs did not finish within {} s; exiting anyway", STOP_TIMEOUT.as_secs());
+    }
+    Ok(())
+}
+
+/// Waits for `count` supervisors to end, at most `STOP_TIMEOUT`.
+fn wait_outputs(outcomes: &Receiver<Outcome>, count: usize) -> bool {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    (0..count).all(|_| outcomes.recv_deadline(deadline).is_ok())
+}
+
+fn forward_bus(media: &MediaPipeline) -> Receiver<gst::Message> {
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let bus = media.bus();
+    thread::Builder::new()
+        .name("bus".into())
+        .spawn(move || {
+            while let Some(message) = bus.timed_pop(gst::ClockTime::NONE) {
+                if sender.send(message).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the bus thread");
+    receiver
+}
+
+fn encode_settings(config: &Config, plan: &CapturePlan) -> EncodeSettings {
+    let size = config
+        .capture
+        .size
+        .or_else(|| plan.size.map(|size| fit_within(size, DEFAULT_MAX_SIZE)))
+        .unwrap_or(DEFAULT_MAX_SIZE);
+    let fps = config
+        .capture
+        .fps
+        .or(plan.fps)
+        .unwrap_or(crate::config::FrameRate::new(30, 1));
+    EncodeSettings {
+        size,
+        fps,
+        bitrate_kbps: config
+            .bitrate_kbps
+            .unwrap_or_else(|| encode::default_bitrate_kbps(size)),
+        gop_frames: encode::gop_frames(config.gop_seconds, fps),
+        profile: config.profile,
+    }
+}
+
+/// Scales `size` down to fit within `max`, keeping its aspect ratio and even
+/// dimensions. A size that fits is returned unchanged.
+pub fn fit_within(size: Size, max: Size) -> Size {
+    if size.width <= max.width && size.height <= max.height {
+        return size;
+    }
+    let scale = f64::min(
+        f64::from(max.width) / f64::from(size.width),
+        f64::from(max.height) / f64::from(size.height),
+    );
+    let even = |value: f64| ((value / 2.0).floor() as u32 * 2).max(16);
+    Size::new(even(f64::from(size.width) * scale), even(f64::from(size.height) * scale))
+}
+
+fn build_outputs(config: &Config) -> Result<Vec<Box<dyn Output>>, Fatal> {
+    Ok(config
+        .outputs
+        .iter()
+        .map(|output| match output {
+            OutputConfig::Srt(settings) => Box::new(SrtOutput::new(settings.clone())) as Box<dyn Output>,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_within_caps_and_keeps_aspect() {
+        let max = Size::new(1920, 1080);
+        assert_eq!(fit_within(Size::new(1280, 720), max), Size::new(1280, 720));
+        assert_eq!(fit_within(Size::new(3840, 2160), max), Size::new(1920, 1080));
+        assert_eq!(fit_within(Size::new(4096, 2160), max), Size::new(1920, 1012));
+        assert_eq!(fit_within(Size::new(1080, 1920), max), Size::new(606, 1080));
+    }
+}

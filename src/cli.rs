@@ -1,0 +1,135 @@
+//! The command line as parsed, before validation. `config::build` turns it
+//! into a checked `Config`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bridge",
+    version,
+    about = "Capture a camera or capture card, encode it once and publish it to TRaX",
+    after_help = "Credentials are never taken from a flag's value. Give them through \
+                  TRAX_SESSION_TOKEN or --token-file, TRAX_STREAM_KEY or --stream-key-file, \
+                  TRAX_SRT_PASSPHRASE or --passphrase-file, or as systemd credentials \
+                  (trax-session-token, trax-stream-key, trax-srt-passphrase)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the H.264 encoders this machine offers and which pass a test encode.
+    Encoders(EncodersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EncodersArgs {
+    /// Size of the test encode, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    pub size: String,
+    /// Frame rate of the test encode.
+    #[arg(long, default_value = "30")]
+    pub fps: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Source: /dev/videoN, test, file:PATH, decklink:N, avf:N or libcamera[:ID].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Play a file: source again and again, with timestamps that keep increasing.
+    #[arg(long = "loop")]
+    pub looped: bool,
+
+    /// Destination, repeatable: srt://host:port (RTMP and WHIP outputs are not built yet).
+    #[arg(long = "output", value_name = "URL")]
+    pub outputs: Vec<String>,
+
+    /// The provisioned stream path (such as inputs/srt-<uuid>) for outputs whose URL carries none.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// File that contains the session token (JWT). Default: TRAX_SESSION_TOKEN.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// File that contains the stream key. Default: TRAX_STREAM_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub stream_key_file: Option<PathBuf>,
+
+    /// File that contains the SRT passphrase (10 to 79 characters). Default: TRAX_SRT_PASSPHRASE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// SRT encryption key length in bytes when a passphrase is set: 16, 24 or 32
+    /// (0 lets the listener choose).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub pbkeylen: u32,
+
+    /// Encoder: auto, vaapi, qsv, nvenc, v4l2, videotoolbox, x264 or openh264.
+    #[arg(long, default_value = "auto")]
+    pub encoder: String,
+
+    /// Encoded picture size, WIDTHxHEIGHT. Default: the source's, at most 1920x1080.
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+
+    /// Frame rate: 30, 30000/1001 or 29.97. Default: the source's.
+    #[arg(long, value_name = "RATE")]
+    pub fps: Option<String>,
+
+    /// Video bitrate in kb/s. Default: 6000 at 1920x1080, scaled by pixel count.
+    #[arg(long, value_name = "KBPS")]
+    pub bitrate: Option<u32>,
+
+    /// Keyframe interval in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub gop: f64,
+
+    /// H.264 profile: constrained-baseline, baseline, main or high.
+    #[arg(long, default_value = "high")]
+    pub profile: String,
+
+    /// Audio: auto (the source's own), none, or an ALSA device such as hw:1.
+    #[arg(long, default_value = "auto")]
+    pub audio: String,
+
+    /// AAC bitrate in kb/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128)]
+    pub audio_bitrate: u32,
+
+    /// Shift audio against video, in milliseconds (positive: audio later).
+    #[arg(long, value_name = "MS", default_value_t = 0, allow_negative_numbers = true)]
+    pub av_offset_ms: i64,
+
+    /// SRT latency in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub latency: u32,
+
+    /// Stop cleanly after this many seconds and exit 0 (0: run until a signal).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub duration: f64,
+
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Rejected: secrets are not taken from flags.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub token: Option<String>,
+
+    /// Rejected: secrets are not taken from flags.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub stream_key: Option<String>,
+
+    /// Rejected: secrets are not taken from flags.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub passphrase: Option<String>,
+}

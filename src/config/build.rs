@@ -1,0 +1,209 @@
+//! Turns parsed command-line values into a checked `Config`.
+
+use super::credentials::{read_secret, EnvLookup, SecretSource};
+use super::output_url::{self, OutputUrl};
+use super::{Config, ConfigError, OutputConfig, Secret};
+use crate::capture::CaptureRequest;
+use crate::cli::RunArgs;
+use crate::output::srt::SrtSettings;
+use crate::trax::credential::Credential;
+use std::time::Duration;
+
+/// How long an SRT caller waits for the handshake before giving up.
+const SRT_CONNECT_TIMEOUT_MS: u32 = 3000;
+
+/// Builds the configuration from the command line and the environment.
+pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    reject_secret_flags(args)?;
+    let invalid = ConfigError::Invalid;
+
+    let source = args
+        .device
+        .as_deref()
+        .ok_or(ConfigError::MissingDevice)?
+        .parse()
+        .map_err(invalid)?;
+    let capture = CaptureRequest {
+        size: args.size.as_deref().map(str::parse).transpose().map_err(invalid)?,
+        fps: args.fps.as_deref().map(str::parse).transpose().map_err(invalid)?,
+        audio: args.audio.parse().map_err(invalid)?,
+    };
+    check_ranges(args)?;
+
+    if args.outputs.is_empty() {
+        return Err(ConfigError::MissingOutput);
+    }
+    let credential = read_credential(args, env)?;
+    let passphrase = read_secret(
+        &SecretSource {
+            kind: "SRT passphrase",
+            file: args.passphrase_file.as_deref(),
+            env_var: "TRAX_SRT_PASSPHRASE",
+            credential: "trax-srt-passphrase",
+        },
+        env,
+    )?;
+    check_passphrase(passphrase.as_ref(), args.pbkeylen)?;
+
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|url| build_output(url, args, credential.as_ref(), passphrase.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Config {
+        source,
+        looped: args.looped,
+        capture,
+        encoder: args.encoder.parse().map_err(invalid)?,
+        bitrate_kbps: args.bitrate,
+        gop_seconds: args.gop,
+        profile: args.profile.parse().map_err(invalid)?,
+        audio_bitrate_kbps: args.audio_bitrate,
+        av_offset_ms: args.av_offset_ms,
+        outputs,
+        duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
+    })
+}
+
+fn reject_secret_flags(args: &RunArgs) -> Result<(), ConfigError> {
+    let flags = [
+        (args.token.is_some(), "token", "TRAX_SESSION_TOKEN"),
+        (args.stream_key.is_some(), "stream-key", "TRAX_STREAM_KEY"),
+        (args.passphrase.is_some(), "passphrase", "TRAX_SRT_PASSPHRASE"),
+    ];
+    match flags.into_iter().find(|(given, _, _)| *given) {
+        Some((_, flag, env_var)) => Err(ConfigError::SecretOnCommandLine { flag, env_var }),
+        None => Ok(()),
+    }
+}
+
+fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
+    let fail = |message: String| Err(ConfigError::Invalid(message));
+    if let Some(bitrate) = args.bitrate {
+        if !(100..=100_000).contains(&bitrate) {
+            return fail(format!(
+                "invalid --bitrate {bitrate}: give kb/s between 100 and 100000"
+            ));
+        }
+    }
+    if !(args.gop.is_finite() && args.gop > 0.0 && args.gop <= 20.0) {
+        return fail(format!(
+            "invalid --gop {}: give seconds between 0 and 20, such as 2",
+            args.gop
+        ));
+    }
+    if !(16..=512).contains(&args.audio_bitrate) {
+        return fail(format!(
+            "invalid --audio-bitrate {}: give kb/s between 16 and 512",
+            args.audio_bitrate
+        ));
+    }
+    if args.av_offset_ms.abs() > 10_000 {
+        return fail(format!(
+            "invalid --av-offset-ms {}: give at most 10000 either way",
+            args.av_offset_ms
+        ));
+    }
+    if !(20..=8000).contains(&args.latency) {
+        return fail(format!(
+            "invalid --latency {}: give milliseconds between 20 and 8000",
+            args.latency
+        ));
+    }
+    if !(args.duration.is_finite() && args.duration >= 0.0) {
+        return fail(format!(
+            "invalid --duration {}: give seconds, or 0 to run until stopped",
+            args.duration
+        ));
+    }
+    if crate::telemetry::parse_level(&args.log_level).is_none() {
+        return fail(format!(
+            "invalid --log-level '{}': use error, warn, info, debug or trace",
+            args.log_level
+        ));
+    }
+    Ok(())
+}
+
+fn read_credential(args: &RunArgs, env: EnvLookup<'_>) -> Result<Option<Credential>, ConfigError> {
+    let token = read_secret(
+        &SecretSource {
+            kind: "session token",
+            file: args.token_file.as_deref(),
+            env_var: "TRAX_SESSION_TOKEN",
+            credential: "trax-session-token",
+        },
+        env,
+    )?;
+    let key = read_secret(
+        &SecretSource {
+            kind: "stream key",
+            file: args.stream_key_file.as_deref(),
+            env_var: "TRAX_STREAM_KEY",
+            credential: "trax-stream-key",
+        },
+        env,
+    )?;
+    match (token, key) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(
+            "both a session token and a stream key are set; give only one \
+             (unset TRAX_STREAM_KEY or TRAX_SESSION_TOKEN)"
+                .into(),
+        )),
+        (Some(token), None) => Ok(Some(Credential::SessionToken(token))),
+        (None, Some(key)) => Ok(Some(Credential::StreamKey(key))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn check_passphrase(passphrase: Option<&Secret>, pbkeylen: u32) -> Result<(), ConfigError> {
+    if ![0, 16, 24, 32].contains(&pbkeylen) {
+        return Err(ConfigError::Invalid(format!(
+            "invalid --pbkeylen {pbkeylen}: use 16, 24 or 32 (bytes), or 0 for the listener's choice"
+        )));
+    }
+    match passphrase {
+        Some(secret) if !(10..=79).contains(&secret.len()) => Err(ConfigError::Invalid(format!(
+            "the SRT passphrase is {} characters long; libsrt accepts 10 to 79",
+            secret.len()
+        ))),
+        None if pbkeylen != 0 => Err(ConfigError::Invalid(format!(
+            "--pbkeylen {pbkeylen} needs a passphrase: set TRAX_SRT_PASSPHRASE or --passphrase-file"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn build_output(
+    url: &str,
+    args: &RunArgs,
+    credential: Option<&Credential>,
+    passphrase: Option<&Secret>,
+) -> Result<OutputConfig, ConfigError> {
+    match output_url::parse(url)? {
+        OutputUrl::Srt { host, port } => {
+            let path = args.path.clone().ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--output {url} needs the stream path: add --path, e.g. --path inputs/srt-<uuid>"
+                ))
+            })?;
+            let credential = credential.cloned().ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--output {url} needs credentials: set TRAX_SESSION_TOKEN (or --token-file) \
+                     or TRAX_STREAM_KEY (or --stream-key-file)"
+                ))
+            })?;
+            Ok(OutputConfig::Srt(SrtSettings {
+                host,
+                port,
+                path,
+                credential,
+                latency_ms: args.latency,
+                passphrase: passphrase.cloned(),
+                pbkeylen: args.pbkeylen,
+                connect_timeout_ms: SRT_CONNECT_TIMEOUT_MS,
+            }))
+        }
+    }
+}

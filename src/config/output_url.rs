@@ -1,0 +1,137 @@
+//! Parses `--output` URLs into a transport and its address.
+
+use super::ConfigError;
+
+/// A destination as its URL names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputUrl {
+    Srt { host: String, port: u16 },
+}
+
+/// The SRT port of the TRaX edge, used when the URL gives none.
+pub const SRT_DEFAULT_PORT: u16 = 8890;
+
+pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid(format!("invalid --output '{}': {why}", redact_userinfo(url)));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| invalid("use srt://host:port"))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "srt" => {}
+        "rtmp" | "rtmps" | "http" | "https" => {
+            return Err(invalid(
+                "only SRT outputs are built so far; use srt://host:port",
+            ))
+        }
+        _ => return Err(invalid("unknown scheme; use srt://host:port")),
+    }
+    if rest.contains('@') {
+        return Err(invalid(
+            "SRT URLs carry no credentials; give the session token through \
+             TRAX_SESSION_TOKEN or --token-file",
+        ));
+    }
+    if rest.contains('?') {
+        return Err(invalid(
+            "SRT URL options are not read; the streamid is built from --path and the \
+             credentials, and --latency and --passphrase-file set the rest",
+        ));
+    }
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        return Err(invalid(
+            "an SRT URL has no path; give the stream path with --path",
+        ));
+    }
+    let (host, port) = split_host_port(authority).map_err(|why| invalid(&why))?;
+    Ok(OutputUrl::Srt { host, port })
+}
+
+fn split_host_port(authority: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("an IPv6 address needs its closing ']'")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is missing".into());
+    }
+    let port = match port {
+        None => SRT_DEFAULT_PORT,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(format!("invalid port '{text}'")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+/// The URL with any userinfo replaced, for error messages.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn srt(host: &str, port: u16) -> OutputUrl {
+        OutputUrl::Srt {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_srt_urls() {
+        let cases = [
+            ("srt://127.0.0.1:9000", srt("127.0.0.1", 9000)),
+            ("srt://ingest.example", srt("ingest.example", 8890)),
+            ("SRT://ingest.example:8890/", srt("ingest.example", 8890)),
+            ("srt://[::1]:7000", srt("::1", 7000)),
+            ("srt://[::1]", srt("::1", 8890)),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(parse(url).unwrap(), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        let cases = [
+            ("127.0.0.1:9000", "use srt://"),
+            ("udp://127.0.0.1:9000", "unknown scheme"),
+            ("rtmp://host/app/key", "only SRT"),
+            ("srt://host:0", "invalid port '0'"),
+            ("srt://host:99999", "invalid port '99999'"),
+            ("srt://:9000", "host is missing"),
+            ("srt://host:9000?streamid=x", "options are not read"),
+            ("srt://host:9000/inputs/x", "no path"),
+            ("srt://[::1:9000", "closing ']'"),
+        ];
+        for (url, expected) in cases {
+            let error = parse(url).unwrap_err().to_string();
+            assert!(error.contains(expected), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn userinfo_never_echoed() {
+        let error = parse("srt://trax:eyJsecret@host:9000").unwrap_err().to_string();
+        assert!(!error.contains("eyJsecret"), "{error}");
+        assert!(error.contains("<redacted>@host:9000"), "{error}");
+    }
+}

@@ -1,0 +1,424 @@
+//! The one media pipeline per device:
+//!
+//! ```text
+//! source ─► queue ─► videoconvert ─► videoscale ─► videorate ─► caps ─► encoder ─► h264parse ─► appsink ─┐
+//!   └────► queue ─► audioconvert ─► audioresample ─► caps ─► AAC encoder ─► aacparse ──────► appsink ─┤
+//!                                                                          Fanout: one channel per output ◄┘
+//! ```
+//!
+//! Appsink callbacks rewrite timestamps to running time (so a looped file
+//! keeps counting up), apply the audio offset and hand frames to the fan-out
+//! without blocking.
+
+use super::description::{BuildError, ChainSpec, ElementSpec};
+use super::fanout::Fanout;
+use super::KeyframeRequester;
+use crate::capture::{AudioPlan, CapturePlan, VideoPlan};
+use crate::encode::{EncodeSettings, EncoderPlan};
+use crate::output::{Frame, MediaKind};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// AAC encoders in order of preference; the first registered one is used.
+const AAC_ENCODERS: &[&str] = &["avenc_aac", "voaacenc", "fdkaacenc"];
+
+pub struct MediaSettings<'a> {
+    pub capture: &'a CapturePlan,
+    pub looped: bool,
+    pub encoder: &'a EncoderPlan,
+    pub encode: &'a EncodeSettings,
+    pub audio_bitrate_kbps: u32,
+    pub av_offset_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("no AAC encoder is registered; install gstreamer1.0-libav (avenc_aac)")]
+    NoAacEncoder,
+    #[error("failed to start the media pipeline: {0}")]
+    Start(String),
+}
+
+/// What the bus reported that the caller must act on.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// Every branch reached its end: the source ended or a stop was requested.
+    Ended,
+    /// An element failed. `from_source` tells a capture failure (exit 4) from
+    /// any other (exit 1).
+    Failed { message: String, from_source: bool },
+}
+
+pub struct MediaPipeline {
+    pipeline: gst::Pipeline,
+    keyframes: KeyframeRequester,
+    has_audio: bool,
+    looped: bool,
+    is_file: bool,
+    /// Sink pads of the branch entry queues, where a clean stop injects EOS.
+    entries: Vec<gst::Pad>,
+}
+
+impl MediaPipeline {
+    pub fn build(settings: &MediaSettings<'_>, fanout: Fanout) -> Result<Self, PipelineError> {
+        let pipeline = gst::Pipeline::with_name("media");
+        let bin = pipeline.upcast_ref::<gst::Bin>();
+        let capture = settings.capture;
+        let sync = !capture.live;
+        let has_audio = !matches!(capture.audio, AudioPlan::None);
+        let sinks_open = Arc::new(AtomicUsize::new(if has_audio { 2 } else { 1 }));
+
+        let video_entry = entry_queue("video-entry", capture.live).build()?;
+        bin.add(&video_entry).map_err(|e| BuildError::Link(e.to_string()))?;
+        let video_sink = video_tail(settings).build_into(bin)?;
+        link(&video_entry, &video_sink.0)?;
+        let video_appsink = video_sink.1.downcast::<gst_app::AppSink>().expect("appsink");
+        attach_appsink(&video_appsink, MediaKind::Video, 0, sync, &fanout, &sinks_open);
+        let keyframes = KeyframeRequester::for_pad(&video_appsink.static_pad("sink").expect("pad"));
+
+        let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
+        let audio_entry = if has_audio {
+            let entry = entry_queue("audio-entry", capture.live).build()?;
+            bin.add(&entry).map_err(|e| BuildError::Link(e.to_string()))?;
+            let tail = audio_tail(settings.audio_bitrate_kbps)?.build_into(bin)?;
+            link(&entry, &tail.0)?;
+            let appsink = tail.1.downcast::<gst_app::AppSink>().expect("appsink");
+            let offset_ns = settings.av_offset_ms * 1_000_000;
+            attach_appsink(&appsink, MediaKind::Audio, offset_ns, sync, &fanout, &sinks_open);
+            entries.push(entry.static_pad("sink").expect("queue sink pad"));
+            Some(entry)
+        } else {
+            None
+        };
+
+        let is_file = match &capture.video {
+            VideoPlan::Chain(chain) => {
+                let (_, last) = chain.build_into(bin)?;
+                link(&last, &video_entry)?;
+                false
+            }
+            VideoPlan::File { path } => {
+                add_file_source(bin, path, &video_entry, audio_entry.as_ref())?;
+                true
+            }
+        };
+        if let (AudioPlan::Chain(chain), Some(entry)) = (&capture.audio, &audio_entry) {
+            let (_, last) = chain.build_into(bin)?;
+            link(&last, entry)?;
+        }
+
+        Ok(Self {
+            pipeline,
+            keyframes,
+            has_audio,
+            looped: settings.looped,
+            is_file,
+            entries,
+        })
+    }
+
+    pub fn keyframes(&self) -> KeyframeRequester {
+        self.keyframes.clone()
+    }
+
+    pub fn has_audio(&self) -> bool {
+        self.has_audio
+    }
+
+    pub fn bus(&self) -> gst::Bus {
+        self.pipeline.bus().expect("a pipeline has a bus")
+    }
+
+    /// Starts playback. A looped file first prerolls and then seeks with the
+    /// SEGMENT flag, so its end posts segment-done instead of EOS.
+    pub fn start(&self) -> Result<(), PipelineError> {
+        if self.is_file && self.looped {
+            self.set_state(gst::State::Paused)?;
+            let (result, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(20));
+            result.map_err(|_| PipelineError::Start(self.first_error()))?;
+            self.pipeline
+                .seek_simple(
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT,
+                    gst::ClockTime::ZERO,
+                )
+                .map_err(|_| PipelineError::Start("the clip cannot be seeked to loop it".into()))?;
+        }
+        self.set_state(gst::State::Playing)
+    }
+
+    fn set_state(&self, state: gst::State) -> Result<(), PipelineError> {
+        self.pipeline
+            .set_state(state)
+            .map(|_| ())
+            .map_err(|_| PipelineError::Start(self.first_error()))
+    }
+
+    /// The first error waiting on the bus, for a failed state change.
+    fn first_error(&self) -> String {
+        self.bus()
+            .pop_filtered(&[gst::MessageType::Error])
+            .and_then(|message| match message.view() {
+                gst::MessageView::Error(error) => Some(describe_error(&error)),
+                _ => None,
+            })
+            .unwrap_or_else(|| "the pipeline refused to change state".into())
+    }
+
+    /// Ends every branch: encoders flush, appsinks see EOS, and the fan-out
+    /// closes each output's channel once its queued frames are read.
+    pub fn request_stop(&self) {
+        for pad in &self.entries {
+            pad.send_event(gst::event::Eos::new());
+        }
+    }
+
+    /// Handles one bus message; returns what the caller must act on.
+    pub fn handle_message(&self, message: &gst::Message) -> Option<MediaEvent> {
+        match message.view() {
+            gst::MessageView::Eos(_) => Some(MediaEvent::Ended),
+            gst::MessageView::SegmentDone(_) => {
+                let seek = self.pipeline.seek_simple(gst::SeekFlags::SEGMENT, gst::ClockTime::ZERO);
+                if seek.is_err() {
+                    return Some(MediaEvent::Failed {
+                        message: "failed to seek the clip back to its start".into(),
+                        from_source: true,
+                    });
+                }
+                tracing::debug!("clip looped");
+                None
+            }
+            gst::MessageView::Error(error) => Some(MediaEvent::Failed {
+                message: describe_error(&error),
+                from_source: self.is_from_source(message),
+            }),
+            gst::MessageView::Warning(warning) => {
+                tracing::warn!(
+                    element = %element_path(message),
+                    "{}",
+                    warning.error()
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a message came from a capture element (anything upstream of
+    /// the branch entry queues) rather than from processing or encoding.
+    fn is_from_source(&self, message: &gst::Message) -> bool {
+        let Some(source) = message.src() else {
+            return false;
+        };
+        let name = source.name();
+        let tail = [
+            "video-entry", "audio-entry", "video-sink", "audio-sink", "h264parse", "aacparse",
+        ];
+        if tail.iter().any(|t| name.starts_with(t)) {
+            return false;
+        }
+        let factory = source
+            .downcast_ref::<gst::Element>()
+            .and_then(|element| element.factory())
+            .map(|factory| factory.name().to_string())
+            .unwrap_or_default();
+        factory.ends_with("src") || factory.contains("demux") || factory.contains("dec")
+            || source.path_string().contains("decodebin")
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn entry_queue(name: &str, live: bool) -> ElementSpec {
+    let queue = ElementSpec::new("queue").named(name);
+    if live {
+        // A live source must never wait on the encoder: old frames go first.
+        queue.property("leaky", "downstream").property("max-size-buffers", 0).property("max-size-bytes", 0).property("max-size-time", 1_000_000_000u64)
+    } else {
+        queue
+    }
+}
+
+fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
+    let encode = settings.encode;
+    let raw_caps = format!(
+        "video/x-raw,format={},width={},height={},framerate={}/{},pixel-aspect-ratio=1/1",
+        settings.encoder.input_format,
+        encode.size.width,
+        encode.size.height,
+        encode.fps.numerator,
+        encode.fps.denominator
+    );
+    let mut chain = ChainSpec::new(vec![
+        ElementSpec::new("videoconvert"),
+        ElementSpec::new("videoscale"),
+        ElementSpec::new("videorate"),
+        ElementSpec::caps_filter(&raw_caps),
+    ]);
+    chain.elements.extend(settings.encoder.chain.elements.iter().cloned());
+    chain.push(ElementSpec::new("h264parse").named("h264parse").property("config-interval", -1));
+    chain.push(ElementSpec::caps_filter(
+        "video/x-h264,stream-format=byte-stream,alignment=au",
+    ));
+    chain.push(ElementSpec::new("appsink").named("video-sink"));
+    chain
+}
+
+fn audio_tail(bitrate_kbps: u32) -> Result<ChainSpec, PipelineError> {
+    let encoder = AAC_ENCODERS
+        .iter()
+        .find(|name| gst::ElementFactory::find(name).is_some())
+        .ok_or(PipelineError::NoAacEncoder)?;
+    Ok(ChainSpec::new(vec![
+        ElementSpec::new("audioconvert"),
+        ElementSpec::new("audioresample"),
+        ElementSpec::caps_filter("audio/x-raw,rate=48000,channels=2"),
+        ElementSpec::new(encoder).property("bitrate", u64::from(bitrate_kbps) * 1000),
+        ElementSpec::new("aacparse").named("aacparse"),
+        ElementSpec::caps_filter("audio/mpeg,mpegversion=4,stream-format=raw"),
+        ElementSpec::new("appsink").named("audio-sink"),
+    ]))
+}
+
+fn link(source: &gst::Element, sink: &gst::Element) -> Result<(), BuildError> {
+    source
+        .link(sink)
+        .map_err(|_| BuildError::Link(format!("{} to {}", source.name(), sink.name())))
+}
+
+/// Plays a clip through `decodebin`, linking its raw video and audio pads to
+/// the branch entries as they appear. Streams with no branch go to a
+/// `fakesink`, so an unused audio track never stalls the pipeline.
+fn add_file_source(
+    bin: &gst::Bin,
+    path: &Path,
+    video_entry: &gst::Element,
+    audio_entry: Option<&gst::Element>,
+) -> Result<(), PipelineError> {
+    let filesrc = ElementSpec::new("filesrc")
+        .property("location", path.display())
+        .build()?;
+    let decodebin = ElementSpec::new("decodebin").build()?;
+    bin.add_many([&filesrc, &decodebin])
+        .map_err(|e| BuildError::Link(e.to_string()))?;
+    link(&filesrc, &decodebin)?;
+
+    let video_pad = video_entry.static_pad("sink").expect("queue sink pad");
+    let audio_pad = audio_entry.map(|entry| entry.static_pad("sink").expect("queue sink pad"));
+    let bin_weak = bin.downgrade();
+    decodebin.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+        let media = caps
+            .as_ref()
+            .and_then(|caps| caps.structure(0))
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let target = match media.as_str() {
+            "video/x-raw" if !video_pad.is_linked() => Some(&video_pad),
+            "audio/x-raw" => audio_pad.as_ref().filter(|pad| !pad.is_linked()),
+            _ => None,
+        };
+        match target {
+            Some(target) => {
+                if let Err(error) = pad.link(target) {
+                    tracing::error!("failed to link the clip's {media} stream: {error:?}");
+                }
+            }
+            None => discard_pad(bin_weak.upgrade().as_ref(), pad),
+        }
+    });
+    Ok(())
+}
+
+fn discard_pad(bin: Option<&gst::Bin>, pad: &gst::Pad) {
+    let Some(bin) = bin else { return };
+    let Ok(sink) = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+    else {
+        return;
+    };
+    if bin.add(&sink).is_ok() {
+        let _ = sink.sync_state_with_parent();
+        let _ = pad.link(&sink.static_pad("sink").expect("fakesink pad"));
+    }
+}
+
+fn attach_appsink(
+    appsink: &gst_app::AppSink,
+    kind: MediaKind,
+    offset_ns: i64,
+    sync: bool,
+    fanout: &Fanout,
+    sinks_open: &Arc<AtomicUsize>,
+) {
+    appsink.set_sync(sync);
+    appsink.set_max_buffers(8);
+    appsink.set_drop(false);
+    let fanout_samples = fanout.clone();
+    let fanout_eos = fanout.clone();
+    let sinks_open = sinks_open.clone();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(sample) = retime(&sample, offset_ns) {
+                    fanout_samples.publish(Frame { kind, sample });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .eos(move |_| {
+                if sinks_open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    fanout_eos.close();
+                }
+            })
+            .build(),
+    );
+}
+
+/// Rewrites a sample's PTS and DTS to running time plus `offset_ns`. Returns
+/// `None` for a buffer that the offset would move before zero.
+fn retime(sample: &gst::Sample, offset_ns: i64) -> Option<gst::Sample> {
+    let buffer = sample.buffer()?;
+    let segment = sample.segment()?.downcast_ref::<gst::format::Time>()?.clone();
+    let shift = |time: gst::ClockTime| -> Option<gst::ClockTime> {
+        let running = segment.to_running_time(time)?.nseconds() as i64;
+        u64::try_from(running.checked_add(offset_ns)?).ok().map(gst::ClockTime::from_nseconds)
+    };
+    let pts = shift(buffer.pts()?)?;
+    let dts = buffer.dts().and_then(shift).unwrap_or(pts);
+    let mut buffer = buffer.copy();
+    {
+        let buffer = buffer.get_mut().expect("a fresh copy is writable");
+        buffer.set_pts(pts);
+        buffer.set_dts(dts.min(pts));
+    }
+    let mut builder = gst::Sample::builder().buffer(&buffer);
+    if let Some(caps) = sample.caps() {
+        builder = builder.caps(caps);
+    }
+    Some(builder.build())
+}
+
+fn element_path(message: &gst::Message) -> String {
+    message
+        .src()
+        .map(|source| source.path_string().to_string())
+        .unwrap_or_default()
+}
+
+fn describe_error(error: &gst::message::Error) -> String {
+    let source = error
+        .src()
+        .map(|source| source.name().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    format!("{source}: {}", error.error())
+}

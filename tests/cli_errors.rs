@@ -1,0 +1,108 @@
+//! The bridge binary's answers to bad input: the message names the value and
+//! the fix, the exit code follows the documented table, and no secret shows.
+
+use std::process::{Command, Output};
+
+const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzZWNyZXQiOiJjbGktdGVzdCJ9.c2lnbmF0dXJlLXNlY3JldA";
+
+fn bridge(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
+    command
+        .args(args)
+        .env_remove("TRAX_SESSION_TOKEN")
+        .env_remove("TRAX_STREAM_KEY")
+        .env_remove("TRAX_SRT_PASSPHRASE")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the bridge binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_fails(args: &[&str], env: &[(&str, &str)], code: i32, expected: &str) {
+    let output = bridge(args, env);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
+    assert!(text.contains(expected), "{args:?}: expected '{expected}' in: {text}");
+    assert!(!text.contains("c2lnbmF0dXJlLXNlY3JldA"), "secret in: {text}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("c2lnbmF0dXJlLXNlY3JldA"));
+}
+
+const SRT: &[&str] = &["--output", "srt://127.0.0.1:9", "--path", "inputs/srt-demo"];
+
+fn with_srt<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    args.iter().copied().chain(SRT.iter().copied()).collect()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (SRT.to_vec(), "missing --device"),
+        (vec!["--device", "test"], "missing --output"),
+        (with_srt(&["--device", "webcam"]), "invalid device 'webcam'"),
+        (with_srt(&["--device", "test", "--fps", "abc"]), "invalid frame rate 'abc'"),
+        (with_srt(&["--device", "test", "--size", "1281x720"]), "even width"),
+        (with_srt(&["--device", "test", "--encoder", "quicksync"]), "invalid encoder 'quicksync'"),
+        (with_srt(&["--device", "test", "--profile", "extended"]), "invalid profile 'extended'"),
+        (with_srt(&["--device", "test", "--gop", "0"]), "invalid --gop 0"),
+        (with_srt(&["--device", "test", "--latency", "5"]), "invalid --latency 5"),
+        (with_srt(&["--device", "test", "--log-level", "loud"]), "invalid --log-level 'loud'"),
+        (with_srt(&["--device", "test", "--pbkeylen", "20"]), "invalid --pbkeylen 20"),
+        (
+            vec!["--device", "test", "--output", "srt://127.0.0.1:9"],
+            "needs the stream path",
+        ),
+        (
+            vec!["--device", "test", "--output", "ftp://host", "--path", "a"],
+            "unknown scheme",
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_fails(&args, &token, 2, expected);
+    }
+}
+
+#[test]
+fn secret_flags_rejected_without_echo() {
+    for flag in ["--token", "--stream-key", "--passphrase"] {
+        let args = with_srt(&["--device", "test", flag, TOKEN]);
+        assert_fails(&args, &[], 2, "does not take a secret's value");
+    }
+}
+
+#[test]
+fn missing_credentials_named() {
+    let args = with_srt(&["--device", "test"]);
+    assert_fails(&args, &[], 2, "needs credentials: set TRAX_SESSION_TOKEN");
+}
+
+#[test]
+fn userinfo_in_url_redacted() {
+    let url = format!("srt://trax:{TOKEN}@127.0.0.1:9");
+    let args = ["--device", "test", "--output", url.as_str(), "--path", "inputs/x"];
+    assert_fails(&args, &[], 2, "carry no credentials");
+}
+
+#[test]
+fn missing_sources_exit_4() {
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    assert_fails(
+        &with_srt(&["--device", "file:/nonexistent/clip.mp4"]),
+        &token,
+        4,
+        "/nonexistent/clip.mp4",
+    );
+    assert_fails(&with_srt(&["--device", "/dev/video97"]), &token, 4, "/dev/video97");
+}
+
+#[test]
+fn unusable_forced_encoder_exits_5() {
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let args = with_srt(&["--device", "test", "--encoder", "nvenc", "--size", "320x240"]);
+    assert_fails(&args, &token, 5, "nvh264enc");
+}
