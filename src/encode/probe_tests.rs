@@ -115,3 +115,46 @@ fn invalid_enum_value_fails_test_encode() {
     );
     assert!(reason.contains("no-such-mode"), "{reason}");
 }
+
+#[test]
+fn select_forced_x264_with_real_encode() {
+    let settings = settings(Size::new(1280, 720));
+    let selection = crate::encode::select(
+        EncoderName::X264,
+        crate::encode::Platform::current(),
+        &settings,
+        &GstProber,
+    )
+    .expect("x264enc passes its test encode");
+    assert_eq!(selection.plan.factory, "x264enc");
+    assert!(selection.skipped.is_empty());
+}
+
+#[test]
+fn select_forced_vaapi_fails_without_va() {
+    for factory in ["vah264enc", "vaapih264enc"] {
+        assert!(
+            gst::ElementFactory::find(factory).is_none(),
+            "this test needs a machine without {factory}"
+        );
+    }
+    let settings = settings(Size::new(1280, 720));
+    let error = crate::encode::select(
+        EncoderName::Vaapi,
+        crate::encode::Platform::LinuxX86,
+        &settings,
+        &GstProber,
+    )
+    .unwrap_err();
+
+    assert_eq!(error.exit_status().code(), 5);
+    let message = error.to_string();
+    assert!(
+        message.contains("vaapi (vah264enc): element vah264enc is not registered"),
+        "{message}"
+    );
+    assert!(
+        message.contains("vaapi (vaapih264enc): element vaapih264enc is not registered"),
+        "{message}"
+    );
+}
