@@ -71,15 +71,32 @@ impl ElementSpec {
             factory: self.factory.clone(),
         })?;
         for property in &self.properties {
-            if element.find_property(&property.name).is_none() {
-                return Err(BuildError::UnknownProperty {
-                    factory: self.factory.clone(),
-                    property: property.name.clone(),
-                });
-            }
-            element.set_property_from_str(&property.name, &property.value);
+            self.set(&element, property)?;
         }
         Ok(element)
+    }
+
+    /// Sets one property from its string form, checking the name, the
+    /// conversion to the property's type and the property's range.
+    fn set(&self, element: &gst::Element, property: &Property) -> Result<(), BuildError> {
+        let Some(pspec) = element.find_property(&property.name) else {
+            return Err(BuildError::UnknownProperty {
+                factory: self.factory.clone(),
+                property: property.name.clone(),
+            });
+        };
+        let invalid = || BuildError::InvalidValue {
+            factory: self.factory.clone(),
+            property: property.name.clone(),
+            value: property.value.clone(),
+        };
+        let value = gst::glib::Value::deserialize_with_pspec(&property.value, &pspec)
+            .map_err(|_| invalid())?;
+        if !pspec.value_is_valid(&value) {
+            return Err(invalid());
+        }
+        element.set_property_from_value(&property.name, &value);
+        Ok(())
     }
 }
 
@@ -154,6 +171,12 @@ pub enum BuildError {
     MissingElement { factory: String },
     #[error("GStreamer element '{factory}' has no property '{property}'")]
     UnknownProperty { factory: String, property: String },
+    #[error("GStreamer element '{factory}' rejects {property}={value}")]
+    InvalidValue {
+        factory: String,
+        property: String,
+        value: String,
+    },
     #[error("an element chain is empty")]
     EmptyChain,
     #[error("failed to link elements: {0}")]
@@ -190,6 +213,24 @@ mod tests {
         gst::init().unwrap();
         let result = ElementSpec::new("fakesink").property("no-such-thing", 1).build();
         assert!(matches!(result, Err(BuildError::UnknownProperty { .. })));
+    }
+
+    #[test]
+    fn build_rejects_invalid_values() {
+        gst::init().unwrap();
+        for (name, value) in [("bitrate", "5000000"), ("pass", "nosuch"), ("bitrate", "fast")] {
+            let result = ElementSpec::new("x264enc").property(name, value).build();
+            assert!(
+                matches!(result, Err(BuildError::InvalidValue { .. })),
+                "{name}={value}"
+            );
+        }
+        let element = ElementSpec::new("x264enc")
+            .property("bitrate", 2500)
+            .property("speed-preset", "veryfast")
+            .build()
+            .unwrap();
+        assert_eq!(element.property::<u32>("bitrate"), 2500);
     }
 
     #[test]

@@ -402,7 +402,8 @@ fn retime(sample: &gst::Sample, offset_ns: i64) -> Option<gst::Sample> {
         buffer.set_dts(dts.min(pts));
     }
     let mut builder = gst::Sample::builder().buffer(&buffer);
-    if let Some(caps) = sample.caps() {
+    let caps = sample.caps_owned();
+    if let Some(caps) = &caps {
         builder = builder.caps(caps);
     }
     Some(builder.build())
