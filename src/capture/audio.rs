@@ -27,9 +27,10 @@ pub struct AlsaCard {
 }
 
 impl AlsaCard {
-    /// The ALSA device for the card's first PCM: `hw:CARD=<id>`, which stays
-    /// valid when cards are numbered differently after a reboot. Falls back
-    /// to `hw:N` when the id has characters an ALSA name cannot carry.
+    /// Builds the ALSA device name of the card's first PCM, `hw:CARD=<id>`,
+    /// which stays valid when cards are numbered differently after a reboot.
+    /// Falls back to `hw:N` when the id has characters an ALSA name cannot
+    /// carry.
     pub fn device_name(&self) -> String {
         if !self.id.is_empty() && is_valid_alsa_name(&self.id) {
             format!("hw:CARD={}", self.id)
@@ -39,7 +40,7 @@ impl AlsaCard {
     }
 }
 
-/// Whether `name` is a plausible ALSA device name: letters, digits and
+/// Checks that `name` is a plausible ALSA device name: letters, digits and
 /// `: , = _ - .` only, as in `hw:1`, `hw:CARD=C920,DEV=0` or `dsnoop:1`.
 pub fn is_valid_alsa_name(name: &str) -> bool {
     !name.is_empty()
@@ -49,7 +50,7 @@ pub fn is_valid_alsa_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ALSA_NAME_PUNCTUATION.contains(&c))
 }
 
-/// The chain that captures from ALSA device `device`.
+/// Describes an `alsasrc` chain that captures from ALSA device `device`.
 pub fn alsa_chain(device: &str) -> ChainSpec {
     ChainSpec::new(vec![ElementSpec::new("alsasrc").property("device", device)])
 }
@@ -77,9 +78,10 @@ pub fn paired_alsa_card(sysfs_root: &Path, video_node: &str) -> Option<AlsaCard>
         })
 }
 
-/// The device a sysfs `device` link points at. A USB interface (a directory
-/// with `bInterfaceNumber`) is replaced by its parent, the USB device, so
-/// the video and audio interfaces of one camera compare equal.
+/// Resolves a sysfs `device` link to the hardware it belongs to. A USB
+/// interface (a directory with `bInterfaceNumber`) is replaced by its parent,
+/// the USB device, so the video and audio interfaces of one camera compare
+/// equal.
 fn physical_device(link: &Path) -> Option<PathBuf> {
     let target = fs::canonicalize(link).ok()?;
     if target.join("bInterfaceNumber").is_file() {
@@ -89,7 +91,7 @@ fn physical_device(link: &Path) -> Option<PathBuf> {
     }
 }
 
-/// `class/sound/cardN` directories, by card number.
+/// Lists the `class/sound/cardN` directories by card number.
 fn sound_cards(sysfs_root: &Path) -> Vec<(u32, PathBuf)> {
     let Ok(entries) = fs::read_dir(sysfs_root.join("class/sound")) else {
         return Vec::new();
@@ -109,6 +111,7 @@ fn sound_cards(sysfs_root: &Path) -> Vec<(u32, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gstreamer::prelude::*;
     use std::os::unix::fs::symlink;
 
     const USB_BUS: &str = "devices/pci0000:00/0000:00:14.0/usb1";
@@ -233,5 +236,16 @@ mod tests {
         let chain = alsa_chain("hw:CARD=C920");
         assert_eq!(chain.factories(), vec!["alsasrc"]);
         assert_eq!(chain.elements[0].get("device"), Some("hw:CARD=C920"));
+    }
+
+    /// Building checks the factory and property against the real alsasrc
+    /// (gstreamer1.0-alsa); no sound card is opened.
+    #[test]
+    fn alsa_chain_builds() {
+        gstreamer::init().unwrap();
+        let source = alsa_chain("hw:CARD=C920,DEV=0").elements[0]
+            .build()
+            .unwrap();
+        assert_eq!(source.property::<String>("device"), "hw:CARD=C920,DEV=0");
     }
 }

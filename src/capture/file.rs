@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// How long the Discoverer may take to read a clip's headers.
 pub const DISCOVER_TIMEOUT_S: u64 = 10;
 
-/// What a clip contains, as far as planning needs it.
+/// Facts about a clip that planning needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClipInfo {
     /// The clip's absolute path.

@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// Where sysfs is mounted, for pairing a V4L2 device with its ALSA card.
+/// Mount point of sysfs, read to pair a V4L2 device with its ALSA card.
 const SYSFS_ROOT: &str = "/sys";
 
 /// A source as named on the command line.
@@ -84,7 +84,7 @@ impl FromStr for SourceSpec {
     }
 }
 
-/// The audio source `--audio` asks for.
+/// The audio source requested with `--audio`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum AudioSpec {
     /// The audio that belongs to the video source, if it has any.
@@ -121,8 +121,9 @@ impl fmt::Display for AudioSpec {
     }
 }
 
-/// What the command line asks of the capture: the size and rate the source
-/// should deliver (each `None` when not given) and the audio source.
+/// The capture settings requested on the command line: the size and rate
+/// the source should deliver (each `None` when not given) and the audio
+/// source.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CaptureRequest {
     pub size: Option<Size>,
@@ -130,7 +131,7 @@ pub struct CaptureRequest {
     pub audio: AudioSpec,
 }
 
-/// How video enters the pipeline.
+/// The video input of the pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub enum VideoPlan {
     /// A chain whose last element outputs raw `video/x-raw`.
@@ -139,7 +140,7 @@ pub enum VideoPlan {
     File { path: PathBuf },
 }
 
-/// How audio enters the pipeline.
+/// The audio input of the pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AudioPlan {
     None,
@@ -164,8 +165,8 @@ pub struct CapturePlan {
     pub summary: String,
 }
 
-/// Plans the capture of `spec`. Clips are inspected and V4L2 devices
-/// queried for their modes; the test pattern and the hardware-only sources
+/// Plans the capture of `spec`. Clips are inspected and V4L2 devices are
+/// queried for their modes. The test pattern and the hardware-only sources
 /// (DeckLink, AVFoundation, libcamera) are described without touching a
 /// device.
 pub fn plan(spec: &SourceSpec, request: &CaptureRequest) -> Result<CapturePlan, CaptureError> {

@@ -60,7 +60,8 @@ const STANDARD_RATES: &[FrameRate] = &[
 ];
 
 /// V4L2 fourcc codes and the GStreamer raw video format `v4l2src` maps each
-/// to (gst-plugins-good 1.22, `sys/v4l2/gstv4l2object.c`).
+/// to, as in `gst_v4l2_object_v4l2fourcc_to_video_format` of
+/// gst-plugins-good `sys/v4l2/gstv4l2object.c`.
 const RAW_FOURCCS: &[(&str, &str)] = &[
     ("YUYV", "YUY2"),
     ("UYVY", "UYVY"),
@@ -82,17 +83,20 @@ const RAW_FOURCCS: &[(&str, &str)] = &[
     ("AR24", "BGRA"),
     ("XB24", "RGBx"),
     ("AB24", "RGBA"),
+    ("BX24", "xRGB"),
+    ("BA24", "ARGB"),
+    ("RX24", "xBGR"),
+    ("RA24", "ABGR"),
     ("RGBP", "RGB16"),
     ("GREY", "GRAY8"),
     ("Y16 ", "GRAY16_LE"),
-    ("P010", "P010_10LE"),
 ];
 
 /// Raw formats in order of preference: 4:2:0 first because H.264 encoders
 /// take it without conversion.
 const RAW_PREFERENCE: &[&str] = &["NV12", "I420", "YV12", "YUY2", "UYVY"];
 
-/// How a mode's frames arrive from the device.
+/// Encoding of a mode's frames as they arrive from the device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     /// Uncompressed frames, by GStreamer video format name (`YUY2`, `NV12`).
@@ -107,7 +111,7 @@ pub enum PixelFormat {
 impl PixelFormat {
     /// Maps a V4L2 fourcc as `v4l2-ctl` prints it (`YUYV`, `MJPG`).
     pub fn from_fourcc(fourcc: &str) -> Self {
-        if fourcc == "MJPG" || fourcc == "JPEG" {
+        if matches!(fourcc, "MJPG" | "JPEG" | "PJPG") {
             return PixelFormat::Mjpeg;
         }
         match RAW_FOURCCS.iter().find(|(code, _)| *code == fourcc) {
@@ -202,7 +206,7 @@ impl fmt::Display for Selection {
     }
 }
 
-/// Which part of a request no mode could meet.
+/// The part of a request that no mode could meet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mismatch {
     /// No mode has the requested size.
@@ -377,13 +381,13 @@ fn describe_no_fit(
     )
 }
 
-/// One indented line per mode, in the device's order.
+/// Formats one indented line per mode, in the device's order.
 pub fn list_modes(modes: &[Mode]) -> String {
     let lines: Vec<String> = modes.iter().map(|mode| format!("  {mode}")).collect();
     lines.join("\n")
 }
 
-/// A rate as people write it: `30`, `29.97`, `7.5`.
+/// Formats a rate as people write it: `30`, `29.97`, `7.5`.
 pub fn fps_text(rate: &FrameRate) -> String {
     if rate.denominator == 1 {
         return rate.numerator.to_string();
@@ -430,7 +434,7 @@ pub fn parse_list_formats_ext(text: &str) -> Result<Vec<Mode>, ModeError> {
     Ok(modes)
 }
 
-/// The fourcc of a format header line, in either v4l2-ctl layout.
+/// Extracts the fourcc of a format header line, in either v4l2-ctl layout.
 fn format_line_fourcc(line: &str) -> Option<&str> {
     let quoted = if line.starts_with('[') && line.contains("]: '") {
         line.split_once("]: '")?.1
@@ -442,7 +446,7 @@ fn format_line_fourcc(line: &str) -> Option<&str> {
     quoted.split_once('\'').map(|(fourcc, _)| fourcc)
 }
 
-/// `Discrete 1920x1080`, or the largest size of
+/// Parses `Discrete 1920x1080`, or the largest size of
 /// `Stepwise 16x16 - 1920x1080 with step 2/2`.
 fn parse_size_line(rest: &str) -> Option<Size> {
     if let Some(size) = rest.strip_prefix("Discrete ") {
@@ -461,7 +465,7 @@ fn parse_dimensions(text: &str) -> Option<Size> {
     Some(Size::new(width.parse().ok()?, height.parse().ok()?))
 }
 
-/// `Discrete 0.033s (30.000 fps)`, or a range such as
+/// Parses `Discrete 0.033s (30.000 fps)`, or a range such as
 /// `Stepwise 0.033s - 1.000s with step 0.000s (1.000-30.000 fps)`.
 fn parse_interval_line(rest: &str) -> Option<Vec<FrameRate>> {
     let inside = rest.rsplit_once('(')?.1.strip_suffix(" fps)")?;
@@ -474,8 +478,8 @@ fn parse_interval_line(rest: &str) -> Option<Vec<FrameRate>> {
     Some(rates_in_range(min_fps, max))
 }
 
-/// The exact rate behind a three-decimal fps value: an integer, an NTSC
-/// rate (N×1000/1001) or the value in thousandths.
+/// Recovers the exact rate behind a three-decimal fps value: an integer, an
+/// NTSC rate (N×1000/1001) or the value in thousandths.
 fn rate_from_fps_text(text: &str) -> Option<FrameRate> {
     let fps: f64 = text.trim().parse().ok()?;
     if !fps.is_finite() || fps <= 0.0 {
@@ -503,8 +507,8 @@ fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
-/// Standard rates between `min_fps` and `max`, plus `max` itself, fastest
-/// first.
+/// Lists the standard rates between `min_fps` and `max`, plus `max` itself,
+/// fastest first.
 fn rates_in_range(min_fps: f64, max: FrameRate) -> Vec<FrameRate> {
     let (low, high) = (min_fps * 0.9998, max.as_f64() * 1.0002);
     let mut rates: Vec<FrameRate> = STANDARD_RATES
@@ -526,9 +530,15 @@ fn sort_rates(rates: &mut Vec<FrameRate>) {
 
 /// Reads the modes from the caps `v4l2src` reports for an open device. Size
 /// and rate ranges become the standard sizes and rates inside them.
+/// Structures with the `format:Interlaced` caps feature (the
+/// `interlace-mode=alternate` copies `v4l2src` adds) are skipped because they
+/// repeat a progressive structure.
 pub fn modes_from_caps(caps: &gst::CapsRef) -> Vec<Mode> {
     let mut modes: Vec<Mode> = Vec::new();
-    for structure in caps.iter() {
+    for (structure, features) in caps.iter_with_features() {
+        if features.contains("format:Interlaced") {
+            continue;
+        }
         let formats = formats_of(structure);
         let sizes = sizes_of(structure);
         let rates = structure

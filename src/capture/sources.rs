@@ -26,8 +26,8 @@ pub const TEST_TONE_HZ: u32 = 440;
 /// Channels of DeckLink embedded audio that bridge captures.
 pub const DECKLINK_AUDIO_CHANNELS: u32 = 2;
 
-/// Raw video caps for an optional size and rate, or `None` when neither is
-/// set. `format` is included when given.
+/// Builds raw video caps from an optional format, size and rate, or returns
+/// `None` when none of them is set.
 fn raw_video_caps(
     format: Option<&str>,
     size: Option<Size>,
@@ -49,8 +49,7 @@ fn raw_video_caps(
     Some(caps)
 }
 
-/// The moving test pattern in I420, at the requested or default size and
-/// rate.
+/// Describes the moving test pattern in I420 at `size` and `fps`.
 pub fn test_video_chain(size: Size, fps: FrameRate) -> ChainSpec {
     let caps = raw_video_caps(Some("I420"), Some(size), Some(fps)).unwrap_or_default();
     ChainSpec::new(vec![
@@ -61,7 +60,7 @@ pub fn test_video_chain(size: Size, fps: FrameRate) -> ChainSpec {
     ])
 }
 
-/// A continuous sine tone.
+/// Describes a continuous sine tone.
 pub fn test_audio_chain() -> ChainSpec {
     ChainSpec::new(vec![ElementSpec::new("audiotestsrc")
         .property("is-live", true)
@@ -69,7 +68,8 @@ pub fn test_audio_chain() -> ChainSpec {
         .property("freq", TEST_TONE_HZ)])
 }
 
-/// A DeckLink input in the mode and on the connector it detects.
+/// Describes DeckLink input `index` in the mode and on the connector it
+/// detects.
 ///
 /// `deinterlace mode=auto` deinterlaces only buffers whose caps or flags
 /// mark them interlaced and passes progressive input through untouched (the
@@ -97,15 +97,16 @@ pub fn decklink_video_chain(index: u32, request: &CaptureRequest) -> ChainSpec {
     chain
 }
 
-/// The embedded audio of DeckLink input `index`, as a stereo pair.
+/// Describes the embedded audio of DeckLink input `index` as a stereo pair.
 pub fn decklink_audio_chain(index: u32) -> ChainSpec {
     ChainSpec::new(vec![ElementSpec::new("decklinkaudiosrc")
         .property("device-number", index)
         .property("channels", DECKLINK_AUDIO_CHANNELS)])
 }
 
-/// An AVFoundation camera. A size or rate request becomes caps right after
-/// the source, which then opens the device in a matching format.
+/// Describes AVFoundation camera `index`. A size or rate request becomes
+/// caps right after the source, which then opens the device in a matching
+/// format.
 pub fn avf_video_chain(index: u32, request: &CaptureRequest) -> ChainSpec {
     let mut chain = ChainSpec::new(vec![
         ElementSpec::new("avfvideosrc").property("device-index", index)
@@ -116,12 +117,12 @@ pub fn avf_video_chain(index: u32, request: &CaptureRequest) -> ChainSpec {
     chain
 }
 
-/// The default macOS audio input.
+/// Describes the default macOS audio input.
 pub fn osx_audio_chain() -> ChainSpec {
     ChainSpec::new(vec![ElementSpec::new("osxaudiosrc")])
 }
 
-/// A libcamera camera, the first one libcamera lists when `id` is `None`. A
+/// Describes libcamera camera `id`, or the first one libcamera lists. A
 /// size or rate request becomes caps that libcamera configures the sensor
 /// pipeline for.
 pub fn libcamera_video_chain(id: Option<&str>, request: &CaptureRequest) -> ChainSpec {

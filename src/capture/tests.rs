@@ -159,7 +159,8 @@ fn test_plan_delivers_raw_buffers() {
     }
 }
 
-/// Writes a one-second clip with ffmpeg; `with_audio` adds an AAC tone.
+/// Writes a one-second H.264 clip with ffmpeg, with an AAC tone when
+/// `with_audio` is set.
 fn make_clip(dir: &Path, name: &str, with_audio: bool) -> PathBuf {
     let path = dir.join(name);
     let mut command = Command::new("ffmpeg");
@@ -312,8 +313,8 @@ fn missing_v4l2_node_is_device_error() {
     assert_eq!(error.exit_status(), ExitStatus::Device);
 }
 
-/// A sysfs tree where video0 and ALSA card 1 (id `C920`) are interfaces of
-/// one USB device.
+/// Lays out a sysfs tree where video0 and ALSA card 1 (id `C920`) are
+/// interfaces of one USB device.
 fn paired_sysfs() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let usb = root.path().join("devices/usb1/1-1");

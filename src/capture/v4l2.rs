@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The device's modes, read from the caps `v4l2src` reports once it has
+/// Reads the device's modes from the caps `v4l2src` reports once it has
 /// opened the device (state READY). Checks first that the node exists and
 /// can be opened, so a missing, busy or forbidden device gets its own error.
 pub fn probe_modes(device: &Path) -> Result<Vec<Mode>, CaptureError> {
@@ -36,8 +36,8 @@ pub fn probe_modes(device: &Path) -> Result<Vec<Mode>, CaptureError> {
     let ready = pipeline.set_state(gst::State::Ready);
     let caps = source.static_pad("src").map(|pad| pad.query_caps(None));
     let bus_error = first_bus_error(&pipeline);
-    // Shutting down an element that only reached READY cannot fail in a way
-    // that changes the result.
+    // The caps and any error are already read, so a failure to shut down
+    // cannot change the result.
     let _ = pipeline.set_state(gst::State::Null);
 
     if ready.is_err() {
@@ -56,8 +56,8 @@ pub fn probe_modes(device: &Path) -> Result<Vec<Mode>, CaptureError> {
     Ok(modes)
 }
 
-/// The chain that captures `selection` from `device`: raw modes go straight
-/// out, MJPEG modes through `jpegdec`.
+/// Describes the chain that captures `selection` from `device`. Raw modes
+/// leave `v4l2src` as they are, MJPEG modes pass through `jpegdec`.
 pub fn video_chain(device: &str, selection: &Selection) -> ChainSpec {
     let mut chain = ChainSpec::new(vec![
         ElementSpec::new("v4l2src").property("device", device),
@@ -69,14 +69,14 @@ pub fn video_chain(device: &str, selection: &Selection) -> ChainSpec {
     chain
 }
 
-/// The kernel name of the node behind `device` (`video0`), following
+/// Returns the kernel name of the node behind `device` (`video0`), following
 /// symlinks such as `/dev/v4l/by-id/...`.
 pub fn node_name(device: &Path) -> Option<String> {
     let resolved = fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
     resolved.file_name()?.to_str().map(str::to_string)
 }
 
-/// The `videoN` nodes in `dev_dir`, by number.
+/// Lists the `videoN` nodes in `dev_dir` by number.
 pub fn list_video_nodes(dev_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dev_dir) else {
         return Vec::new();
@@ -162,8 +162,8 @@ fn device_text(device: &Path) -> Result<&str, CaptureError> {
         })
 }
 
-/// The message and debug text of the first error waiting on the pipeline's
-/// bus.
+/// Takes the message and debug text of the first error waiting on the
+/// pipeline's bus.
 fn first_bus_error(pipeline: &gst::Pipeline) -> Option<(String, String)> {
     let bus = pipeline.bus()?;
     let message = bus.pop_filtered(&[gst::MessageType::Error])?;
@@ -327,8 +327,8 @@ mod tests {
         }
     }
 
-    /// `/dev/null` exists and opens, but is no V4L2 device: `v4l2src`
-    /// refuses it in READY and the error says so.
+    /// `/dev/null` exists and opens, but is no V4L2 device, so `v4l2src`
+    /// fails to reach READY and the error names the node.
     #[test]
     fn probe_non_v4l2_node() {
         let error = probe_modes(Path::new("/dev/null")).unwrap_err();

@@ -77,6 +77,25 @@ fn parse_fractional_rates_exactly() {
 }
 
 #[test]
+fn from_fourcc_table() {
+    let cases = [
+        ("YUYV", raw("YUY2")),
+        ("NV12", raw("NV12")),
+        ("YU12", raw("I420")),
+        ("XR24", raw("BGRx")),
+        ("Y16 ", raw("GRAY16_LE")),
+        ("MJPG", PixelFormat::Mjpeg),
+        ("JPEG", PixelFormat::Mjpeg),
+        ("PJPG", PixelFormat::Mjpeg),
+        ("H264", PixelFormat::Other("H264".into())),
+        ("BA81", PixelFormat::Other("BA81".into())),
+    ];
+    for (fourcc, expected) in cases {
+        assert_eq!(PixelFormat::from_fourcc(fourcc), expected, "{fourcc:?}");
+    }
+}
+
+#[test]
 fn rate_from_fps_text_cases() {
     let cases = [
         ("30.000", Some(FrameRate::new(30, 1))),
@@ -612,6 +631,8 @@ fn modes_from_v4l2src_caps() {
              framerate=(fraction){ 30/1, 30000/1001, 24/1 }; \
          video/x-raw, format=(string)NV12, width=(int)[ 16, 1920, 2 ], \
              height=(int)[ 16, 1080, 2 ], framerate=(fraction)[ 0/1, 60/1 ]; \
+         video/x-raw(format:Interlaced), format=(string)UYVY, width=(int)720, \
+             height=(int)576, interlace-mode=(string)alternate, framerate=(fraction)25/1; \
          video/x-h264, stream-format=(string)byte-stream, width=(int)1920, \
              height=(int)1080, framerate=(fraction)30/1",
     )
@@ -644,6 +665,7 @@ fn modes_from_v4l2src_caps() {
     assert!(nv12[0].rates.contains(&FrameRate::new(30000, 1001)));
     let h264 = modes.last().unwrap();
     assert_eq!(h264.format, PixelFormat::Other("video/x-h264".into()));
+    assert!(!modes.iter().any(|m| m.format == raw("UYVY")), "{modes:?}");
 
     let selection = select_mode(&modes, None, None).unwrap();
     assert_eq!(selection.format, raw("NV12"));
