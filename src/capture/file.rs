@@ -26,7 +26,8 @@ pub struct ClipInfo {
     pub video_codec: Option<String>,
 }
 
-/// Checks that `path` is a regular file this process can open.
+/// Checks that `path` is a regular file this process can open, and returns
+/// its absolute path.
 pub fn check_readable(path: &Path) -> Result<PathBuf, CaptureError> {
     let metadata = fs::metadata(path).map_err(|error| match error.kind() {
         io::ErrorKind::NotFound => CaptureError::FileNotFound {
