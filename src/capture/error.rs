@@ -78,9 +78,9 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
-    /// Usage (2) for invalid input values, Device (4) for a source that is
-    /// missing, busy, unreadable or has no fitting mode, Other (1) for a
-    /// broken GStreamer installation.
+    /// Maps the error to an exit status: Usage (2) for invalid input values,
+    /// Device (4) for a source that is missing, busy, unreadable or has no
+    /// fitting mode, Other (1) for a broken GStreamer installation.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             CaptureError::InvalidAudioDevice { .. } | CaptureError::InvalidDevicePath { .. } => {
