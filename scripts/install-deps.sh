@@ -10,6 +10,8 @@ packages=(
   # media pipeline elements: sources, x264, AAC, MPEG-TS, libsrt, decoders
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # ALSA capture (alsasrc) for USB camera microphones and --audio hw:N
+  gstreamer1.0-alsa
   # test peers and media checks
   libsrt-gnutls-dev srt-tools ffmpeg v4l-utils
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
