@@ -26,7 +26,10 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
     let capture = CaptureRequest {
         size: args.size.as_deref().map(str::parse).transpose().map_err(invalid)?,
         fps: args.fps.as_deref().map(str::parse).transpose().map_err(invalid)?,
-        audio: args.audio.parse().map_err(invalid)?,
+        audio: args
+            .audio
+            .parse()
+            .map_err(|e: crate::capture::CaptureError| ConfigError::Invalid(e.to_string()))?,
     };
     check_ranges(args)?;
 
