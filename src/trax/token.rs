@@ -101,7 +101,8 @@ pub fn decode_claims(token: &str) -> Result<Claims, TokenError> {
     if !payload.is_object() {
         return Err(not_jwt("its payload is not a JSON object".to_string()));
     }
-    Claims::deserialize(payload).map_err(|error| not_jwt(format!("its claims are invalid: {error}")))
+    Claims::deserialize(payload)
+        .map_err(|error| not_jwt(format!("its claims are invalid: {error}")))
 }
 
 /// Checks that `claims` allow publishing on `expected_path` at the edge
@@ -295,12 +296,18 @@ mod tests {
             ("e30.e30".to_string(), "has 2 dot-separated parts"),
             (format!("{header}.bm90IGpzb24.sig"), "payload is not JSON"),
             ("bm90IGpzb24.e30.sig".to_string(), "header is not JSON"),
-            (format!("{header}.{array}.sig"), "payload is not a JSON object"),
+            (
+                format!("{header}.{array}.sig"),
+                "payload is not a JSON object",
+            ),
             (format!("{header}.{bad_aud}.sig"), "claims are invalid"),
         ];
         for (token, expected) in cases {
             let error = decode_claims(&token).unwrap_err();
-            assert!(matches!(error, TokenError::NotJwt { .. }), "{token}: {error:?}");
+            assert!(
+                matches!(error, TokenError::NotJwt { .. }),
+                "{token}: {error:?}"
+            );
             assert!(error.to_string().contains(expected), "{token}: {error}");
         }
     }
@@ -356,7 +363,11 @@ mod tests {
                 with("aud", json!(["a", "b"])),
                 "audience ['a', 'b'] does not include",
             ),
-            ("no audience", without("aud"), "audience (no claim) does not include"),
+            (
+                "no audience",
+                without("aud"),
+                "audience (no claim) does not include",
+            ),
             (
                 "expired",
                 with("exp", json!(NOW_UNIX_S - 3725)),
@@ -394,7 +405,13 @@ mod tests {
     #[test]
     fn format_duration_units() {
         assert_eq!(format_duration(Duration::from_secs(59)).to_string(), "59s");
-        assert_eq!(format_duration(Duration::from_secs(61)).to_string(), "1m 1s");
-        assert_eq!(format_duration(Duration::from_secs(7200)).to_string(), "2h 0m 0s");
+        assert_eq!(
+            format_duration(Duration::from_secs(61)).to_string(),
+            "1m 1s"
+        );
+        assert_eq!(
+            format_duration(Duration::from_secs(7200)).to_string(),
+            "2h 0m 0s"
+        );
     }
 }

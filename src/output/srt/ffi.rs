@@ -1,7 +1,8 @@
 //! Hand-written bindings to the part of libsrt 1.5's C API (`srt/srt.h`)
 //! that the SRT output uses. Values are copied from the 1.5.1 header.
 
-#![allow(non_camel_case_types)]
+// Type names follow the C header.
+#![allow(non_camel_case_types, clippy::upper_case_acronyms)]
 
 use libc::{c_char, c_int, c_void, sockaddr};
 

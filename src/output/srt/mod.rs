@@ -121,11 +121,17 @@ impl SrtOutput {
     fn checked_streamid(&self) -> Result<Secret, OutputError> {
         check_settings(&self.settings).map_err(usage)?;
         let settings = &self.settings;
-        let streamid = streamid::build_streamid(&settings.path, &settings.credential).map_err(usage)?;
+        let streamid =
+            streamid::build_streamid(&settings.path, &settings.credential).map_err(usage)?;
         if let Credential::SessionToken(token) = &settings.credential {
             token::decode_claims(token.expose())
                 .and_then(|claims| {
-                    token::check_publish(&claims, &settings.path, MEDIAMTX_AUDIENCE, SystemTime::now())
+                    token::check_publish(
+                        &claims,
+                        &settings.path,
+                        MEDIAMTX_AUDIENCE,
+                        SystemTime::now(),
+                    )
                 })
                 .map_err(|error| OutputError::Fatal {
                     status: ExitStatus::Credentials,
@@ -165,16 +171,20 @@ impl SrtOutput {
         session.keyframes.request();
 
         let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);
-        let mut last_output = Instant::now();
+        // When the first frame went into the muxer since it last produced
+        // output; `None` while nothing is pending.
+        let mut pending_since: Option<Instant> = None;
         loop {
             match session.frames.recv_timeout(FRAME_POLL) {
-                Ok(frame) => muxer.push(frame).map_err(transient)?,
+                Ok(frame) => {
+                    muxer.push(frame).map_err(transient)?;
+                    pending_since.get_or_insert_with(Instant::now);
+                }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => break,
             }
-            while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
-                self.send(socket, &mut splitter, &buffer)?;
-                last_output = Instant::now();
+            if self.forward(socket, &mut splitter, &muxer)? {
+                pending_since = None;
             }
             muxer.check().map_err(transient)?;
             if !socket.is_connected() {
@@ -183,10 +193,10 @@ impl SrtOutput {
                     socket.peer()
                 )));
             }
-            if last_output.elapsed() > MUX_STALL_LIMIT {
+            if pending_since.is_some_and(|since| since.elapsed() > MUX_STALL_LIMIT) {
                 return Err(OutputError::Transient(format!(
-                    "the MPEG-TS muxer produced nothing for {} s (audio expected: {}): check \
-                     that every expected stream still delivers frames",
+                    "the MPEG-TS muxer produced nothing for {} s while frames arrived (audio \
+                     expected: {}): check that every expected stream still delivers frames",
                     MUX_STALL_LIMIT.as_secs(),
                     session.has_audio
                 )));
@@ -196,6 +206,21 @@ impl SrtOutput {
         self.flush(socket, &mut splitter, &muxer)?;
         self.drain(socket);
         Ok(())
+    }
+
+    /// Sends every buffer the muxer has ready; returns whether there was any.
+    fn forward(
+        &mut self,
+        socket: &mut SrtSocket,
+        splitter: &mut PacketSplitter,
+        muxer: &TsMuxer,
+    ) -> Result<bool, OutputError> {
+        let mut forwarded = false;
+        while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
+            self.send(socket, splitter, &buffer)?;
+            forwarded = true;
+        }
+        Ok(forwarded)
     }
 
     /// Ends the muxer's inputs and sends what it flushes.

@@ -95,13 +95,16 @@ impl TsMuxer {
                 None => return Ok(()),
             },
         };
+        let push_error = |reason: String| MuxError::Push {
+            kind: frame.kind,
+            reason,
+        };
+        let sample = to_running_time(&frame.sample)
+            .ok_or_else(|| push_error("the sample has no buffer".to_string()))?;
         source
-            .push_sample(&frame.sample)
+            .push_sample(&sample)
             .map(|_| ())
-            .map_err(|flow| MuxError::Push {
-                kind: frame.kind,
-                reason: format!("{flow:?}"),
-            })
+            .map_err(|flow| push_error(format!("{flow:?}")))
     }
 
     /// Ends every input, so the muxer flushes what it holds and then ends.
@@ -172,6 +175,31 @@ impl Drop for TsMuxer {
     }
 }
 
+/// Rewrites a sample's timestamps as running time. Encoders may shift their
+/// output segment (x264enc starts it at 1000 hours to keep DTS positive), and
+/// the appsrcs start from a zero segment, so audio and video only line up
+/// in running time. A DTS before the segment start is dropped, and the
+/// muxer then uses the PTS.
+fn to_running_time(sample: &gst::Sample) -> Option<gst::Sample> {
+    let mut buffer = sample.buffer_owned()?;
+    let segment = sample
+        .segment()
+        .and_then(|segment| segment.downcast_ref::<gst::ClockTime>());
+    if let Some(segment) = segment {
+        let buffer = buffer.make_mut();
+        let pts = buffer.pts().and_then(|pts| segment.to_running_time(pts));
+        let dts = buffer.dts().and_then(|dts| segment.to_running_time(dts));
+        buffer.set_pts(pts);
+        buffer.set_dts(dts);
+    }
+    let caps = sample.caps_owned();
+    let mut builder = gst::Sample::builder().buffer(&buffer);
+    if let Some(caps) = &caps {
+        builder = builder.caps(caps);
+    }
+    Some(builder.build())
+}
+
 fn input(name: &str) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .name(name)
@@ -197,7 +225,11 @@ fn link(upstream: &gst::Element, downstream: &gst::Element) -> Result<(), MuxErr
     })
 }
 
-fn describe(source: Option<&gst::Object>, error: &gst::glib::Error, debug: Option<gst::glib::GString>) -> String {
+fn describe(
+    source: Option<&gst::Object>,
+    error: &gst::glib::Error,
+    debug: Option<gst::glib::GString>,
+) -> String {
     let source = source.map(|s| s.name().to_string()).unwrap_or_default();
     match debug {
         Some(debug) => format!("{source}: {error} ({debug})"),

@@ -24,6 +24,10 @@ const SEND_TIMEOUT_MS: c_int = 5000;
 /// How often the drain looks at the send buffer.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Time on top of the latency for the last packet to cross the network and
+/// be read by the receiving application before the connection closes.
+const DELIVERY_MARGIN: Duration = Duration::from_millis(200);
+
 /// Options for one caller connection.
 pub struct CallerOptions<'a> {
     pub streamid: &'a Secret,
@@ -167,12 +171,16 @@ impl SrtSocket {
     }
 
     /// Waits, up to `limit`, until the receiver has acknowledged every packet
-    /// and the last one has had the receiver's latency to be delivered. A
-    /// receiver whose connection closes drops what it still holds back for
-    /// its latency window, so an empty send buffer alone is not enough.
+    /// and the last one has had the receiver's latency (plus a margin) to be
+    /// delivered. A receiver whose connection closes drops what it still
+    /// holds back for its latency window, so an empty send buffer alone is
+    /// not enough: on loopback, closing right after the buffer empties lost
+    /// about the last latency's worth of data at the receiver.
     pub fn drain(&self, limit: Duration) -> DrainReport {
         let started = Instant::now();
-        let delivered_at = self.last_send.map(|sent| sent + self.latency);
+        let delivered_at = self
+            .last_send
+            .map(|sent| sent + self.latency + DELIVERY_MARGIN);
         loop {
             let waited = started.elapsed();
             let Some((packets, bytes)) = self.unacknowledged() else {
@@ -268,19 +276,39 @@ fn connect_address(
 
 fn configure(handle: ffi::SRTSOCKET, options: &CallerOptions) -> Result<(), ConnectError> {
     // TRANSTYPE comes first because it resets the options it governs.
-    set_int(handle, ffi::SRTO_TRANSTYPE, "SRTO_TRANSTYPE", ffi::SRTT_LIVE)?;
-    set_int(handle, ffi::SRTO_PAYLOADSIZE, "SRTO_PAYLOADSIZE", PAYLOAD_BYTES as c_int)?;
+    set_int(
+        handle,
+        ffi::SRTO_TRANSTYPE,
+        "SRTO_TRANSTYPE",
+        ffi::SRTT_LIVE,
+    )?;
+    set_int(
+        handle,
+        ffi::SRTO_PAYLOADSIZE,
+        "SRTO_PAYLOADSIZE",
+        PAYLOAD_BYTES as c_int,
+    )?;
     set_int(handle, ffi::SRTO_SNDSYN, "SRTO_SNDSYN", 1)?;
     set_int(handle, ffi::SRTO_RCVSYN, "SRTO_RCVSYN", 1)?;
     set_int(handle, ffi::SRTO_SNDTIMEO, "SRTO_SNDTIMEO", SEND_TIMEOUT_MS)?;
-    set_int(handle, ffi::SRTO_LATENCY, "SRTO_LATENCY", clamp(options.latency_ms))?;
+    set_int(
+        handle,
+        ffi::SRTO_LATENCY,
+        "SRTO_LATENCY",
+        clamp(options.latency_ms),
+    )?;
     set_int(
         handle,
         ffi::SRTO_CONNTIMEO,
         "SRTO_CONNTIMEO",
         clamp(options.connect_timeout_ms),
     )?;
-    set_bytes(handle, ffi::SRTO_STREAMID, "SRTO_STREAMID", options.streamid.expose().as_bytes())?;
+    set_bytes(
+        handle,
+        ffi::SRTO_STREAMID,
+        "SRTO_STREAMID",
+        options.streamid.expose().as_bytes(),
+    )?;
     if let Some(passphrase) = options.passphrase {
         set_bytes(
             handle,
@@ -289,7 +317,12 @@ fn configure(handle: ffi::SRTSOCKET, options: &CallerOptions) -> Result<(), Conn
             passphrase.expose().as_bytes(),
         )?;
         if options.pbkeylen != 0 {
-            set_int(handle, ffi::SRTO_PBKEYLEN, "SRTO_PBKEYLEN", clamp(options.pbkeylen))?;
+            set_int(
+                handle,
+                ffi::SRTO_PBKEYLEN,
+                "SRTO_PBKEYLEN",
+                clamp(options.pbkeylen),
+            )?;
         }
     }
     Ok(())
@@ -317,7 +350,13 @@ fn dial(
     let (code, text) = last_error();
     // SAFETY: the handle is valid until the caller closes it.
     let reason = unsafe { ffi::srt_getrejectreason(handle) };
-    Err(classify(code, text, reason, peer, options.connect_timeout_ms))
+    Err(classify(
+        code,
+        text,
+        reason,
+        peer,
+        options.connect_timeout_ms,
+    ))
 }
 
 /// Sorts a failed connect by libsrt's error code and reject reason.
@@ -465,7 +504,9 @@ impl Drop for Redaction {
 }
 
 fn lock_redacted() -> std::sync::MutexGuard<'static, Vec<String>> {
-    REDACTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    REDACTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Replaces every registered secret in `message`.
@@ -523,8 +564,20 @@ mod tests {
 
     #[test]
     fn classify_sorts_connect_failures() {
-        let timeout = classify(ffi::SRT_ENOSERVER, "t".into(), ffi::SRT_REJ_TIMEOUT, "h:1", 900);
-        assert!(matches!(timeout, ConnectError::TimedOut { timeout_ms: 900, .. }));
+        let timeout = classify(
+            ffi::SRT_ENOSERVER,
+            "t".into(),
+            ffi::SRT_REJ_TIMEOUT,
+            "h:1",
+            900,
+        );
+        assert!(matches!(
+            timeout,
+            ConnectError::TimedOut {
+                timeout_ms: 900,
+                ..
+            }
+        ));
 
         for code in [2, 10, 11, 1002, 1403, 2001] {
             let error = classify(ffi::SRT_ECONNREJ, "r".into(), code, "h:1", 900);
@@ -534,7 +587,13 @@ mod tests {
             }
         }
 
-        let system = classify(ffi::SRT_ECONNREJ, "s".into(), ffi::SRT_REJ_SYSTEM, "h:1", 900);
+        let system = classify(
+            ffi::SRT_ECONNREJ,
+            "s".into(),
+            ffi::SRT_REJ_SYSTEM,
+            "h:1",
+            900,
+        );
         assert!(matches!(system, ConnectError::Failed { .. }));
         let other = classify(5003, "x".into(), ffi::SRT_REJ_UNKNOWN, "h:1", 900);
         assert!(matches!(other, ConnectError::Failed { .. }));

@@ -42,10 +42,7 @@ pub enum StreamIdError {
         "the {kind} contains ':' at byte {position}, which separates streamid fields: check \
          that the whole {kind} was copied, and nothing else"
     )]
-    ColonInCredential {
-        kind: &'static str,
-        position: usize,
-    },
+    ColonInCredential { kind: &'static str, position: usize },
 
     #[error(
         "the SRT streamid would be {length_bytes} bytes, {} over libsrt's \
@@ -227,7 +224,11 @@ mod tests {
             ),
         ];
         for (path, credential, expected) in cases {
-            assert_eq!(build_streamid(path, &credential).unwrap_err(), expected, "{path}");
+            assert_eq!(
+                build_streamid(path, &credential).unwrap_err(),
+                expected,
+                "{path}"
+            );
         }
     }
 
