@@ -571,11 +571,13 @@ fn passphrase_right_works_wrong_is_rejected() {
     let ts = dir.path().join("received.ts");
     let port = free_udp_port();
     let passphrase = "correct horse battery";
+    let passphrase_file = dir.path().join("passphrase");
+    std::fs::write(&passphrase_file, passphrase).unwrap();
     let receiver = Receiver::start(
         port,
         &[
-            "--passphrase",
-            passphrase,
+            "--passphrase-file",
+            passphrase_file.to_str().unwrap(),
             "--pbkeylen",
             "16",
             "--output",
@@ -600,6 +602,8 @@ fn passphrase_right_works_wrong_is_rejected() {
         )),
         "{message}"
     );
+    // libsrt's SRT_REJ_BADSECRET, kept with its text.
+    assert!(message.contains("(SRT reject reason 10: "), "{message}");
 
     let encoder = TestEncoder::start(&EncoderSettings::default());
     let right = SrtOutput::new(with_passphrase(passphrase));

@@ -3,7 +3,7 @@
 
 use crate::config::Secret;
 
-/// What proves the right to publish on a path.
+/// Proof of the right to publish on a path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
     /// A TRaX session token: a compact JWS whose claims name the action,
@@ -14,14 +14,14 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// The secret itself, whichever kind it is.
+    /// Returns the secret, whichever kind it is.
     pub fn secret(&self) -> &Secret {
         match self {
             Self::SessionToken(secret) | Self::StreamKey(secret) => secret,
         }
     }
 
-    /// A name for messages: "session token" or "stream key".
+    /// Returns the kind's name for messages: "session token" or "stream key".
     pub fn kind(&self) -> &'static str {
         match self {
             Self::SessionToken(_) => "session token",

@@ -1,6 +1,6 @@
 //! Session token claims: decoding a compact JWS payload without verifying
-//! its signature, and the checks made before dialing so a token the edge
-//! would reject fails here with a message that says which claim is wrong.
+//! its signature, and the checks made before dialing, so a token the edge
+//! would reject fails here with a message that names the wrong claim.
 //!
 //! Only the edge can verify the signature. These checks catch the common
 //! mistakes early (a token for another path, another service or an old

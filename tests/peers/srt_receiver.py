@@ -27,7 +27,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("Gio", "2.0")
-# Gio gives the GInetSocketAddress that srtsrc's signals pass its methods.
+# Importing Gio loads the methods of the GInetSocketAddress that srtsrc's
+# signals pass.
 from gi.repository import Gio, GLib, Gst  # noqa: E402,F401
 
 MIN_BLOCKSIZE_BYTES = 1316
@@ -49,7 +50,7 @@ def b64url_decode(text: str) -> bytes:
 
 
 class StreamIdCheck:
-    """Decides on one streamid; returns (accepted, form, reason)."""
+    """Decide on one streamid and return (accepted, form, reason)."""
 
     def __init__(self, args):
         self.expected_path = args.expected_path
@@ -151,8 +152,9 @@ class Receiver:
         source.set_property("authentication", True)
         source.set_property("latency", args.latency_ms)
         source.set_property("blocksize", args.blocksize)
-        if args.passphrase is not None:
-            source.set_property("passphrase", args.passphrase)
+        if args.passphrase_file is not None:
+            with open(args.passphrase_file, encoding="utf-8") as handle:
+                source.set_property("passphrase", handle.read().strip("\n"))
             source.set_property("pbkeylen", args.pbkeylen)
         self.source = source
         source.connect("caller-connecting", self.on_caller_connecting)
@@ -217,7 +219,7 @@ class Receiver:
 
     def on_message(self, _bus, message):
         if message.type == Gst.MessageType.STATE_CHANGED:
-            # srtsrc binds and listens when it starts (READY to PAUSED); the
+            # srtsrc binds and listens when it starts (READY to PAUSED). The
             # pipeline itself waits in PAUSED for the first buffer.
             if message.src == self.source and not self.listening_sent:
                 _, new, _ = message.parse_state_changed()
@@ -273,7 +275,9 @@ def parse_args():
     parser.add_argument(
         "--blocksize", type=int, default=1456, help="srtsrc read size in bytes (>= 1316)"
     )
-    parser.add_argument("--passphrase", help="require this passphrase")
+    parser.add_argument(
+        "--passphrase-file", help="require the passphrase in this file (kept out of argv)"
+    )
     parser.add_argument("--pbkeylen", type=int, default=0, choices=[0, 16, 24, 32])
     parser.add_argument("--reject-all", action="store_true", help="reject every caller")
     parser.add_argument(

@@ -16,7 +16,7 @@ pub fn peer_script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago.
+/// Returns a UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap().port()

@@ -29,11 +29,11 @@ pub const SRTT_LIVE: c_int = 0;
 // `SRT_SOCKSTATUS` values.
 pub const SRTS_CONNECTED: c_int = 5;
 
-// `SRT_ERRNO` values that the output tells apart.
+// `SRT_ERRNO` values the output distinguishes.
 pub const SRT_ENOSERVER: c_int = 1001;
 pub const SRT_ECONNREJ: c_int = 1002;
 
-// `SRT_REJECT_REASON` values that mean no peer answered.
+// `SRT_REJECT_REASON` values that mean no listener responded.
 pub const SRT_REJ_UNKNOWN: c_int = 0;
 pub const SRT_REJ_SYSTEM: c_int = 1;
 pub const SRT_REJ_TIMEOUT: c_int = 16;
@@ -64,7 +64,7 @@ extern "C" {
         length: c_int,
     ) -> c_int;
     pub fn srt_connect(socket: SRTSOCKET, name: *const sockaddr, length: c_int) -> c_int;
-    /// `mctrl` may be null for the defaults; the output passes null.
+    /// A null `mctrl` selects the default message control.
     pub fn srt_sendmsg2(
         socket: SRTSOCKET,
         buffer: *const c_char,

@@ -1,9 +1,9 @@
 //! SRT output: MPEG-TS over libsrt in caller mode.
 //!
-//! Muxing stays in GStreamer (`mpegtsmux`, see `mux`); sending goes through
+//! Muxing stays in GStreamer (`mpegtsmux`, see `mux`). Sending goes through
 //! libsrt's C API (see `socket`) rather than `srtsink`, because the output
 //! must tell a rejected handshake from an unreachable listener and drain the
-//! send buffer before closing, and `srtsink` (GStreamer 1.22) reports both
+//! send buffer before closing. `srtsink` (GStreamer 1.22) reports both
 //! failures with the same error and closes with `SRTO_LINGER` at 0.
 //!
 //! Each session dials once, streams until the frame channel closes or the
@@ -40,14 +40,14 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// acknowledged and delivered when stopping.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
-/// The longest a clean stop waits for the receiver, whatever the latency.
+/// Maximum time a clean stop waits for the receiver, whatever the latency.
 const MAX_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long the muxer may produce nothing while frames keep coming, as when
 /// audio is expected but has stopped, before the session fails.
 const MUX_STALL_LIMIT: Duration = Duration::from_secs(5);
 
-/// Where and how to publish.
+/// Destination, credential and SRT options of one output.
 #[derive(Clone, Debug)]
 pub struct SrtSettings {
     pub host: String,
@@ -56,7 +56,7 @@ pub struct SrtSettings {
     pub path: String,
     pub credential: Credential,
     pub latency_ms: u32,
-    /// Encrypts the stream when set; 10 to 79 bytes.
+    /// Passphrase that encrypts the stream when set, 10 to 79 bytes.
     pub passphrase: Option<Secret>,
     /// AES key length in bytes: 0 (libsrt's default, AES-128), 16, 24 or 32.
     pub pbkeylen: u32,
@@ -66,8 +66,8 @@ pub struct SrtSettings {
 /// Counters for the last session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionStats {
-    /// MPEG-TS bytes handed to libsrt, which the receiver has acknowledged
-    /// when the session ended with a complete drain.
+    /// MPEG-TS bytes handed to libsrt. After a complete drain the receiver
+    /// has acknowledged all of them.
     pub bytes_sent: u64,
     pub messages_sent: u64,
 }
@@ -163,6 +163,31 @@ impl SrtOutput {
         })
     }
 
+    /// Dials, streams, and logs the session's counters when it ends.
+    fn dial_and_stream(&mut self, session: &Session<'_>) -> Result<(), OutputError> {
+        let streamid = self.checked_streamid()?;
+        let mut socket = self.connect(&streamid)?;
+        tracing::info!(
+            latency_ms = self.settings.latency_ms,
+            encrypted = self.settings.passphrase.is_some(),
+            "SRT connected"
+        );
+
+        let started = Instant::now();
+        let result = self.stream(&mut socket, session);
+        drop(socket);
+
+        tracing::info!(
+            bytes_sent = self.last_session.bytes_sent,
+            messages_sent = self.last_session.messages_sent,
+            duration_ms = started.elapsed().as_millis() as u64,
+            frames_dropped_total = session.frames.dropped(),
+            clean = result.is_ok(),
+            "SRT connection closed"
+        );
+        result
+    }
+
     /// Streams until the frame channel closes (`Ok`) or the connection or
     /// the muxer fails.
     fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
@@ -171,8 +196,8 @@ impl SrtOutput {
         session.keyframes.request();
 
         let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);
-        // When the first frame went into the muxer since it last produced
-        // output; `None` while nothing is pending.
+        // Time the first frame went into the muxer after its last output, or
+        // `None` when no frame is pending.
         let mut pending_since: Option<Instant> = None;
         loop {
             match session.frames.recv_timeout(FRAME_POLL) {
@@ -208,7 +233,7 @@ impl SrtOutput {
         Ok(())
     }
 
-    /// Sends every buffer the muxer has ready; returns whether there was any.
+    /// Sends every buffer the muxer has ready and returns whether it sent any.
     fn forward(
         &mut self,
         socket: &mut SrtSocket,
@@ -262,6 +287,11 @@ impl SrtOutput {
                 waited_ms = report.waited.as_millis() as u64,
                 "SRT send buffer drained"
             );
+        } else if report.connection_lost {
+            tracing::debug!(
+                waited_ms = report.waited.as_millis() as u64,
+                "SRT connection broke while draining; the receiver may lack the last packets"
+            );
         } else {
             tracing::debug!(
                 waited_ms = report.waited.as_millis() as u64,
@@ -308,27 +338,8 @@ impl Output for SrtOutput {
         let _entered = span.enter();
         self.last_session = SessionStats::default();
 
-        let streamid = self.checked_streamid()?;
-        let mut socket = self.connect(&streamid)?;
-        tracing::info!(
-            latency_ms = self.settings.latency_ms,
-            encrypted = self.settings.passphrase.is_some(),
-            "SRT connected"
-        );
-
-        let started = Instant::now();
-        let result = self.stream(&mut socket, &session);
+        let result = self.dial_and_stream(&session);
         session.frames.pause();
-        drop(socket);
-
-        tracing::info!(
-            bytes_sent = self.last_session.bytes_sent,
-            messages_sent = self.last_session.messages_sent,
-            duration_ms = started.elapsed().as_millis() as u64,
-            frames_dropped_total = session.frames.dropped(),
-            clean = result.is_ok(),
-            "SRT connection closed"
-        );
         result
     }
 }

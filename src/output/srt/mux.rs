@@ -107,7 +107,7 @@ impl TsMuxer {
             .map_err(|flow| push_error(format!("{flow:?}")))
     }
 
-    /// Ends every input, so the muxer flushes what it holds and then ends.
+    /// Ends every input, so the muxer flushes its queued data and then ends.
     pub fn finish(&self) {
         let _ = self.video.end_of_stream();
         if let Some(audio) = &self.audio {
@@ -115,21 +115,21 @@ impl TsMuxer {
         }
     }
 
-    /// The next muxed buffer, waiting up to `timeout`; `None` if none came
-    /// in time or the muxer has ended.
+    /// Returns the next muxed buffer, waiting up to `timeout`, or `None` if
+    /// none came in time or the muxer has ended.
     pub fn pull(&self, timeout: gst::ClockTime) -> Option<gst::Buffer> {
         self.sink
             .try_pull_sample(timeout)
             .and_then(|sample| sample.buffer_owned())
     }
 
-    /// Whether the muxer has sent its last buffer after `finish`.
+    /// Returns whether the muxer has delivered its last buffer after `finish`.
     pub fn is_ended(&self) -> bool {
         self.sink.is_eos()
     }
 
-    /// Fails with the first error the pipeline posted; warnings go to the
-    /// debug log.
+    /// Returns the first error the pipeline posted. Warnings go to the debug
+    /// log.
     pub fn check(&self) -> Result<(), MuxError> {
         let Some(bus) = self.pipeline.bus() else {
             return Ok(());

@@ -74,7 +74,7 @@ pub struct SendError {
     pub reason: String,
 }
 
-/// What a drain left behind.
+/// Outcome of a drain: how long it waited and what stayed unacknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DrainReport {
     pub waited: Duration,
@@ -84,6 +84,8 @@ pub struct DrainReport {
     /// Whether the send buffer emptied and the receiver's latency window
     /// passed within the limit.
     pub complete: bool,
+    /// Whether the connection broke during the drain.
+    pub connection_lost: bool,
 }
 
 /// A connected SRT caller socket; closed on drop.
@@ -97,8 +99,8 @@ pub struct SrtSocket {
 
 impl SrtSocket {
     /// Resolves `host` (names, IPv4 and IPv6 literals) and connects to the
-    /// first address that answers. A rejection ends the attempt at once;
-    /// a timeout moves on to the next address.
+    /// first address whose listener responds. A rejection ends the attempt
+    /// at once, and a timeout moves on to the next address.
     pub fn connect(host: &str, port: u16, options: &CallerOptions) -> Result<Self, ConnectError> {
         startup();
         let peer = peer_label(host, port);
@@ -118,7 +120,7 @@ impl SrtSocket {
                     })
                 }
                 Err(error @ ConnectError::TimedOut { .. }) => {
-                    tracing::debug!(%address, "SRT listener did not answer; trying next address");
+                    tracing::debug!(%address, "SRT connect timed out; trying the next address");
                     last_error = Some(error);
                 }
                 Err(error) => return Err(error),
@@ -133,8 +135,8 @@ impl SrtSocket {
     /// Sends one SRT message, which must fit in one packet.
     pub fn send_message(&mut self, message: &[u8]) -> Result<(), SendError> {
         debug_assert!(message.len() <= PAYLOAD_BYTES);
-        // SAFETY: the buffer is valid for its length; a null `mctrl` asks
-        // libsrt for the default message control.
+        // SAFETY: the buffer is valid for its length, and a null `mctrl`
+        // selects the default message control.
         let sent = unsafe {
             ffi::srt_sendmsg2(
                 self.handle,
@@ -155,7 +157,7 @@ impl SrtSocket {
         Ok(())
     }
 
-    /// Whether libsrt still counts the connection as established.
+    /// Returns whether libsrt still reports the connection as established.
     pub fn is_connected(&self) -> bool {
         // SAFETY: libsrt accepts any socket id here, closed ones included.
         unsafe { ffi::srt_getsockstate(self.handle) == ffi::SRTS_CONNECTED }
@@ -172,10 +174,10 @@ impl SrtSocket {
 
     /// Waits, up to `limit`, until the receiver has acknowledged every packet
     /// and the last one has had the receiver's latency (plus a margin) to be
-    /// delivered. A receiver whose connection closes drops what it still
-    /// holds back for its latency window, so an empty send buffer alone is
-    /// not enough: on loopback, closing right after the buffer empties lost
-    /// about the last latency's worth of data at the receiver.
+    /// delivered. A receiver whose connection closes drops the packets it
+    /// still keeps back for its latency window, so an empty send buffer
+    /// alone is not enough. On loopback (tests/srt_output.rs), closing right
+    /// after the buffer emptied lost about the last latency's worth of data.
     pub fn drain(&self, limit: Duration) -> DrainReport {
         let started = Instant::now();
         let delivered_at = self
@@ -189,6 +191,7 @@ impl SrtSocket {
                     unsent_packets: 0,
                     unsent_bytes: 0,
                     complete: false,
+                    connection_lost: true,
                 };
             };
             let delivered = delivered_at.map_or(true, |at| Instant::now() >= at);
@@ -198,6 +201,7 @@ impl SrtSocket {
                     unsent_packets: 0,
                     unsent_bytes: 0,
                     complete: true,
+                    connection_lost: false,
                 };
             }
             if waited >= limit {
@@ -206,6 +210,7 @@ impl SrtSocket {
                     unsent_packets: packets,
                     unsent_bytes: bytes,
                     complete: false,
+                    connection_lost: false,
                 };
             }
             std::thread::sleep(DRAIN_POLL_INTERVAL);

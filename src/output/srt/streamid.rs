@@ -9,10 +9,10 @@
 use crate::config::Secret;
 use crate::trax::credential::Credential;
 
-/// The longest streamid libsrt accepts (`SRTO_STREAMID`), in bytes.
+/// Maximum streamid length libsrt accepts (`SRTO_STREAMID`), in bytes.
 pub const MAX_STREAMID_BYTES: usize = 512;
 
-/// The user name that tells the edge the password is a session token.
+/// User name that marks the password field as a session token.
 pub const TOKEN_USER: &str = "trax";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
