@@ -240,6 +240,8 @@ pub fn peer_label(host: &str, port: u16) -> String {
     }
 }
 
+// NOTE: name lookup goes through getaddrinfo without a timeout, so a hanging
+// resolver holds the session thread until the system resolver gives up.
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let resolve_error = |reason: String| ConnectError::Resolve {
