@@ -33,29 +33,19 @@ impl FromStr for SourceSpec {
             Ok(SourceSpec::Test)
         } else if let Some(path) = text.strip_prefix("file:") {
             if path.is_empty() {
-                return Err(
-                    "invalid device 'file:': give the clip's path, as in file:clip.mp4".into(),
-                );
+                return Err("invalid device 'file:': give the clip's path, as in file:clip.mp4".into());
             }
             Ok(SourceSpec::File { path: path.into() })
         } else if let Some(rest) = text.strip_prefix("decklink:") {
-            Ok(SourceSpec::Decklink {
-                index: index(rest, "decklink")?,
-            })
+            Ok(SourceSpec::Decklink { index: index(rest, "decklink")? })
         } else if let Some(rest) = text.strip_prefix("avf:") {
-            Ok(SourceSpec::Avf {
-                index: index(rest, "avf")?,
-            })
+            Ok(SourceSpec::Avf { index: index(rest, "avf")? })
         } else if text == "libcamera" {
             Ok(SourceSpec::Libcamera { id: None })
         } else if let Some(id) = text.strip_prefix("libcamera:") {
-            Ok(SourceSpec::Libcamera {
-                id: (!id.is_empty()).then(|| id.to_string()),
-            })
+            Ok(SourceSpec::Libcamera { id: (!id.is_empty()).then(|| id.to_string()) })
         } else if text.starts_with("/dev/") {
-            Ok(SourceSpec::V4l2 {
-                device: text.into(),
-            })
+            Ok(SourceSpec::V4l2 { device: text.into() })
         } else {
             Err(format!(
                 "invalid device '{text}': use /dev/videoN, test, file:PATH, decklink:N, avf:N \

@@ -119,7 +119,10 @@ impl ChainSpec {
 
     /// Builds every element, adds them to `bin` and links them in order.
     /// Returns the first and last element of the chain.
-    pub fn build_into(&self, bin: &gst::Bin) -> Result<(gst::Element, gst::Element), BuildError> {
+    pub fn build_into(
+        &self,
+        bin: &gst::Bin,
+    ) -> Result<(gst::Element, gst::Element), BuildError> {
         let elements = self
             .elements
             .iter()
@@ -185,9 +188,7 @@ mod tests {
     #[test]
     fn build_rejects_unknown_property() {
         gst::init().unwrap();
-        let result = ElementSpec::new("fakesink")
-            .property("no-such-thing", 1)
-            .build();
+        let result = ElementSpec::new("fakesink").property("no-such-thing", 1).build();
         assert!(matches!(result, Err(BuildError::UnknownProperty { .. })));
     }
 
