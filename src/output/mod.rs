@@ -46,6 +46,9 @@ pub struct Session<'a> {
     pub frames: &'a FrameReceiver,
     /// Asks the encoder for an IDR, so a new connection starts quickly.
     pub keyframes: &'a KeyframeRequester,
+    /// Whether audio frames will come. An output that muxes waits for every
+    /// stream it expects.
+    pub has_audio: bool,
 }
 
 /// Why a connection ended other than by a clean stop.

@@ -1,1 +1,4 @@
 //! TRaX platform: session token claims and credentials.
+
+pub mod credential;
+pub mod token;

@@ -1,1 +1,481 @@
 //! SRT output: MPEG-TS over libsrt in caller mode.
+//!
+//! Muxing stays in GStreamer (`mpegtsmux`, see `mux`). Sending goes through
+//! libsrt's C API (see `socket`) rather than `srtsink`, because the output
+//! must tell a rejected handshake from an unreachable listener and drain the
+//! send buffer before closing. `srtsink` (GStreamer 1.22) reports both
+//! failures with the same error and closes with `SRTO_LINGER` at 0.
+//!
+//! Each session dials once, streams until the frame channel closes or the
+//! connection fails, and returns; the supervisor decides about redialing.
+
+mod ffi;
+pub mod mux;
+pub mod socket;
+pub mod streamid;
+
+use crate::config::Secret;
+use crate::exit::ExitStatus;
+use crate::output::{Output, OutputError, Session};
+use crate::pipeline::fanout::Received;
+use crate::trax::credential::Credential;
+use crate::trax::token::{self, MEDIAMTX_AUDIENCE};
+use gstreamer as gst;
+use mux::{PacketSplitter, TsMuxer};
+use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Passphrase lengths libsrt accepts, in bytes.
+pub const PASSPHRASE_BYTES: RangeInclusive<usize> = 10..=79;
+
+/// How long the session loop waits for a frame before looking at the
+/// connection and the muxer again.
+const FRAME_POLL: Duration = Duration::from_millis(50);
+
+/// How long the muxer may take to flush after the last frame.
+const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// Time allowed on top of the latency for the last packets to be
+/// acknowledged and delivered when stopping.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
+/// Maximum time a clean stop waits for the receiver, whatever the latency.
+const MAX_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long the muxer may produce nothing while frames keep coming, as when
+/// audio is expected but has stopped, before the session fails.
+const MUX_STALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Destination, credential and SRT options of one output.
+#[derive(Clone, Debug)]
+pub struct SrtSettings {
+    pub host: String,
+    pub port: u16,
+    /// The edge path, as in `live/cam1`.
+    pub path: String,
+    pub credential: Credential,
+    pub latency_ms: u32,
+    /// Passphrase that encrypts the stream when set, 10 to 79 bytes.
+    pub passphrase: Option<Secret>,
+    /// AES key length in bytes: 0 (libsrt's default, AES-128), 16, 24 or 32.
+    pub pbkeylen: u32,
+    pub connect_timeout_ms: u32,
+}
+
+/// Counters for the last session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// MPEG-TS bytes handed to libsrt. After a complete drain the receiver
+    /// has acknowledged all of them.
+    pub bytes_sent: u64,
+    pub messages_sent: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the SRT host is empty: set the edge's host name or address")]
+    EmptyHost,
+
+    #[error("the SRT port is 0: set the edge's SRT port")]
+    ZeroPort,
+
+    #[error(
+        "the SRT passphrase is {length} bytes: libsrt needs {} to {} bytes",
+        PASSPHRASE_BYTES.start(),
+        PASSPHRASE_BYTES.end()
+    )]
+    PassphraseLength { length: usize },
+
+    #[error("invalid SRT key length {pbkeylen}: use 0 (default), 16, 24 or 32")]
+    KeyLength { pbkeylen: u32 },
+
+    #[error("GStreamer element 'mpegtsmux' is missing: run scripts/install-deps.sh")]
+    MissingMuxer,
+}
+
+/// Publishes the encode to one SRT listener.
+pub struct SrtOutput {
+    settings: SrtSettings,
+    last_session: SessionStats,
+}
+
+impl SrtOutput {
+    pub fn new(settings: SrtSettings) -> Self {
+        Self {
+            settings,
+            last_session: SessionStats::default(),
+        }
+    }
+
+    /// Counters of the session that ran last (zero before the first).
+    pub fn last_session(&self) -> SessionStats {
+        self.last_session
+    }
+
+    fn peer(&self) -> String {
+        socket::peer_label(&self.settings.host, self.settings.port)
+    }
+
+    /// Runs every pre-dial check and returns the streamid.
+    fn checked_streamid(&self) -> Result<Secret, OutputError> {
+        check_settings(&self.settings).map_err(usage)?;
+        let settings = &self.settings;
+        let streamid =
+            streamid::build_streamid(&settings.path, &settings.credential).map_err(usage)?;
+        if let Credential::SessionToken(token) = &settings.credential {
+            token::decode_claims(token.expose())
+                .and_then(|claims| {
+                    token::check_publish(
+                        &claims,
+                        &settings.path,
+                        MEDIAMTX_AUDIENCE,
+                        SystemTime::now(),
+                    )
+                })
+                .map_err(|error| OutputError::Fatal {
+                    status: ExitStatus::Credentials,
+                    message: error.to_string(),
+                })?;
+        }
+        Ok(streamid)
+    }
+
+    fn connect(&self, streamid: &Secret) -> Result<SrtSocket, OutputError> {
+        let settings = &self.settings;
+        let options = CallerOptions {
+            streamid,
+            latency_ms: settings.latency_ms,
+            passphrase: settings.passphrase.as_ref(),
+            pbkeylen: settings.pbkeylen,
+            connect_timeout_ms: settings.connect_timeout_ms,
+        };
+        SrtSocket::connect(&settings.host, settings.port, &options).map_err(|error| match error {
+            ConnectError::Rejected { peer, code, reason } => OutputError::Rejected(format!(
+                "{}, path or passphrase rejected by {peer} (SRT reject reason {code}: {reason})",
+                settings.credential.kind()
+            )),
+            ConnectError::Option { .. } => OutputError::Fatal {
+                status: ExitStatus::Usage,
+                message: error.to_string(),
+            },
+            other => OutputError::Transient(other.to_string()),
+        })
+    }
+
+    /// Dials, streams, and logs the session's counters when it ends.
+    fn dial_and_stream(&mut self, session: &Session<'_>) -> Result<(), OutputError> {
+        let streamid = self.checked_streamid()?;
+        let mut socket = self.connect(&streamid)?;
+        tracing::info!(
+            latency_ms = self.settings.latency_ms,
+            encrypted = self.settings.passphrase.is_some(),
+            "SRT connected"
+        );
+
+        let started = Instant::now();
+        let result = self.stream(&mut socket, session);
+        drop(socket);
+
+        tracing::info!(
+            bytes_sent = self.last_session.bytes_sent,
+            messages_sent = self.last_session.messages_sent,
+            duration_ms = started.elapsed().as_millis() as u64,
+            frames_dropped_total = session.frames.dropped(),
+            clean = result.is_ok(),
+            "SRT connection closed"
+        );
+        result
+    }
+
+    /// Streams until the frame channel closes (`Ok`) or the connection or
+    /// the muxer fails.
+    fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
+        let muxer = TsMuxer::new(session.has_audio).map_err(transient)?;
+        session.frames.start();
+        session.keyframes.request();
+
+        let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);
+        // Time the first frame went into the muxer after its last output, or
+        // `None` when no frame is pending.
+        let mut pending_since: Option<Instant> = None;
+        loop {
+            match session.frames.recv_timeout(FRAME_POLL) {
+                Ok(frame) => {
+                    muxer.push(frame).map_err(transient)?;
+                    pending_since.get_or_insert_with(Instant::now);
+                }
+                Err(Received::Timeout | Received::Frame) => {}
+                Err(Received::Closed) => break,
+            }
+            if self.forward(socket, &mut splitter, &muxer)? {
+                pending_since = None;
+            }
+            muxer.check().map_err(transient)?;
+            if !socket.is_connected() {
+                return Err(OutputError::Transient(format!(
+                    "SRT connection to {} lost",
+                    socket.peer()
+                )));
+            }
+            if pending_since.is_some_and(|since| since.elapsed() > MUX_STALL_LIMIT) {
+                return Err(OutputError::Transient(format!(
+                    "the MPEG-TS muxer produced nothing for {} s while frames arrived (audio \
+                     expected: {}): check that every expected stream still delivers frames",
+                    MUX_STALL_LIMIT.as_secs(),
+                    session.has_audio
+                )));
+            }
+        }
+
+        self.flush(socket, &mut splitter, &muxer)?;
+        self.drain(socket);
+        Ok(())
+    }
+
+    /// Sends every buffer the muxer has ready and returns whether it sent any.
+    fn forward(
+        &mut self,
+        socket: &mut SrtSocket,
+        splitter: &mut PacketSplitter,
+        muxer: &TsMuxer,
+    ) -> Result<bool, OutputError> {
+        let mut forwarded = false;
+        while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
+            self.send(socket, splitter, &buffer)?;
+            forwarded = true;
+        }
+        Ok(forwarded)
+    }
+
+    /// Ends the muxer's inputs and sends what it flushes.
+    fn flush(
+        &mut self,
+        socket: &mut SrtSocket,
+        splitter: &mut PacketSplitter,
+        muxer: &TsMuxer,
+    ) -> Result<(), OutputError> {
+        muxer.finish();
+        let deadline = Instant::now() + FLUSH_LIMIT;
+        while !muxer.is_ended() && Instant::now() < deadline {
+            if let Some(buffer) = muxer.pull(gst::ClockTime::from_mseconds(50)) {
+                self.send(socket, splitter, &buffer)?;
+            }
+            muxer.check().map_err(transient)?;
+        }
+        if !muxer.is_ended() {
+            tracing::warn!(
+                limit_ms = FLUSH_LIMIT.as_millis() as u64,
+                "MPEG-TS muxer did not finish flushing in time; its last packets are lost"
+            );
+        }
+        if splitter.pending_bytes() > 0 {
+            tracing::warn!(
+                bytes = splitter.pending_bytes(),
+                "MPEG-TS muxer ended inside a packet; the partial packet is not sent"
+            );
+        }
+        Ok(())
+    }
+
+    fn drain(&self, socket: &SrtSocket) {
+        let latency = Duration::from_millis(self.settings.latency_ms.into());
+        let limit = (latency + DRAIN_MARGIN).min(MAX_DRAIN);
+        let report = socket.drain(limit);
+        if report.complete {
+            tracing::debug!(
+                waited_ms = report.waited.as_millis() as u64,
+                "SRT send buffer drained"
+            );
+        } else if report.connection_lost {
+            tracing::debug!(
+                waited_ms = report.waited.as_millis() as u64,
+                "SRT connection broke while draining; the receiver may lack the last packets"
+            );
+        } else {
+            tracing::debug!(
+                waited_ms = report.waited.as_millis() as u64,
+                limit_ms = limit.as_millis() as u64,
+                unsent_packets = report.unsent_packets,
+                unsent_bytes = report.unsent_bytes,
+                "SRT drain ended before the receiver had everything"
+            );
+        }
+    }
+
+    fn send(
+        &mut self,
+        socket: &mut SrtSocket,
+        splitter: &mut PacketSplitter,
+        buffer: &gst::Buffer,
+    ) -> Result<(), OutputError> {
+        let map = buffer.map_readable().map_err(|_| {
+            OutputError::Transient("cannot read a buffer from the MPEG-TS muxer".to_string())
+        })?;
+        let stats = &mut self.last_session;
+        splitter
+            .push(map.as_slice(), |message| {
+                socket.send_message(message)?;
+                stats.bytes_sent += message.len() as u64;
+                stats.messages_sent += 1;
+                Ok(())
+            })
+            .map_err(|error: socket::SendError| OutputError::Transient(error.to_string()))
+    }
+}
+
+impl Output for SrtOutput {
+    fn label(&self) -> String {
+        format!("srt://{} path={}", self.peer(), self.settings.path)
+    }
+
+    fn preflight(&self) -> Result<(), OutputError> {
+        self.checked_streamid().map(|_| ())
+    }
+
+    fn run_session(&mut self, session: Session<'_>) -> Result<(), OutputError> {
+        let span = tracing::info_span!("output", label = %self.label());
+        let _entered = span.enter();
+        self.last_session = SessionStats::default();
+
+        let result = self.dial_and_stream(&session);
+        session.frames.pause();
+        result
+    }
+}
+
+fn check_settings(settings: &SrtSettings) -> Result<(), SettingsError> {
+    if settings.host.is_empty() {
+        return Err(SettingsError::EmptyHost);
+    }
+    if settings.port == 0 {
+        return Err(SettingsError::ZeroPort);
+    }
+    if let Some(passphrase) = &settings.passphrase {
+        if !PASSPHRASE_BYTES.contains(&passphrase.len()) {
+            return Err(SettingsError::PassphraseLength {
+                length: passphrase.len(),
+            });
+        }
+    }
+    if !matches!(settings.pbkeylen, 0 | 16 | 24 | 32) {
+        return Err(SettingsError::KeyLength {
+            pbkeylen: settings.pbkeylen,
+        });
+    }
+    let muxer_found = gst::init().is_ok() && gst::ElementFactory::find("mpegtsmux").is_some();
+    if !muxer_found {
+        return Err(SettingsError::MissingMuxer);
+    }
+    Ok(())
+}
+
+fn usage(error: impl std::fmt::Display) -> OutputError {
+    OutputError::Fatal {
+        status: ExitStatus::Usage,
+        message: error.to_string(),
+    }
+}
+
+fn transient(error: impl std::fmt::Display) -> OutputError {
+    OutputError::Transient(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SrtSettings {
+        SrtSettings {
+            host: "127.0.0.1".to_string(),
+            port: 9000,
+            path: "live/cam1".to_string(),
+            credential: Credential::StreamKey(Secret::new("stream key", "k3y")),
+            latency_ms: 120,
+            passphrase: None,
+            pbkeylen: 0,
+            connect_timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn label_names_peer_and_path() {
+        let output = SrtOutput::new(settings());
+        assert_eq!(output.label(), "srt://127.0.0.1:9000 path=live/cam1");
+        let output = SrtOutput::new(SrtSettings {
+            host: "::1".to_string(),
+            ..settings()
+        });
+        assert_eq!(output.label(), "srt://[::1]:9000 path=live/cam1");
+    }
+
+    #[test]
+    fn settings_checks() {
+        let cases = [
+            (
+                SrtSettings {
+                    host: String::new(),
+                    ..settings()
+                },
+                SettingsError::EmptyHost,
+            ),
+            (
+                SrtSettings {
+                    port: 0,
+                    ..settings()
+                },
+                SettingsError::ZeroPort,
+            ),
+            (
+                SrtSettings {
+                    passphrase: Some(Secret::new("SRT passphrase", "short")),
+                    ..settings()
+                },
+                SettingsError::PassphraseLength { length: 5 },
+            ),
+            (
+                SrtSettings {
+                    passphrase: Some(Secret::new("SRT passphrase", "p".repeat(80))),
+                    ..settings()
+                },
+                SettingsError::PassphraseLength { length: 80 },
+            ),
+            (
+                SrtSettings {
+                    pbkeylen: 20,
+                    ..settings()
+                },
+                SettingsError::KeyLength { pbkeylen: 20 },
+            ),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(check_settings(&settings), Err(expected));
+        }
+        assert_eq!(check_settings(&settings()), Ok(()));
+    }
+
+    #[test]
+    fn preflight_maps_statuses() {
+        let output = SrtOutput::new(SrtSettings {
+            path: "live:cam".to_string(),
+            ..settings()
+        });
+        match output.preflight() {
+            Err(OutputError::Fatal { status, .. }) => assert_eq!(status, ExitStatus::Usage),
+            other => panic!("{other:?}"),
+        }
+
+        let output = SrtOutput::new(SrtSettings {
+            credential: Credential::SessionToken(Secret::new("session token", "not-a-jwt")),
+            ..settings()
+        });
+        match output.preflight() {
+            Err(OutputError::Fatal { status, message }) => {
+                assert_eq!(status, ExitStatus::Credentials);
+                assert!(message.contains("not a JWT"), "{message}");
+                assert!(!message.contains("not-a-jwt"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
