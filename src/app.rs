@@ -87,7 +87,9 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     }
     drop(outcome_sender);
 
-    media.start().map_err(|e| Fatal::new(ExitStatus::Device, e))?;
+    media
+        .start()
+        .map_err(|e| Fatal::new(ExitStatus::Device, e))?;
     info!(outputs = output_count, "streaming");
 
     let result = watch(&config, &media, &outcomes, output_count, stop_sender);
@@ -150,7 +152,10 @@ fn watch(
     media.request_stop();
     let remaining = output_count - ended;
     if !wait_outputs(outcomes, remaining) {
-        warn!("outputs did not finish within {} s; exiting anyway", STOP_TIMEOUT.as_secs());
+        warn!(
+            "outputs did not finish within {} s; exiting anyway",
+            STOP_TIMEOUT.as_secs()
+        );
     }
     Ok(())
 }
@@ -210,7 +215,10 @@ pub fn fit_within(size: Size, max: Size) -> Size {
         f64::from(max.height) / f64::from(size.height),
     );
     let even = |value: f64| ((value / 2.0).floor() as u32 * 2).max(16);
-    Size::new(even(f64::from(size.width) * scale), even(f64::from(size.height) * scale))
+    Size::new(
+        even(f64::from(size.width) * scale),
+        even(f64::from(size.height) * scale),
+    )
 }
 
 fn build_outputs(config: &Config) -> Result<Vec<Box<dyn Output>>, Fatal> {
@@ -218,7 +226,9 @@ fn build_outputs(config: &Config) -> Result<Vec<Box<dyn Output>>, Fatal> {
         .outputs
         .iter()
         .map(|output| match output {
-            OutputConfig::Srt(settings) => Box::new(SrtOutput::new(settings.clone())) as Box<dyn Output>,
+            OutputConfig::Srt(settings) => {
+                Box::new(SrtOutput::new(settings.clone())) as Box<dyn Output>
+            }
         })
         .collect())
 }
@@ -231,8 +241,14 @@ mod tests {
     fn fit_within_caps_and_keeps_aspect() {
         let max = Size::new(1920, 1080);
         assert_eq!(fit_within(Size::new(1280, 720), max), Size::new(1280, 720));
-        assert_eq!(fit_within(Size::new(3840, 2160), max), Size::new(1920, 1080));
-        assert_eq!(fit_within(Size::new(4096, 2160), max), Size::new(1920, 1012));
+        assert_eq!(
+            fit_within(Size::new(3840, 2160), max),
+            Size::new(1920, 1080)
+        );
+        assert_eq!(
+            fit_within(Size::new(4096, 2160), max),
+            Size::new(1920, 1012)
+        );
         assert_eq!(fit_within(Size::new(1080, 1920), max), Size::new(606, 1080));
     }
 }

@@ -106,7 +106,12 @@ pub struct RunArgs {
     pub audio_bitrate: u32,
 
     /// Shift audio against video, in milliseconds (positive: audio later).
-    #[arg(long, value_name = "MS", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub av_offset_ms: i64,
 
     /// SRT latency in milliseconds.

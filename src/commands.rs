@@ -27,7 +27,11 @@ pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
         match GstProber.test_encode(&plan, &settings) {
             Ok(()) => {
                 usable += 1;
-                println!("{:<16} {:<14} usable", format!("{:?}", candidate.name).to_lowercase(), candidate.factory);
+                println!(
+                    "{:<16} {:<14} usable",
+                    format!("{:?}", candidate.name).to_lowercase(),
+                    candidate.factory
+                );
             }
             Err(reason) => println!(
                 "{:<16} {:<14} unusable: {reason}",

@@ -8,7 +8,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { ExitStatus::Usage.code() as u8 } else { 0 });
+            return ExitCode::from(if error.use_stderr() {
+                ExitStatus::Usage.code() as u8
+            } else {
+                0
+            });
         }
     };
     bridge::telemetry::init(&cli.run.log_level);

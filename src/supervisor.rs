@@ -182,7 +182,10 @@ mod tests {
         let bases = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0];
         for (delay, base) in delays.iter().zip(bases) {
             assert!(*delay >= base * 0.75 - 1e-9, "{delay} below {base}");
-            assert!(*delay <= (base * 1.25).min(10.0) + 1e-9, "{delay} above {base}");
+            assert!(
+                *delay <= (base * 1.25).min(10.0) + 1e-9,
+                "{delay} above {base}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(625));
@@ -250,7 +253,9 @@ mod tests {
     }
 
     fn rejected() -> Result<(), OutputError> {
-        Err(OutputError::Rejected("token, path or passphrase rejected".into()))
+        Err(OutputError::Rejected(
+            "token, path or passphrase rejected".into(),
+        ))
     }
 
     fn transient() -> Result<(), OutputError> {

@@ -27,8 +27,14 @@ fn assert_fails(args: &[&str], env: &[(&str, &str)], code: i32, expected: &str) 
     let output = bridge(args, env);
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
-    assert!(text.contains(expected), "{args:?}: expected '{expected}' in: {text}");
-    assert!(!text.contains("c2lnbmF0dXJlLXNlY3JldA"), "secret in: {text}");
+    assert!(
+        text.contains(expected),
+        "{args:?}: expected '{expected}' in: {text}"
+    );
+    assert!(
+        !text.contains("c2lnbmF0dXJlLXNlY3JldA"),
+        "secret in: {text}"
+    );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("c2lnbmF0dXJlLXNlY3JldA"));
 }
 
@@ -45,14 +51,38 @@ fn usage_errors_exit_2() {
         (SRT.to_vec(), "missing --device"),
         (vec!["--device", "test"], "missing --output"),
         (with_srt(&["--device", "webcam"]), "invalid device 'webcam'"),
-        (with_srt(&["--device", "test", "--fps", "abc"]), "invalid frame rate 'abc'"),
-        (with_srt(&["--device", "test", "--size", "1281x720"]), "even width"),
-        (with_srt(&["--device", "test", "--encoder", "quicksync"]), "invalid encoder 'quicksync'"),
-        (with_srt(&["--device", "test", "--profile", "extended"]), "invalid profile 'extended'"),
-        (with_srt(&["--device", "test", "--gop", "0"]), "invalid --gop 0"),
-        (with_srt(&["--device", "test", "--latency", "5"]), "invalid --latency 5"),
-        (with_srt(&["--device", "test", "--log-level", "loud"]), "invalid --log-level 'loud'"),
-        (with_srt(&["--device", "test", "--pbkeylen", "20"]), "invalid --pbkeylen 20"),
+        (
+            with_srt(&["--device", "test", "--fps", "abc"]),
+            "invalid frame rate 'abc'",
+        ),
+        (
+            with_srt(&["--device", "test", "--size", "1281x720"]),
+            "even width",
+        ),
+        (
+            with_srt(&["--device", "test", "--encoder", "quicksync"]),
+            "invalid encoder 'quicksync'",
+        ),
+        (
+            with_srt(&["--device", "test", "--profile", "extended"]),
+            "invalid profile 'extended'",
+        ),
+        (
+            with_srt(&["--device", "test", "--gop", "0"]),
+            "invalid --gop 0",
+        ),
+        (
+            with_srt(&["--device", "test", "--latency", "5"]),
+            "invalid --latency 5",
+        ),
+        (
+            with_srt(&["--device", "test", "--log-level", "loud"]),
+            "invalid --log-level 'loud'",
+        ),
+        (
+            with_srt(&["--device", "test", "--pbkeylen", "20"]),
+            "invalid --pbkeylen 20",
+        ),
         (
             vec!["--device", "test", "--output", "srt://127.0.0.1:9"],
             "needs the stream path",
@@ -76,6 +106,13 @@ fn secret_flags_rejected_without_echo() {
 }
 
 #[test]
+fn token_claims_checked_before_capture() {
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let args = with_srt(&["--device", "/dev/video97"]);
+    assert_fails(&args, &token, 3, "not 'publish'");
+}
+
+#[test]
 fn missing_credentials_named() {
     let args = with_srt(&["--device", "test"]);
     assert_fails(&args, &[], 2, "needs credentials: set TRAX_SESSION_TOKEN");
@@ -84,25 +121,44 @@ fn missing_credentials_named() {
 #[test]
 fn userinfo_in_url_redacted() {
     let url = format!("srt://trax:{TOKEN}@127.0.0.1:9");
-    let args = ["--device", "test", "--output", url.as_str(), "--path", "inputs/x"];
+    let args = [
+        "--device",
+        "test",
+        "--output",
+        url.as_str(),
+        "--path",
+        "inputs/x",
+    ];
     assert_fails(&args, &[], 2, "carry no credentials");
 }
 
 #[test]
 fn missing_sources_exit_4() {
-    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let token = [("TRAX_STREAM_KEY", "c2lnbmF0dXJlLXNlY3JldA")];
     assert_fails(
         &with_srt(&["--device", "file:/nonexistent/clip.mp4"]),
         &token,
         4,
         "/nonexistent/clip.mp4",
     );
-    assert_fails(&with_srt(&["--device", "/dev/video97"]), &token, 4, "/dev/video97");
+    assert_fails(
+        &with_srt(&["--device", "/dev/video97"]),
+        &token,
+        4,
+        "/dev/video97",
+    );
 }
 
 #[test]
 fn unusable_forced_encoder_exits_5() {
-    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
-    let args = with_srt(&["--device", "test", "--encoder", "nvenc", "--size", "320x240"]);
+    let token = [("TRAX_STREAM_KEY", "c2lnbmF0dXJlLXNlY3JldA")];
+    let args = with_srt(&[
+        "--device",
+        "test",
+        "--encoder",
+        "nvenc",
+        "--size",
+        "320x240",
+    ]);
     assert_fails(&args, &token, 5, "nvh264enc");
 }

@@ -24,8 +24,18 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         .parse()
         .map_err(invalid)?;
     let capture = CaptureRequest {
-        size: args.size.as_deref().map(str::parse).transpose().map_err(invalid)?,
-        fps: args.fps.as_deref().map(str::parse).transpose().map_err(invalid)?,
+        size: args
+            .size
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?,
+        fps: args
+            .fps
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?,
         audio: args
             .audio
             .parse()
@@ -73,7 +83,11 @@ fn reject_secret_flags(args: &RunArgs) -> Result<(), ConfigError> {
     let flags = [
         (args.token.is_some(), "token", "TRAX_SESSION_TOKEN"),
         (args.stream_key.is_some(), "stream-key", "TRAX_STREAM_KEY"),
-        (args.passphrase.is_some(), "passphrase", "TRAX_SRT_PASSPHRASE"),
+        (
+            args.passphrase.is_some(),
+            "passphrase",
+            "TRAX_SRT_PASSPHRASE",
+        ),
     ];
     match flags.into_iter().find(|(given, _, _)| *given) {
         Some((_, flag, env_var)) => Err(ConfigError::SecretOnCommandLine { flag, env_var }),

@@ -123,7 +123,10 @@ mod tests {
         std::fs::write(directory.path().join("trax-session-token"), "from-cred").unwrap();
         let credentials = directory.path().to_str().unwrap();
 
-        let env = env_of(&[("TRAX_SESSION_TOKEN", " from-env "), ("CREDENTIALS_DIRECTORY", credentials)]);
+        let env = env_of(&[
+            ("TRAX_SESSION_TOKEN", " from-env "),
+            ("CREDENTIALS_DIRECTORY", credentials),
+        ]);
         let lookup = |name: &str| env.get(name).cloned();
         let secret = read_secret(&source(None), &lookup).unwrap().unwrap();
         assert_eq!(secret.expose(), "from-env");

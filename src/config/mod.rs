@@ -52,7 +52,9 @@ pub enum ConfigError {
     Invalid(String),
     #[error("missing --device: name the source, e.g. --device /dev/video0, --device test or --device file:clip.mp4")]
     MissingDevice,
-    #[error("missing --output: give at least one destination, e.g. --output srt://ingest.example:8890")]
+    #[error(
+        "missing --output: give at least one destination, e.g. --output srt://ingest.example:8890"
+    )]
     MissingOutput,
     #[error(
         "--{flag} does not take a secret's value, which would show in the process list; \

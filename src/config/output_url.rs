@@ -12,7 +12,12 @@ pub enum OutputUrl {
 pub const SRT_DEFAULT_PORT: u16 = 8890;
 
 pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
-    let invalid = |why: &str| ConfigError::Invalid(format!("invalid --output '{}': {why}", redact_userinfo(url)));
+    let invalid = |why: &str| {
+        ConfigError::Invalid(format!(
+            "invalid --output '{}': {why}",
+            redact_userinfo(url)
+        ))
+    };
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| invalid("use srt://host:port"))?;
@@ -130,7 +135,9 @@ mod tests {
 
     #[test]
     fn userinfo_never_echoed() {
-        let error = parse("srt://trax:eyJsecret@host:9000").unwrap_err().to_string();
+        let error = parse("srt://trax:eyJsecret@host:9000")
+            .unwrap_err()
+            .to_string();
         assert!(!error.contains("eyJsecret"), "{error}");
         assert!(error.contains("<redacted>@host:9000"), "{error}");
     }

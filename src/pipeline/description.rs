@@ -136,10 +136,7 @@ impl ChainSpec {
 
     /// Builds every element, adds them to `bin` and links them in order.
     /// Returns the first and last element of the chain.
-    pub fn build_into(
-        &self,
-        bin: &gst::Bin,
-    ) -> Result<(gst::Element, gst::Element), BuildError> {
+    pub fn build_into(&self, bin: &gst::Bin) -> Result<(gst::Element, gst::Element), BuildError> {
         let elements = self
             .elements
             .iter()
@@ -211,14 +208,20 @@ mod tests {
     #[test]
     fn build_rejects_unknown_property() {
         gst::init().unwrap();
-        let result = ElementSpec::new("fakesink").property("no-such-thing", 1).build();
+        let result = ElementSpec::new("fakesink")
+            .property("no-such-thing", 1)
+            .build();
         assert!(matches!(result, Err(BuildError::UnknownProperty { .. })));
     }
 
     #[test]
     fn build_rejects_invalid_values() {
         gst::init().unwrap();
-        for (name, value) in [("bitrate", "5000000"), ("pass", "nosuch"), ("bitrate", "fast")] {
+        for (name, value) in [
+            ("bitrate", "5000000"),
+            ("pass", "nosuch"),
+            ("bitrate", "fast"),
+        ] {
             let result = ElementSpec::new("x264enc").property(name, value).build();
             assert!(
                 matches!(result, Err(BuildError::InvalidValue { .. })),

@@ -128,7 +128,9 @@ impl Fanout {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Tap>> {
-        self.taps.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.taps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -155,7 +157,10 @@ mod tests {
         let fanout = Fanout::new();
         let receiver = fanout.add_output();
         fanout.publish(frame(MediaKind::Video, true));
-        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Timeout);
+        assert_eq!(
+            receiver.recv_timeout(Duration::ZERO).unwrap_err(),
+            Received::Timeout
+        );
 
         receiver.start();
         fanout.publish(frame(MediaKind::Audio, true));
@@ -165,7 +170,10 @@ mod tests {
         let first = receiver.recv_timeout(Duration::ZERO).unwrap();
         assert_eq!(first.kind, MediaKind::Video);
         assert!(first.is_keyframe());
-        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap().kind, MediaKind::Audio);
+        assert_eq!(
+            receiver.recv_timeout(Duration::ZERO).unwrap().kind,
+            MediaKind::Audio
+        );
     }
 
     #[test]
@@ -180,7 +188,10 @@ mod tests {
         assert_eq!(receiver.dropped(), 1);
         while receiver.recv_timeout(Duration::ZERO).is_ok() {}
         fanout.publish(frame(MediaKind::Video, false));
-        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Timeout);
+        assert_eq!(
+            receiver.recv_timeout(Duration::ZERO).unwrap_err(),
+            Received::Timeout
+        );
         fanout.publish(frame(MediaKind::Video, true));
         assert!(receiver.recv_timeout(Duration::ZERO).unwrap().is_keyframe());
     }
@@ -193,6 +204,9 @@ mod tests {
         fanout.publish(frame(MediaKind::Video, true));
         fanout.close();
         assert!(receiver.recv_timeout(Duration::ZERO).is_ok());
-        assert_eq!(receiver.recv_timeout(Duration::ZERO).unwrap_err(), Received::Closed);
+        assert_eq!(
+            receiver.recv_timeout(Duration::ZERO).unwrap_err(),
+            Received::Closed
+        );
     }
 }

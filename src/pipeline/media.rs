@@ -75,22 +75,41 @@ impl MediaPipeline {
         let sinks_open = Arc::new(AtomicUsize::new(if has_audio { 2 } else { 1 }));
 
         let video_entry = entry_queue("video-entry", capture.live).build()?;
-        bin.add(&video_entry).map_err(|e| BuildError::Link(e.to_string()))?;
+        bin.add(&video_entry)
+            .map_err(|e| BuildError::Link(e.to_string()))?;
         let video_sink = video_tail(settings).build_into(bin)?;
         link(&video_entry, &video_sink.0)?;
-        let video_appsink = video_sink.1.downcast::<gst_app::AppSink>().expect("appsink");
-        attach_appsink(&video_appsink, MediaKind::Video, 0, sync, &fanout, &sinks_open);
+        let video_appsink = video_sink
+            .1
+            .downcast::<gst_app::AppSink>()
+            .expect("appsink");
+        attach_appsink(
+            &video_appsink,
+            MediaKind::Video,
+            0,
+            sync,
+            &fanout,
+            &sinks_open,
+        );
         let keyframes = KeyframeRequester::for_pad(&video_appsink.static_pad("sink").expect("pad"));
 
         let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
         let audio_entry = if has_audio {
             let entry = entry_queue("audio-entry", capture.live).build()?;
-            bin.add(&entry).map_err(|e| BuildError::Link(e.to_string()))?;
+            bin.add(&entry)
+                .map_err(|e| BuildError::Link(e.to_string()))?;
             let tail = audio_tail(settings.audio_bitrate_kbps)?.build_into(bin)?;
             link(&entry, &tail.0)?;
             let appsink = tail.1.downcast::<gst_app::AppSink>().expect("appsink");
             let offset_ns = settings.av_offset_ms * 1_000_000;
-            attach_appsink(&appsink, MediaKind::Audio, offset_ns, sync, &fanout, &sinks_open);
+            attach_appsink(
+                &appsink,
+                MediaKind::Audio,
+                offset_ns,
+                sync,
+                &fanout,
+                &sinks_open,
+            );
             entries.push(entry.static_pad("sink").expect("queue sink pad"));
             Some(entry)
         } else {
@@ -183,7 +202,9 @@ impl MediaPipeline {
         match message.view() {
             gst::MessageView::Eos(_) => Some(MediaEvent::Ended),
             gst::MessageView::SegmentDone(_) => {
-                let seek = self.pipeline.seek_simple(gst::SeekFlags::SEGMENT, gst::ClockTime::ZERO);
+                let seek = self
+                    .pipeline
+                    .seek_simple(gst::SeekFlags::SEGMENT, gst::ClockTime::ZERO);
                 if seek.is_err() {
                     return Some(MediaEvent::Failed {
                         message: "failed to seek the clip back to its start".into(),
@@ -217,7 +238,12 @@ impl MediaPipeline {
         };
         let name = source.name();
         let tail = [
-            "video-entry", "audio-entry", "video-sink", "audio-sink", "h264parse", "aacparse",
+            "video-entry",
+            "audio-entry",
+            "video-sink",
+            "audio-sink",
+            "h264parse",
+            "aacparse",
         ];
         if tail.iter().any(|t| name.starts_with(t)) {
             return false;
@@ -227,7 +253,9 @@ impl MediaPipeline {
             .and_then(|element| element.factory())
             .map(|factory| factory.name().to_string())
             .unwrap_or_default();
-        factory.ends_with("src") || factory.contains("demux") || factory.contains("dec")
+        factory.ends_with("src")
+            || factory.contains("demux")
+            || factory.contains("dec")
             || source.path_string().contains("decodebin")
     }
 
@@ -240,7 +268,11 @@ fn entry_queue(name: &str, live: bool) -> ElementSpec {
     let queue = ElementSpec::new("queue").named(name);
     if live {
         // A live source must never wait on the encoder: old frames go first.
-        queue.property("leaky", "downstream").property("max-size-buffers", 0).property("max-size-bytes", 0).property("max-size-time", 1_000_000_000u64)
+        queue
+            .property("leaky", "downstream")
+            .property("max-size-buffers", 0)
+            .property("max-size-bytes", 0)
+            .property("max-size-time", 1_000_000_000u64)
     } else {
         queue
     }
@@ -262,8 +294,14 @@ fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
         ElementSpec::new("videorate"),
         ElementSpec::caps_filter(&raw_caps),
     ]);
-    chain.elements.extend(settings.encoder.chain.elements.iter().cloned());
-    chain.push(ElementSpec::new("h264parse").named("h264parse").property("config-interval", -1));
+    chain
+        .elements
+        .extend(settings.encoder.chain.elements.iter().cloned());
+    chain.push(
+        ElementSpec::new("h264parse")
+            .named("h264parse")
+            .property("config-interval", -1),
+    );
     chain.push(ElementSpec::caps_filter(
         "video/x-h264,stream-format=byte-stream,alignment=au",
     ));
@@ -366,13 +404,23 @@ fn attach_appsink(
     let fanout_samples = fanout.clone();
     let fanout_eos = fanout.clone();
     let sinks_open = sinks_open.clone();
+    let mut last_dts: Option<gst::ClockTime> = None;
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |appsink| {
                 let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let Some(sample) = retime(&sample, offset_ns) {
-                    fanout_samples.publish(Frame { kind, sample });
+                let Some(sample) = retime(&sample, offset_ns) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                // A looped clip's audio can run a frame past its video; the
+                // overlap would step DTS back at the loop point, so it goes.
+                let dts = sample.buffer().and_then(|buffer| buffer.dts());
+                if dts.is_some() && last_dts.is_some() && dts <= last_dts {
+                    tracing::trace!(?kind, "dropped a frame whose DTS does not increase");
+                    return Ok(gst::FlowSuccess::Ok);
                 }
+                last_dts = dts.or(last_dts);
+                fanout_samples.publish(Frame { kind, sample });
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| {
@@ -388,10 +436,15 @@ fn attach_appsink(
 /// `None` for a buffer that the offset would move before zero.
 fn retime(sample: &gst::Sample, offset_ns: i64) -> Option<gst::Sample> {
     let buffer = sample.buffer()?;
-    let segment = sample.segment()?.downcast_ref::<gst::format::Time>()?.clone();
+    let segment = sample
+        .segment()?
+        .downcast_ref::<gst::format::Time>()?
+        .clone();
     let shift = |time: gst::ClockTime| -> Option<gst::ClockTime> {
         let running = segment.to_running_time(time)?.nseconds() as i64;
-        u64::try_from(running.checked_add(offset_ns)?).ok().map(gst::ClockTime::from_nseconds)
+        u64::try_from(running.checked_add(offset_ns)?)
+            .ok()
+            .map(gst::ClockTime::from_nseconds)
     };
     let pts = shift(buffer.pts()?)?;
     let dts = buffer.dts().and_then(shift).unwrap_or(pts);

@@ -27,7 +27,7 @@ struct KeyframeTarget {
 }
 
 impl KeyframeRequester {
-    /// A requester that sends its events upstream from `pad`, which must be
+    /// A requester that pushes its events upstream from `pad`, a sink pad
     /// downstream of the encoder.
     pub fn for_pad(pad: &gst::Pad) -> Self {
         Self {
@@ -55,6 +55,6 @@ impl KeyframeRequester {
         let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
-        pad.send_event(event)
+        pad.push_event(event)
     }
 }

@@ -1,6 +1,7 @@
 //! Logging: tracing to standard error, at the level `--log-level` sets
 //! unless `RUST_LOG` is given.
 
+use std::io::IsTerminal;
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +24,7 @@ pub fn init(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -334,8 +334,6 @@ impl Output for SrtOutput {
     }
 
     fn run_session(&mut self, session: Session<'_>) -> Result<(), OutputError> {
-        let span = tracing::info_span!("output", label = %self.label());
-        let _entered = span.enter();
         self.last_session = SessionStats::default();
 
         let result = self.dial_and_stream(&session);
