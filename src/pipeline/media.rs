@@ -183,7 +183,7 @@ impl MediaPipeline {
         self.bus()
             .pop_filtered(&[gst::MessageType::Error])
             .and_then(|message| match message.view() {
-                gst::MessageView::Error(error) => Some(describe_error(&error)),
+                gst::MessageView::Error(error) => Some(describe_error(error)),
                 _ => None,
             })
             .unwrap_or_else(|| "the pipeline refused to change state".into())
@@ -215,7 +215,7 @@ impl MediaPipeline {
                 None
             }
             gst::MessageView::Error(error) => Some(MediaEvent::Failed {
-                message: describe_error(&error),
+                message: describe_error(error),
                 from_source: self.is_from_source(message),
             }),
             gst::MessageView::Warning(warning) => {

@@ -1,0 +1,399 @@
+//! The bridge binary end to end: a source, the shared encode and an SRT
+//! output to the libsrt receiver peer, checked with ffprobe.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::receiver::{free_udp_port, Receiver};
+
+const PATH: &str = "inputs/srt-bridge-test";
+
+struct Keys {
+    directory: tempfile::TempDir,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Self {
+            directory: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn private(&self) -> String {
+        self.directory.path().join("key.pem").display().to_string()
+    }
+
+    fn public(&self) -> String {
+        self.directory
+            .path()
+            .join("key.pub.pem")
+            .display()
+            .to_string()
+    }
+
+    /// Mints a token signed with this key pair.
+    fn token(&self, extra: &[&str]) -> String {
+        let (private, public) = (self.private(), self.public());
+        let mut args = vec!["--key", &private, "--public-key-out", &public];
+        args.extend_from_slice(extra);
+        support::mint_token(&args)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.directory.path().join(name)
+    }
+}
+
+fn bridge_command(args: &[&str], token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
+    command
+        .args(args)
+        .env("TRAX_SESSION_TOKEN", token)
+        .env_remove("TRAX_STREAM_KEY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env("RUST_LOG", "bridge=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run_bridge(args: &[&str], token: &str) -> Output {
+    bridge_command(args, token)
+        .output()
+        .expect("the bridge binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ffprobe_streams(file: &Path) -> Vec<Value> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-of", "json"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        output.status.success(),
+        "ffprobe failed on {}",
+        file.display()
+    );
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    parsed["streams"].as_array().cloned().unwrap_or_default()
+}
+
+fn decode_errors(file: &Path) -> String {
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stream_of<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
+    streams
+        .iter()
+        .find(|stream| stream["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream in {streams:?}"))
+}
+
+fn start_time(stream: &Value) -> f64 {
+    stream["start_time"].as_str().unwrap().parse().unwrap()
+}
+
+/// The number after `name=` in the bridge's log, such as `bytes_sent=123`.
+fn logged_number(log: &str, name: &str) -> Option<u64> {
+    let key = format!("{name}=");
+    let start = log.rfind(&key)? + key.len();
+    let digits: String = log[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn test_source_arrives_decodable() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let received = keys.file("received.ts");
+    let sizes = keys.file("sizes.txt");
+    let port = free_udp_port();
+    let receiver = Receiver::start(
+        port,
+        &[
+            "--expected-path",
+            PATH,
+            "--public-key",
+            &keys.public(),
+            "--output",
+            received.to_str().unwrap(),
+            "--sizes-file",
+            sizes.to_str().unwrap(),
+        ],
+    );
+
+    let url = format!("srt://127.0.0.1:{port}");
+    let args = [
+        "--device",
+        "test",
+        "--size",
+        "640x360",
+        "--fps",
+        "25",
+        "--output",
+        &url,
+        "--path",
+        PATH,
+        "--duration",
+        "4",
+    ];
+    let mut child = bridge_command(&args, &token).spawn().unwrap();
+    let cmdline = read_cmdline_while_running(&mut child);
+    let output = child.wait_with_output().unwrap();
+    let events = receiver.stop();
+    let log = text(&output);
+
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(
+        !cmdline.contains(&token),
+        "the token is in the bridge's argv"
+    );
+    assert!(!log.contains(&token), "the token is in the bridge's output");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        !log.contains(signature),
+        "part of the token is in the output"
+    );
+
+    let accepted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "connecting" && e["accepted"] == true)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{events:?}");
+
+    let streams = ffprobe_streams(&received);
+    let video = stream_of(&streams, "video");
+    assert_eq!(video["codec_name"], "h264");
+    assert_eq!(video["width"], 640);
+    assert_eq!(video["height"], 360);
+    assert_eq!(video["r_frame_rate"], "25/1");
+    assert_eq!(stream_of(&streams, "audio")["codec_name"], "aac");
+    assert_eq!(stream_of(&streams, "audio")["sample_rate"], "48000");
+    let errors = decode_errors(&received);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+
+    let sizes: Vec<usize> = std::fs::read_to_string(&sizes)
+        .unwrap()
+        .lines()
+        .map(|line| line.trim().parse().unwrap())
+        .collect();
+    assert!(!sizes.is_empty());
+    assert!(
+        sizes.iter().all(|size| size % 188 == 0 && *size <= 1316),
+        "{sizes:?}"
+    );
+
+    let sent = logged_number(&log, "bytes_sent").expect("the bridge logs bytes_sent");
+    let got = std::fs::metadata(&received).unwrap().len();
+    assert_eq!(got, sent, "the receiver holds {got} of {sent} bytes sent");
+}
+
+/// Reads `/proc/PID/cmdline` once the process has run a moment.
+fn read_cmdline_while_running(child: &mut Child) -> String {
+    std::thread::sleep(Duration::from_millis(500));
+    let path = format!("/proc/{}/cmdline", child.id());
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    String::from_utf8_lossy(&raw).replace('\0', " ")
+}
+
+#[test]
+fn looped_clip_keeps_timestamps_rising() {
+    let _guard = support::setup();
+    let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media/bigbuckbunny.mp4");
+    assert!(
+        clip.exists(),
+        "{} is missing: run scripts/fetch-sample.sh",
+        clip.display()
+    );
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let received = keys.file("received.ts");
+    let port = free_udp_port();
+    let receiver = Receiver::start(
+        port,
+        &[
+            "--expected-path",
+            PATH,
+            "--output",
+            received.to_str().unwrap(),
+        ],
+    );
+
+    let device = format!("file:{}", clip.display());
+    let url = format!("srt://127.0.0.1:{port}");
+    let args = [
+        "--device",
+        &device,
+        "--loop",
+        "--output",
+        &url,
+        "--path",
+        PATH,
+        "--duration",
+        "12",
+    ];
+    let output = run_bridge(&args, &token);
+    receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    let streams = ffprobe_streams(&received);
+    let video = stream_of(&streams, "video");
+    assert_eq!(video["width"], 1280);
+    assert_eq!(video["height"], 720);
+    let errors = decode_errors(&received);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+
+    for kind in ["v", "a"] {
+        let times = packet_times(&received, kind);
+        assert!(times.len() > 50, "{kind}: {} packets", times.len());
+        let span = times.last().unwrap() - times.first().unwrap();
+        assert!(span > 10.0, "{kind}: only {span:.2} s arrived for 12 s");
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "{kind}: DTS {} then {}",
+                pair[0],
+                pair[1]
+            );
+            assert!(
+                pair[1] - pair[0] < 0.25,
+                "{kind}: gap from {} to {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
+
+/// DTS of every packet of one stream (`v` or `a`), in seconds.
+fn packet_times(file: &Path, stream: &str) -> Vec<f64> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream])
+        .args(["-show_entries", "packet=dts_time", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+#[test]
+fn audio_offset_moves_audio_later() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let mut starts = Vec::new();
+    for offset in ["0", "400"] {
+        let received = keys.file(&format!("offset-{offset}.ts"));
+        let port = free_udp_port();
+        let receiver = Receiver::start(port, &["--output", received.to_str().unwrap()]);
+        let url = format!("srt://127.0.0.1:{port}");
+        let args = [
+            "--device",
+            "test",
+            "--size",
+            "320x240",
+            "--output",
+            &url,
+            "--path",
+            PATH,
+            "--duration",
+            "3",
+            "--av-offset-ms",
+            offset,
+        ];
+        let output = run_bridge(&args, &token);
+        receiver.stop();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let streams = ffprobe_streams(&received);
+        let lead =
+            start_time(stream_of(&streams, "audio")) - start_time(stream_of(&streams, "video"));
+        starts.push(lead);
+    }
+    let moved = starts[1] - starts[0];
+    assert!(
+        (0.3..=0.5).contains(&moved),
+        "audio start moved {moved:.3} s against video for a 400 ms offset ({starts:?})"
+    );
+}
+
+#[test]
+fn rejected_twice_exits_3() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let port = free_udp_port();
+    let receiver = Receiver::start(port, &["--reject-all"]);
+    let url = format!("srt://127.0.0.1:{port}");
+    let args = [
+        "--device", "test", "--size", "320x240", "--output", &url, "--path", PATH,
+    ];
+
+    let started = Instant::now();
+    let output = run_bridge(&args, &token);
+    let events = receiver.stop();
+    let log = text(&output);
+
+    assert_eq!(output.status.code(), Some(3), "{log}");
+    assert!(log.contains("token, path or passphrase rejected"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let handshakes = events.iter().filter(|e| e["event"] == "connecting").count();
+    assert_eq!(handshakes, 2, "{events:?}");
+    assert!(!log.contains(&token));
+}
+
+#[test]
+fn refusals_reach_no_receiver() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let port = free_udp_port();
+    let receiver = Receiver::start(port, &[]);
+    let url = format!("srt://127.0.0.1:{port}");
+
+    let long = support::mint_token(&["--path", PATH, "--streamid-bytes", "530"]);
+    let expired = keys.token(&["--path", PATH, "--exp-in-s", "-30"]);
+    let other_path = keys.token(&["--path", "inputs/SRT-bridge-test"]);
+    let reader = keys.token(&["--path", PATH, "--action", "read"]);
+    let cases = [
+        (long.as_str(), PATH, 2, "18 over libsrt's 512-byte budget"),
+        (expired.as_str(), PATH, 3, "expired"),
+        (other_path.as_str(), PATH, 3, "differ only by case"),
+        (reader.as_str(), PATH, 3, "not 'publish'"),
+        (expired.as_str(), "inputs:srt", 2, "':'"),
+    ];
+    for (token, path, code, expected) in cases {
+        let args = ["--device", "test", "--output", &url, "--path", path];
+        let output = run_bridge(&args, token);
+        let log = text(&output);
+        assert_eq!(output.status.code(), Some(code), "{expected}: {log}");
+        assert!(log.contains(expected), "expected '{expected}' in: {log}");
+        assert!(!log.contains(token), "token in: {log}");
+    }
+    let events = receiver.stop();
+    let handshakes = events.iter().filter(|e| e["event"] == "connecting").count();
+    assert_eq!(handshakes, 0, "{events:?}");
+}
