@@ -397,3 +397,40 @@ fn refusals_reach_no_receiver() {
     let handshakes = events.iter().filter(|e| e["event"] == "connecting").count();
     assert_eq!(handshakes, 0, "{events:?}");
 }
+
+#[test]
+fn reconnect_starts_on_requested_keyframe() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let received = keys.file("received.ts");
+    let port = free_udp_port();
+    let receiver = Receiver::start(
+        port,
+        &["--reject-first", "1", "--output", received.to_str().unwrap()],
+    );
+    let url = format!("srt://127.0.0.1:{port}");
+    // With a 20 s GOP the second connection would see no IDR for the whole
+    // run unless the bridge asks the encoder for one.
+    let args = [
+        "--device", "test", "--size", "320x240", "--gop", "20", "--output", &url, "--path", PATH,
+        "--duration", "5",
+    ];
+    let output = run_bridge(&args, &token);
+    let events = receiver.stop();
+    let log = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(log.contains("connection failed; reconnecting"), "{log}");
+    let accepted = events
+        .iter()
+        .filter(|e| e["event"] == "connecting" && e["accepted"] == true)
+        .count();
+    assert_eq!(accepted, 1, "{events:?}");
+
+    let times = packet_times(&received, "v");
+    assert!(!times.is_empty(), "no video arrived after the reconnect");
+    let span = times.last().unwrap() - times.first().unwrap();
+    assert!(span > 3.0, "only {span:.2} s of video arrived after the reconnect");
+    let errors = decode_errors(&received);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+}

@@ -176,8 +176,11 @@ class Receiver:
         if self.args.streamid_file:
             with open(self.args.streamid_file, "wb") as handle:
                 handle.write(raw)
+        self.callers_seen = getattr(self, "callers_seen", 0) + 1
         if self.args.reject_all:
             accepted, form, reason = False, "unknown", "every caller is rejected (--reject-all)"
+        elif self.callers_seen <= self.args.reject_first:
+            accepted, form, reason = False, "unknown", "caller rejected (--reject-first)"
         else:
             accepted, form, reason = self.check(streamid or "")
         emit(
@@ -280,6 +283,9 @@ def parse_args():
     )
     parser.add_argument("--pbkeylen", type=int, default=0, choices=[0, 16, 24, 32])
     parser.add_argument("--reject-all", action="store_true", help="reject every caller")
+    parser.add_argument(
+        "--reject-first", type=int, default=0, help="reject the first N callers, then check as usual"
+    )
     parser.add_argument(
         "--stats-interval-ms", type=int, default=1000, help="bytes event interval; 0 disables"
     )
