@@ -1,6 +1,7 @@
 //! One run of the bridge: plan the capture, choose the encoder, check every
 //! output, start the media pipeline and the supervisors, and stop cleanly.
 
+use crate::capture::modes::DEFAULT_MAX_SIZE;
 use crate::capture::{self, CapturePlan};
 use crate::config::{Config, OutputConfig, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform};
@@ -8,7 +9,7 @@ use crate::exit::{ExitStatus, Fatal};
 use crate::output::srt::SrtOutput;
 use crate::output::Output;
 use crate::pipeline::fanout::Fanout;
-use crate::pipeline::media::{MediaEvent, MediaPipeline, MediaSettings};
+use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
 use crossbeam_channel::{select, Receiver};
 use gstreamer as gst;
@@ -16,8 +17,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
-/// The largest size encoded when the user gives none.
-const DEFAULT_MAX_SIZE: Size = Size::new(1920, 1080);
 /// How long a clean stop may take before the bridge exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -51,19 +50,20 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         "encoding"
     );
 
+    let media_settings = MediaSettings {
+        capture: &plan,
+        looped: config.looped,
+        encoder: &selection.plan,
+        encode: &settings,
+        audio_bitrate_kbps: config.audio_bitrate_kbps,
+        av_offset_ms: config.av_offset_ms,
+    };
+    if let Ok(description) = media::describe(&media_settings) {
+        tracing::debug!("media pipeline:\n{description}");
+    }
     let fanout = Fanout::new();
-    let media = MediaPipeline::build(
-        &MediaSettings {
-            capture: &plan,
-            looped: config.looped,
-            encoder: &selection.plan,
-            encode: &settings,
-            audio_bitrate_kbps: config.audio_bitrate_kbps,
-            av_offset_ms: config.av_offset_ms,
-        },
-        fanout.clone(),
-    )
-    .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    let media = MediaPipeline::build(&media_settings, fanout.clone())
+        .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
 
     let (stop_sender, stop) = crossbeam_channel::bounded::<()>(0);
     let (outcome_sender, outcomes) = crossbeam_channel::unbounded();

@@ -407,14 +407,29 @@ fn reconnect_starts_on_requested_keyframe() {
     let port = free_udp_port();
     let receiver = Receiver::start(
         port,
-        &["--reject-first", "1", "--output", received.to_str().unwrap()],
+        &[
+            "--reject-first",
+            "1",
+            "--output",
+            received.to_str().unwrap(),
+        ],
     );
     let url = format!("srt://127.0.0.1:{port}");
     // With a 20 s GOP the second connection would see no IDR for the whole
     // run unless the bridge asks the encoder for one.
     let args = [
-        "--device", "test", "--size", "320x240", "--gop", "20", "--output", &url, "--path", PATH,
-        "--duration", "5",
+        "--device",
+        "test",
+        "--size",
+        "320x240",
+        "--gop",
+        "20",
+        "--output",
+        &url,
+        "--path",
+        PATH,
+        "--duration",
+        "5",
     ];
     let output = run_bridge(&args, &token);
     let events = receiver.stop();
@@ -430,7 +445,10 @@ fn reconnect_starts_on_requested_keyframe() {
     let times = packet_times(&received, "v");
     assert!(!times.is_empty(), "no video arrived after the reconnect");
     let span = times.last().unwrap() - times.first().unwrap();
-    assert!(span > 3.0, "only {span:.2} s of video arrived after the reconnect");
+    assert!(
+        span > 3.0,
+        "only {span:.2} s of video arrived after the reconnect"
+    );
     let errors = decode_errors(&received);
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 }

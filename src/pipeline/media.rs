@@ -264,6 +264,36 @@ impl MediaPipeline {
     }
 }
 
+/// The pipeline that `MediaPipeline::build` makes, as gst-launch-style
+/// text with one line per branch. Logged at debug, and compared with the
+/// descriptions in `pipelines/` by the tests.
+pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
+    let capture = settings.capture;
+    let video_source = match &capture.video {
+        VideoPlan::Chain(chain) => chain.to_string(),
+        VideoPlan::File { path } => format!("filesrc location={} ! decodebin", path.display()),
+    };
+    let mut text = format!(
+        "video: {video_source} ! {} ! {}\n",
+        entry_queue("video-entry", capture.live),
+        video_tail(settings)
+    );
+    let audio_source = match &capture.audio {
+        AudioPlan::None => None,
+        AudioPlan::Chain(chain) => Some(chain.to_string()),
+        AudioPlan::FromFile => Some("decodebin (the clip's audio)".to_string()),
+    };
+    match audio_source {
+        Some(source) => text.push_str(&format!(
+            "audio: {source} ! {} ! {}\n",
+            entry_queue("audio-entry", capture.live),
+            audio_tail(settings.audio_bitrate_kbps)?
+        )),
+        None => text.push_str("audio: none\n"),
+    }
+    Ok(text)
+}
+
 fn entry_queue(name: &str, live: bool) -> ElementSpec {
     let queue = ElementSpec::new("queue").named(name);
     if live {
