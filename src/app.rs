@@ -2,7 +2,7 @@
 //! output, start the media pipeline and the supervisors, and stop cleanly.
 
 use crate::capture::modes::DEFAULT_MAX_SIZE;
-use crate::capture::{self, CapturePlan};
+use crate::capture::{self, CapturePlan, SourceSpec};
 use crate::config::{Config, OutputConfig, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
@@ -124,12 +124,15 @@ fn watch(
                 match media.handle_message(&message) {
                     Some(MediaEvent::Ended) => break "the source ended",
                     Some(MediaEvent::Failed { message, from_source }) => {
-                        let status = if from_source { ExitStatus::Device } else { ExitStatus::Other };
                         error!(%message, "media pipeline failed");
                         drop(stop_sender);
                         media.request_stop();
                         wait_outputs(outcomes, output_count - ended);
-                        return Err(Fatal::new(status, anyhow::anyhow!("{message}")));
+                        return Err(if from_source {
+                            source_failure(config, message)
+                        } else {
+                            Fatal::new(ExitStatus::Other, anyhow::anyhow!("{message}"))
+                        });
                     }
                     None => {}
                 }
@@ -158,6 +161,19 @@ fn watch(
         );
     }
     Ok(())
+}
+
+/// Turns a capture failure into a device error (exit 4). A V4L2 camera that
+/// another program holds opens fine and reports "busy" only once it streams,
+/// so the message is matched here to say so plainly.
+fn source_failure(config: &Config, message: String) -> Fatal {
+    match &config.source {
+        SourceSpec::V4l2 { device } => {
+            let error = capture::v4l2::error_from_v4l2src(device, &message, "");
+            Fatal::new(error.exit_status(), error)
+        }
+        _ => Fatal::new(ExitStatus::Device, anyhow::anyhow!("{message}")),
+    }
 }
 
 /// Waits for `count` supervisors to end, at most `STOP_TIMEOUT`.

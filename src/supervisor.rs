@@ -57,7 +57,7 @@ impl Backoff {
         }
     }
 
-    /// The delay before the next attempt.
+    /// Returns the delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
         let doublings = self.failures.min(16);
         self.failures = self.failures.saturating_add(1);
@@ -75,7 +75,7 @@ impl Backoff {
     }
 }
 
-/// How an output's supervision ended.
+/// The end of an output's supervision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The bridge stopped cleanly.

@@ -208,6 +208,53 @@ fn test_source_arrives_decodable() {
     let sent = logged_number(&log, "bytes_sent").expect("the bridge logs bytes_sent");
     let got = std::fs::metadata(&received).unwrap().len();
     assert_eq!(got, sent, "the receiver holds {got} of {sent} bytes sent");
+
+    let (idrs, idrs_with_headers) = idr_header_counts(&received, &keys.file("video.h264"));
+    assert!(idrs >= 2, "only {idrs} IDR frames in 4 s with a 2 s GOP");
+    assert_eq!(
+        idrs_with_headers, idrs,
+        "an IDR arrived without SPS and PPS before it"
+    );
+}
+
+/// Counts the IDR access units in the recording's H.264 stream, and those
+/// that SPS and PPS precede since the previous slice.
+fn idr_header_counts(recording: &Path, elementary: &Path) -> (usize, usize) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(recording)
+        .args(["-map", "0:v", "-c", "copy", "-f", "h264"])
+        .arg(elementary)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(
+        status.success(),
+        "ffmpeg could not extract the H.264 stream"
+    );
+    let data = std::fs::read(elementary).unwrap();
+
+    let (mut idrs, mut with_headers) = (0, 0);
+    let (mut sps, mut pps, mut in_idr) = (false, false, false);
+    for index in 0..data.len().saturating_sub(3) {
+        if data[index..index + 3] != [0, 0, 1] {
+            continue;
+        }
+        match data[index + 3] & 0x1f {
+            7 => (sps, in_idr) = (true, false),
+            8 => pps = true,
+            5 if !in_idr => {
+                idrs += 1;
+                if sps && pps {
+                    with_headers += 1;
+                }
+                (sps, pps, in_idr) = (false, false, true);
+            }
+            1 => (sps, pps, in_idr) = (false, false, false),
+            9 => in_idr = false,
+            _ => {}
+        }
+    }
+    (idrs, with_headers)
 }
 
 /// Reads `/proc/PID/cmdline` once the process has run a moment.

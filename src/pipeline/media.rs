@@ -45,12 +45,12 @@ pub enum PipelineError {
     Start(String),
 }
 
-/// What the bus reported that the caller must act on.
+/// A bus event that the caller must act on.
 #[derive(Debug)]
 pub enum MediaEvent {
     /// Every branch reached its end: the source ended or a stop was requested.
     Ended,
-    /// An element failed. `from_source` tells a capture failure (exit 4) from
+    /// An element failed. `from_source` separates a capture failure (exit 4) from
     /// any other (exit 1).
     Failed { message: String, from_source: bool },
 }
@@ -178,7 +178,7 @@ impl MediaPipeline {
             .map_err(|_| PipelineError::Start(self.first_error()))
     }
 
-    /// The first error waiting on the bus, for a failed state change.
+    /// Takes the first error waiting on the bus, for a failed state change.
     fn first_error(&self) -> String {
         self.bus()
             .pop_filtered(&[gst::MessageType::Error])
@@ -230,7 +230,7 @@ impl MediaPipeline {
         }
     }
 
-    /// Whether a message came from a capture element (anything upstream of
+    /// Checks whether a message came from a capture element (anything upstream of
     /// the branch entry queues) rather than from processing or encoding.
     fn is_from_source(&self, message: &gst::Message) -> bool {
         let Some(source) = message.src() else {
@@ -264,8 +264,8 @@ impl MediaPipeline {
     }
 }
 
-/// The pipeline that `MediaPipeline::build` makes, as gst-launch-style
-/// text with one line per branch. Logged at debug, and compared with the
+/// Renders the pipeline that `MediaPipeline::build` makes as
+/// gst-launch-style text, one line per branch. Logged at debug, and compared with the
 /// descriptions in `pipelines/` by the tests.
 pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     let capture = settings.capture;
