@@ -10,6 +10,7 @@ use bridge::output::{Output, OutputError, Session};
 use bridge::pipeline::fanout::Fanout;
 use bridge::pipeline::KeyframeRequester;
 use bridge::trax::credential::Credential;
+use bridge::trax::provider::StaticCredentials;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -34,8 +35,7 @@ fn settings(port: u16, path: &str, credential: Credential) -> SrtSettings {
     SrtSettings {
         host: "127.0.0.1".to_string(),
         port,
-        path: path.to_string(),
-        credential,
+        credentials: StaticCredentials::new(path, credential),
         latency_ms: 120,
         passphrase: None,
         pbkeylen: 0,

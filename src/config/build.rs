@@ -7,6 +7,7 @@ use crate::capture::CaptureRequest;
 use crate::cli::RunArgs;
 use crate::output::srt::SrtSettings;
 use crate::trax::credential::Credential;
+use crate::trax::provider::StaticCredentials;
 use std::time::Duration;
 
 /// How long an SRT caller waits for the handshake before giving up.
@@ -214,8 +215,7 @@ fn build_output(
             Ok(OutputConfig::Srt(SrtSettings {
                 host,
                 port,
-                path,
-                credential,
+                credentials: StaticCredentials::new(&path, credential),
                 latency_ms: args.latency,
                 passphrase: passphrase.cloned(),
                 pbkeylen: args.pbkeylen,

@@ -1,4 +1,5 @@
 //! TRaX platform: session token claims and credentials.
 
 pub mod credential;
+pub mod provider;
 pub mod token;

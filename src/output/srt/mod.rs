@@ -19,11 +19,13 @@ use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::Received;
 use crate::trax::credential::Credential;
+use crate::trax::provider::CredentialSource;
 use crate::trax::token::{self, MEDIAMTX_AUDIENCE};
 use gstreamer as gst;
 use mux::{PacketSplitter, TsMuxer};
 use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Passphrase lengths libsrt accepts, in bytes.
@@ -47,14 +49,14 @@ const MAX_DRAIN: Duration = Duration::from_secs(5);
 /// audio is expected but has stopped, before the session fails.
 const MUX_STALL_LIMIT: Duration = Duration::from_secs(5);
 
-/// Destination, credential and SRT options of one output.
+/// Destination, credentials and SRT options of one output.
 #[derive(Clone, Debug)]
 pub struct SrtSettings {
     pub host: String,
     pub port: u16,
-    /// The edge path, as in `live/cam1`.
-    pub path: String,
-    pub credential: Credential,
+    /// The stream path and the token or key that may publish to it, asked
+    /// for again before every dial.
+    pub credentials: Arc<dyn CredentialSource>,
     pub latency_ms: u32,
     /// Passphrase that encrypts the stream when set, 10 to 79 bytes.
     pub passphrase: Option<Secret>,
@@ -117,18 +119,19 @@ impl SrtOutput {
         socket::peer_label(&self.settings.host, self.settings.port)
     }
 
-    /// Runs every pre-dial check and returns the streamid.
-    fn checked_streamid(&self) -> Result<Secret, OutputError> {
+    /// Runs every pre-dial check and returns the streamid and the kind of
+    /// credential in it.
+    fn checked_streamid(&self) -> Result<(Secret, &'static str), OutputError> {
         check_settings(&self.settings).map_err(usage)?;
-        let settings = &self.settings;
+        let publish = self.settings.credentials.current()?;
         let streamid =
-            streamid::build_streamid(&settings.path, &settings.credential).map_err(usage)?;
-        if let Credential::SessionToken(token) = &settings.credential {
+            streamid::build_streamid(&publish.path, &publish.credential).map_err(usage)?;
+        if let Credential::SessionToken(token) = &publish.credential {
             token::decode_claims(token.expose())
                 .and_then(|claims| {
                     token::check_publish(
                         &claims,
-                        &settings.path,
+                        &publish.path,
                         MEDIAMTX_AUDIENCE,
                         SystemTime::now(),
                     )
@@ -138,10 +141,10 @@ impl SrtOutput {
                     message: error.to_string(),
                 })?;
         }
-        Ok(streamid)
+        Ok((streamid, publish.credential.kind()))
     }
 
-    fn connect(&self, streamid: &Secret) -> Result<SrtSocket, OutputError> {
+    fn connect(&self, streamid: &Secret, kind: &str) -> Result<SrtSocket, OutputError> {
         let settings = &self.settings;
         let options = CallerOptions {
             streamid,
@@ -152,8 +155,7 @@ impl SrtOutput {
         };
         SrtSocket::connect(&settings.host, settings.port, &options).map_err(|error| match error {
             ConnectError::Rejected { peer, code, reason } => OutputError::Rejected(format!(
-                "{}, path or passphrase rejected by {peer} (SRT reject reason {code}: {reason})",
-                settings.credential.kind()
+                "{kind}, path or passphrase rejected by {peer} (SRT reject reason {code}: {reason})"
             )),
             ConnectError::Option { .. } => OutputError::Fatal {
                 status: ExitStatus::Usage,
@@ -165,8 +167,8 @@ impl SrtOutput {
 
     /// Dials, streams, and logs the session's counters when it ends.
     fn dial_and_stream(&mut self, session: &Session<'_>) -> Result<(), OutputError> {
-        let streamid = self.checked_streamid()?;
-        let mut socket = self.connect(&streamid)?;
+        let (streamid, kind) = self.checked_streamid()?;
+        let mut socket = self.connect(&streamid, kind)?;
         tracing::info!(
             latency_ms = self.settings.latency_ms,
             encrypted = self.settings.passphrase.is_some(),
@@ -326,7 +328,11 @@ impl SrtOutput {
 
 impl Output for SrtOutput {
     fn label(&self) -> String {
-        format!("srt://{} path={}", self.peer(), self.settings.path)
+        format!(
+            "srt://{} path={}",
+            self.peer(),
+            self.settings.credentials.path()
+        )
     }
 
     fn preflight(&self) -> Result<(), OutputError> {
@@ -382,13 +388,16 @@ fn transient(error: impl std::fmt::Display) -> OutputError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trax::provider::StaticCredentials;
 
     fn settings() -> SrtSettings {
         SrtSettings {
             host: "127.0.0.1".to_string(),
             port: 9000,
-            path: "live/cam1".to_string(),
-            credential: Credential::StreamKey(Secret::new("stream key", "k3y")),
+            credentials: StaticCredentials::new(
+                "live/cam1",
+                Credential::StreamKey(Secret::new("stream key", "k3y")),
+            ),
             latency_ms: 120,
             passphrase: None,
             pbkeylen: 0,
@@ -455,7 +464,10 @@ mod tests {
     #[test]
     fn preflight_maps_statuses() {
         let output = SrtOutput::new(SrtSettings {
-            path: "live:cam".to_string(),
+            credentials: StaticCredentials::new(
+                "live:cam",
+                Credential::StreamKey(Secret::new("stream key", "k3y")),
+            ),
             ..settings()
         });
         match output.preflight() {
@@ -464,7 +476,10 @@ mod tests {
         }
 
         let output = SrtOutput::new(SrtSettings {
-            credential: Credential::SessionToken(Secret::new("session token", "not-a-jwt")),
+            credentials: StaticCredentials::new(
+                "live/cam1",
+                Credential::SessionToken(Secret::new("session token", "not-a-jwt")),
+            ),
             ..settings()
         });
         match output.preflight() {

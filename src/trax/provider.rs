@@ -1,0 +1,53 @@
+//! Where an output's publishing credentials come from: fixed for the run
+//! (a token or stream key given by the user, here), or acquired through /v1
+//! and renewed before they expire (`acquired`). Outputs ask for them before
+//! every dial.
+
+use super::credential::Credential;
+use crate::output::OutputError;
+use std::fmt;
+use std::sync::Arc;
+
+/// A stream path and the credential that may publish to it.
+#[derive(Clone, Debug)]
+pub struct Publish {
+    pub path: String,
+    pub credential: Credential,
+}
+
+/// Hands out the credentials to dial with.
+pub trait CredentialSource: Send + Sync + fmt::Debug {
+    /// Returns credentials fit to dial with now. An acquiring source renews
+    /// them first when they expire within its margin.
+    fn current(&self) -> Result<Publish, OutputError>;
+
+    /// The stream path, for logs.
+    fn path(&self) -> String;
+}
+
+/// Credentials given by the user, the same for the whole run.
+#[derive(Debug)]
+pub struct StaticCredentials {
+    publish: Publish,
+}
+
+impl StaticCredentials {
+    pub fn new(path: &str, credential: Credential) -> Arc<Self> {
+        Arc::new(Self {
+            publish: Publish {
+                path: path.to_string(),
+                credential,
+            },
+        })
+    }
+}
+
+impl CredentialSource for StaticCredentials {
+    fn current(&self) -> Result<Publish, OutputError> {
+        Ok(self.publish.clone())
+    }
+
+    fn path(&self) -> String {
+        self.publish.path.clone()
+    }
+}
