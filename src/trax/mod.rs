@@ -1,4 +1,5 @@
 //! TRaX platform: session token claims and credentials.
 
+pub mod api;
 pub mod credential;
 pub mod token;
