@@ -2,7 +2,7 @@
 //! that the public API documentation does not show yet.
 //!
 //! ASSUMED (see `docs/v1-api.md`): `POST /v1/sources/{sourceId}/publish-credentials`
-//! with `{"protocol":"srt"}` answers `201` with `path`, `token` or
+//! with `{"protocol":"srt"}` returns `201` with `path`, `token` or
 //! `streamKey`, an optional RFC 3339 `expiresAt` and an optional
 //! `ingestUrl`. If the live API differs, this file changes: the method and
 //! path constants, the request body in `acquire`, and the field names in
@@ -31,10 +31,11 @@ pub const ACQUIRE_PATH: &str = "/sources/{sourceId}/publish-credentials";
 
 const SOURCE_ID_PLACEHOLDER: &str = "{sourceId}";
 
-/// Longest source id the client sends.
+/// Maximum length of a source id the client sends, in characters.
 const MAX_SOURCE_ID_CHARS: usize = 200;
 
-/// The protocol an output publishes with; each gets its own credentials.
+/// The protocol an output publishes with. Each protocol gets its own
+/// credentials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     Srt,
@@ -43,7 +44,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The name the API uses: `srt`, `rtmp` or `whip`.
+    /// Returns the name the API uses: `srt`, `rtmp` or `whip`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Srt => "srt",
@@ -59,8 +60,8 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// What the credential call returns. `Debug` shows the credential only
-/// redacted.
+/// Publishing credentials as the credential call returns them. `Debug`
+/// shows the credential redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcquiredCredentials {
     /// The path to publish on, as in `inputs/srt-5f0c`.
@@ -199,7 +200,7 @@ fn expect_echo(object: &Map<String, Value>, name: &str, expected: &str) -> Resul
 /// digits, `_`, `.`, `-` and `/` between non-empty segments, none of them
 /// `.` or `..`.
 fn check_path(path: &str) -> Result<(), String> {
-    let shown = || sanitize(path, None, 100);
+    let path_text = || sanitize(path, None, 100);
     if path.is_empty() {
         return Err("the field 'path' is empty".into());
     }
@@ -208,7 +209,7 @@ fn check_path(path: &str) -> Result<(), String> {
         return Err(format!(
             "the path '{}' contains '{}', and only letters, digits, '_', '.', '-' and '/' are \
              allowed",
-            shown(),
+            path_text(),
             character.escape_default()
         ));
     }
@@ -218,7 +219,7 @@ fn check_path(path: &str) -> Result<(), String> {
     {
         return Err(format!(
             "the path '{}' has an empty, '.' or '..' segment",
-            shown()
+            path_text()
         ));
     }
     Ok(())

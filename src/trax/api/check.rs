@@ -51,14 +51,14 @@ pub const REQUIRED_OPERATIONS: &[Operation] = &[
         method: "GET",
         path: "/v1/sources",
     },
-    // ASSUMED: the credential call; `acquire.rs` sends it.
+    // ASSUMED: the credential call, which `acquire.rs` sends.
     Operation {
         method: "POST",
         path: "/v1/sources/{sourceId}/publish-credentials",
     },
 ];
 
-/// Which required operations the live spec lists.
+/// The required operations, sorted by whether the live spec lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckReport {
     pub found: Vec<Operation>,
@@ -68,7 +68,7 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// Whether the spec lists every required operation.
+    /// Returns whether the spec lists every required operation.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
     }
@@ -118,13 +118,13 @@ pub(crate) fn compare_spec(spec: &Value, required: &[Operation]) -> Result<Check
             .map(str::to_string),
     };
     for operation in required {
-        let wanted = normalize(operation.path);
+        let expected_segments = normalize(operation.path);
         let method = operation.method.to_ascii_lowercase();
         let listed = paths.iter().any(|(path, item)| {
             item.get(&method).is_some()
                 && bases
                     .iter()
-                    .any(|base| normalize(&format!("{base}/{path}")) == wanted)
+                    .any(|base| normalize(&format!("{base}/{path}")) == expected_segments)
         });
         if listed {
             report.found.push(*operation);
@@ -135,7 +135,7 @@ pub(crate) fn compare_spec(spec: &Value, required: &[Operation]) -> Result<Check
     Ok(report)
 }
 
-/// The path prefixes the spec's paths sit under: none, each
+/// Returns the path prefixes the spec's paths sit under: none, each
 /// `servers[].url` path, and a Swagger 2 `basePath`.
 fn base_paths(spec: &Value) -> Vec<String> {
     let mut bases = vec![String::new()];
@@ -153,7 +153,7 @@ fn base_paths(spec: &Value) -> Vec<String> {
     bases
 }
 
-/// The path part of an absolute (`https://host/v1`) or relative (`/v1`)
+/// Returns the path part of an absolute (`https://host/v1`) or relative (`/v1`)
 /// server URL.
 fn url_path(url: &str) -> &str {
     match url.find("://") {
@@ -167,7 +167,7 @@ fn url_path(url: &str) -> &str {
     }
 }
 
-/// The path's segments without a leading `v1`, each `{parameter}` as `{}`.
+/// Returns the path's segments without a leading `v1`, each `{parameter}` as `{}`.
 fn normalize(path: &str) -> Vec<&str> {
     let mut segments: Vec<&str> = path
         .split('/')

@@ -2,10 +2,10 @@
 //! the API's error envelope `{"error":{"code","message","requestId"}}`.
 //!
 //! Every text that comes from the server passes through [`sanitize`] before
-//! it reaches a message: the API key and anything shaped like a JWT are
-//! replaced, control characters are dropped and the length is capped, so a
-//! server that echoes a request or sends HTML cannot put a secret or a
-//! terminal escape into a log line.
+//! it reaches a message. It replaces the API key and anything shaped like a
+//! JWT, drops control characters and caps the length. So a server that
+//! echoes a request or sends HTML cannot put a secret or a terminal escape
+//! into a log line.
 
 use crate::config::Secret;
 use crate::exit::ExitStatus;
@@ -13,14 +13,14 @@ use serde_json::Value;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Longest excerpt of a non-envelope error body shown in a message.
+/// Maximum length of a non-envelope body excerpt in a message, in characters.
 const MAX_EXCERPT_CHARS: usize = 200;
-/// Longest envelope `message` shown in a message.
+/// Maximum length of an envelope `message` in a message, in characters.
 const MAX_MESSAGE_CHARS: usize = 500;
-/// Longest error code or request id shown in a message.
+/// Maximum length of an error code or request id in a message, in characters.
 const MAX_ID_CHARS: usize = 128;
 
-/// What the server said about a failed request.
+/// The server's description of a failed request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerDetail {
     pub status: u16,
@@ -90,7 +90,7 @@ pub enum ApiError {
     )]
     Unauthorized {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
@@ -99,7 +99,7 @@ pub enum ApiError {
     )]
     Forbidden {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
@@ -109,7 +109,7 @@ pub enum ApiError {
     UnknownSource {
         operation: String,
         source_id: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
@@ -118,13 +118,13 @@ pub enum ApiError {
     )]
     NotFound {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error("{operation}: the API rejected the request as invalid ({detail})")]
     BadRequest {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
@@ -133,17 +133,18 @@ pub enum ApiError {
     )]
     WriteDisabled {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
-        "{operation}: rate limited by the API after {attempts} attempts ({detail}): wait a \
-         minute, then try again"
+        "{operation}: rate limited by the API after {} ({detail}): wait a minute, then try \
+         again",
+        count_attempts(*.attempts)
     )]
     RateLimited {
         operation: String,
         attempts: u32,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
@@ -154,29 +155,30 @@ pub enum ApiError {
         operation: String,
         requested_s: u64,
         max_s: u64,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error(
-        "{operation} failed after {attempts} attempts with a server error ({detail}): the API \
-         is failing, try again later"
+        "{operation} failed after {} with a server error ({detail}): the API is failing, try \
+         again later",
+        count_attempts(*.attempts)
     )]
     ServerError {
         operation: String,
         attempts: u32,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
     },
 
     #[error("{operation}: unexpected response ({detail}){hint}")]
     UnexpectedStatus {
         operation: String,
-        detail: ServerDetail,
+        detail: Box<ServerDetail>,
         hint: &'static str,
     },
 
     #[error(
-        "{operation} failed after {attempts} attempts: {cause}: check the network and the API \
-         URL"
+        "{operation} failed after {}: {cause}: check the network and the API URL",
+        count_attempts(*.attempts)
     )]
     Transport {
         operation: String,
@@ -203,7 +205,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The exit status the process ends with when this error stops it.
+    /// Returns the exit status the process ends with when this error stops it.
     ///
     /// A wrong source id (`404` on acquisition or an unusable id) is a
     /// configuration error, like a `400` or a bad setting. A key the API
@@ -235,7 +237,7 @@ impl ApiError {
         }
     }
 
-    /// The server's detail, for errors that carry a response.
+    /// Returns the server's detail, for errors that carry a response.
     pub fn server_detail(&self) -> Option<&ServerDetail> {
         match self {
             Self::Unauthorized { detail, .. }
@@ -247,9 +249,16 @@ impl ApiError {
             | Self::RateLimited { detail, .. }
             | Self::RetryAfterTooLong { detail, .. }
             | Self::ServerError { detail, .. }
-            | Self::UnexpectedStatus { detail, .. } => Some(detail),
+            | Self::UnexpectedStatus { detail, .. } => Some(detail.as_ref()),
             _ => None,
         }
+    }
+}
+
+fn count_attempts(attempts: u32) -> String {
+    match attempts {
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
     }
 }
 
@@ -321,7 +330,7 @@ pub(crate) fn sanitize(text: &str, key: Option<&Secret>, max_chars: usize) -> St
 }
 
 /// Replaces each run of base64url characters and dots that starts with
-/// `eyJ` (the encoding of `{"`) and holds two dots, as a compact JWS does.
+/// `eyJ` (the encoding of `{"`) and contains two dots, as a compact JWS does.
 fn redact_jwts(text: &str) -> String {
     let is_jws_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     let mut output = String::with_capacity(text.len());
@@ -513,7 +522,7 @@ mod tests {
 
     #[test]
     fn exit_statuses() {
-        let detail = detail(400, None, "");
+        let detail = Box::new(detail(400, None, ""));
         let operation = || "GET /v1/x".to_string();
         let cases = [
             (

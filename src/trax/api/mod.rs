@@ -43,7 +43,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("bridge/", env!("CARGO_PKG_VERSION"));
 
-/// Where the API is and how to talk to it.
+/// Settings for one API deployment: origin, key, CA file, timeout and
+/// retry policy.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// Scheme, host, port and any path prefix, without `/v1`, as in
@@ -62,7 +63,7 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// A configuration for `origin` with no key and the default timeout
+    /// Returns a configuration for `origin` with no key and the default timeout
     /// and retry policy.
     pub fn new(origin: impl Into<String>) -> Self {
         Self {
@@ -119,7 +120,7 @@ impl ApiClient {
         }
         check_settings(&config)?;
         let authorization = config.key.as_ref().map(authorization_header).transpose()?;
-        let http = transport::build_http_client(&config)?;
+        let http = transport::build_http_client(&config, base.loopback)?;
 
         Ok(Self {
             http,
@@ -138,7 +139,7 @@ impl ApiClient {
         self
     }
 
-    /// The origin followed by `/v1`, without a trailing slash.
+    /// Returns the origin followed by `/v1`, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -20,6 +20,8 @@ pub(crate) struct BaseUrl {
     pub url: String,
     /// Whether the user's origin already ended in `/v1`.
     pub had_prefix: bool,
+    /// Whether the host is a loopback address or `localhost`.
+    pub loopback: bool,
 }
 
 /// Returns the base URL for `origin`, or why it is unusable.
@@ -47,10 +49,11 @@ pub(crate) fn base_url(origin: &str) -> Result<BaseUrl, String> {
 
     let host = url
         .host()
-        .ok_or_else(|| "it has no host: give the API origin, as in https://api.example.com")?;
+        .ok_or("it has no host: give the API origin, as in https://api.example.com")?;
+    let loopback = is_loopback(&host);
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&host) => {}
+        "http" if loopback => {}
         "http" => {
             return Err(format!(
                 "plain http:// to '{host}' would send the API key unencrypted: use https://, \
@@ -70,6 +73,7 @@ pub(crate) fn base_url(origin: &str) -> Result<BaseUrl, String> {
     Ok(BaseUrl {
         url: base.as_str().trim_end_matches('/').to_string(),
         had_prefix,
+        loopback,
     })
 }
 
@@ -162,6 +166,20 @@ mod tests {
             let base = base_url(origin).unwrap_or_else(|error| panic!("{origin}: {error}"));
             assert_eq!(base.url, expected_url, "{origin}");
             assert_eq!(base.had_prefix, expected_prefix, "{origin}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_marked() {
+        let cases = [
+            ("http://127.0.0.1:8080", true),
+            ("https://[::1]", true),
+            ("https://localhost", true),
+            ("https://api.example.com", false),
+            ("https://10.0.0.1", false),
+        ];
+        for (origin, expected) in cases {
+            assert_eq!(base_url(origin).unwrap().loopback, expected, "{origin}");
         }
     }
 

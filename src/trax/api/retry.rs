@@ -16,7 +16,7 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Ceiling on one backoff.
     pub max_backoff: Duration,
-    /// Longest wait the client accepts from a `Retry-After` header. A
+    /// Maximum wait the client accepts from a `Retry-After` header. A
     /// server that asks for more ends the request with a rate-limit error.
     pub max_retry_after: Duration,
 }
@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What the client does with an HTTP response.
+/// The client's handling of an HTTP response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Disposition {
     /// A 2xx: the caller reads the body.
@@ -47,7 +47,7 @@ pub(crate) enum Disposition {
     Fail,
 }
 
-/// The error code with which a `503` says the deployment has writes switched
+/// The error code of a `503` that means the deployment has writes switched
 /// off. Retrying does not help, so the client does not.
 pub(crate) const WRITE_DISABLED_CODE: &str = "write_disabled";
 
@@ -80,7 +80,7 @@ pub fn backoff_delay(policy: &RetryPolicy, retry_index: u32, jitter: f64) -> Dur
 /// `Retry-After` exceeds `max_retry_after`.
 ///
 /// With a `Retry-After`, the wait is that value plus up to
-/// `initial_backoff` of jitter (so clients told the same time do not return
+/// `initial_backoff` of jitter (so clients given the same time do not return
 /// at once), capped at `max_retry_after`. Without one it is the backoff.
 pub fn rate_limit_delay(
     policy: &RetryPolicy,
@@ -105,7 +105,7 @@ pub fn rate_limit_delay(
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // More digits than u64 holds is garbage, not a long wait.
+        // A number beyond u64 is garbage, not a long wait.
         return value.parse::<u64>().ok().map(Duration::from_secs);
     }
     let date = httpdate::parse_http_date(value).ok()?;

@@ -88,12 +88,12 @@ impl Retryable {
             Self::RateLimited { detail, .. } => ApiError::RateLimited {
                 operation,
                 attempts,
-                detail,
+                detail: Box::new(detail),
             },
             Self::ServerError { detail } => ApiError::ServerError {
                 operation,
                 attempts,
-                detail,
+                detail: Box::new(detail),
             },
             Self::Network { cause, timed_out } => ApiError::Transport {
                 operation,
@@ -123,7 +123,12 @@ struct Response {
 /// Builds the HTTP client: rustls with the web PKI roots plus the
 /// configured CA file, TLS 1.2 or later, no redirects (a redirect would
 /// carry the key to wherever it points), `config.timeout` per request.
-pub(crate) fn build_http_client(config: &ApiConfig) -> Result<reqwest::blocking::Client, ApiError> {
+/// The proxy variables (`HTTPS_PROXY` and the like) apply, except to a
+/// `loopback` origin: a proxy would take that address for itself.
+pub(crate) fn build_http_client(
+    config: &ApiConfig,
+    loopback: bool,
+) -> Result<reqwest::blocking::Client, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut builder = reqwest::blocking::Client::builder()
@@ -134,13 +139,17 @@ pub(crate) fn build_http_client(config: &ApiConfig) -> Result<reqwest::blocking:
         .user_agent(USER_AGENT)
         .default_headers(headers)
         .redirect(Policy::none());
+    if loopback {
+        builder = builder.no_proxy();
+    }
 
     if let Some(path) = &config.ca_file {
         let ca_error = |reason: String| ApiError::CaFile {
             path: path.clone(),
             reason,
         };
-        let pem = std::fs::read(path).map_err(|error| ca_error(error.to_string()))?;
+        let pem = std::fs::read(path)
+            .map_err(|error| ca_error(format!("{error}: check the path and its permissions")))?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
             ca_error(format!(
                 "it is not a PEM certificate bundle ({})",
@@ -163,7 +172,7 @@ pub(crate) fn build_http_client(config: &ApiConfig) -> Result<reqwest::blocking:
         Some(path) => ApiError::CaFile {
             path: path.clone(),
             reason: format!(
-                "a certificate in it is invalid ({}): give the CA certificate in PEM form",
+                "a certificate in it cannot be read ({}): give the CA certificate in PEM form",
                 innermost_cause(&error)
             ),
         },
@@ -353,15 +362,16 @@ impl ApiClient {
                 operation: operation.to_string(),
                 requested_s: requested.as_secs(),
                 max_s: self.retry.max_retry_after.as_secs(),
-                detail: detail.clone(),
+                detail: Box::new(detail.clone()),
             }
         })
     }
 }
 
-/// The error for a status that is neither a success nor retried.
+/// Returns the error for a status that is neither a success nor retried.
 fn status_error(request: &Request, detail: ServerDetail) -> ApiError {
     let operation = request.operation();
+    let detail = Box::new(detail);
     match (detail.status, &request.source_id) {
         (400, _) => ApiError::BadRequest { operation, detail },
         (401, _) => ApiError::Unauthorized { operation, detail },
@@ -389,11 +399,23 @@ fn status_error(request: &Request, detail: ServerDetail) -> ApiError {
 }
 
 fn tls_error(operation: String, error: &rustls::Error) -> ApiError {
+    use rustls::CertificateError as Certificate;
     let hint = match error {
-        rustls::Error::InvalidCertificate(_) => {
+        rustls::Error::InvalidCertificate(
+            Certificate::UnknownIssuer | Certificate::BadSignature,
+        ) => {
             ": the server's certificate is not trusted; for a deployment with a private CA, \
              add that CA's certificate as a PEM file"
         }
+        rustls::Error::InvalidCertificate(
+            Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
+        ) => ": the certificate is for another host name; use that name in the API URL",
+        rustls::Error::InvalidCertificate(
+            Certificate::Expired
+            | Certificate::ExpiredContext { .. }
+            | Certificate::NotValidYet
+            | Certificate::NotValidYetContext { .. },
+        ) => ": the certificate is outside its validity period; check this machine's clock",
         _ => "",
     };
     ApiError::Tls {
@@ -432,7 +454,7 @@ fn is_timeout(error: &io::Error) -> bool {
         .is_some_and(reqwest::Error::is_timeout)
 }
 
-/// The last error in the chain, which names the cause without the URL
+/// Returns the last error in the chain, which names the cause without the URL
 /// prefixes that the wrappers add.
 fn innermost_cause(error: &(dyn StdError + 'static)) -> String {
     let mut current = error;
@@ -513,8 +535,8 @@ mod tests {
 
     #[test]
     fn innermost_cause_opens_io_errors() {
-        let inner = io::Error::new(io::ErrorKind::Other, "deep cause");
-        let outer = io::Error::new(io::ErrorKind::Other, inner);
+        let inner = io::Error::other("deep cause");
+        let outer = io::Error::other(inner);
         assert_eq!(innermost_cause(&outer), "deep cause");
     }
 
@@ -522,7 +544,7 @@ mod tests {
     fn tls_error_found_inside_io_error() {
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let wrapped = io::Error::new(io::ErrorKind::InvalidData, tls);
-        let outer = io::Error::new(io::ErrorKind::Other, wrapped);
+        let outer = io::Error::other(wrapped);
         let found = find_tls_error(&outer);
         assert!(
             matches!(found, Some(rustls::Error::InvalidCertificate(_))),
