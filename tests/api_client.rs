@@ -9,7 +9,7 @@ use bridge::trax::api::{ApiClient, ApiConfig, ApiError, Protocol, RetryPolicy, S
 use bridge::trax::credential::Credential;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -205,6 +205,7 @@ fn fast_policy(max_attempts: u32) -> RetryPolicy {
 }
 
 fn config(origin: &str, max_attempts: u32) -> ApiConfig {
+    captured_logs();
     ApiConfig {
         origin: origin.to_string(),
         key: Some(Secret::new("API key", KEY)),
@@ -624,23 +625,20 @@ fn connection_refused_retried() {
 fn retries_logged_without_key() {
     let echo = format!("{{\"seen\":\"Bearer {KEY}\"}}");
     let peer = Peer::start(vec![
-        reply(500, &echo),
+        reply_with(500, &[("X-Request-Id", KEY)], &echo),
         reply_with(429, &[("Retry-After", "0")], &envelope("rate", &echo, KEY)),
         reply(200, &studio_page(&["std_1"], None)),
     ]);
     let (client, _) = recording_client(&peer, 4);
+    client.studios().unwrap();
 
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let writer_logs = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || LogWriter(writer_logs.clone()))
-        .finish();
-    tracing::subscriber::with_default(subscriber, || client.studios().unwrap());
-
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    let retries: Vec<&str> = logs.lines().filter(|l| l.contains("retrying")).collect();
+    let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
+    let ours: Vec<&str> = logs.lines().filter(|l| l.contains(&peer.origin)).collect();
+    let retries: Vec<&str> = ours
+        .iter()
+        .copied()
+        .filter(|l| l.contains("retrying"))
+        .collect();
     assert_eq!(retries.len(), 2, "{logs}");
     assert!(retries[0].contains("WARN"), "{logs}");
     assert!(retries[0].contains("attempt=1"), "{logs}");
@@ -648,7 +646,32 @@ fn retries_logged_without_key() {
     assert!(retries[0].contains("HTTP 500"), "{logs}");
     assert!(retries[1].contains("attempt=2"), "{logs}");
     assert!(retries[1].contains("rate limited"), "{logs}");
+    let responses = ours
+        .iter()
+        .filter(|l| l.contains("TRaX API response"))
+        .count();
+    assert_eq!(responses, 3, "{logs}");
+    // The buffer holds the log lines of every test in this file so far.
     assert_no_key(&logs);
+}
+
+/// Returns the log lines of every test in this file. The first call
+/// installs a global subscriber at trace level that writes into it, so
+/// all threads log into one place however the tests interleave.
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer_logs = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer_logs.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other subscriber is installed in this test binary");
+        logs
+    })
 }
 
 struct LogWriter(Arc<Mutex<Vec<u8>>>);

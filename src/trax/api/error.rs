@@ -18,7 +18,7 @@ const MAX_EXCERPT_CHARS: usize = 200;
 /// Maximum length of an envelope `message` in a message, in characters.
 const MAX_MESSAGE_CHARS: usize = 500;
 /// Maximum length of an error code or request id in a message, in characters.
-const MAX_ID_CHARS: usize = 128;
+pub(crate) const MAX_ID_CHARS: usize = 128;
 
 /// The server's description of a failed request.
 #[derive(Clone, Debug, PartialEq, Eq)]

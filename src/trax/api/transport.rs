@@ -2,7 +2,7 @@
 //! attempt loop, and turning statuses and network failures into
 //! [`ApiError`]s.
 
-use super::error::{server_detail, ApiError, ServerDetail};
+use super::error::{sanitize, server_detail, ApiError, ServerDetail, MAX_ID_CHARS};
 use super::retry::{backoff_delay, classify, parse_retry_after, rate_limit_delay};
 use super::retry::{Disposition, WRITE_DISABLED_CODE};
 use super::{ApiClient, ApiConfig, USER_AGENT};
@@ -242,7 +242,8 @@ impl ApiClient {
             Some(value.to_string())
         };
         let status = response.status().as_u16();
-        let request_id = header(REQUEST_ID_HEADER);
+        let request_id = header(REQUEST_ID_HEADER)
+            .map(|value| sanitize(&value, self.key.as_ref(), MAX_ID_CHARS));
         let retry_after = header(RETRY_AFTER.as_str());
         debug!(
             method = %request.method,
