@@ -651,7 +651,7 @@ fn retries_logged_without_key() {
         .filter(|l| l.contains("TRaX API response"))
         .count();
     assert_eq!(responses, 3, "{logs}");
-    // The buffer holds the log lines of every test in this file so far.
+    // The buffer contains the log lines of every test in this file so far.
     assert_no_key(&logs);
 }
 
