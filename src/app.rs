@@ -3,7 +3,8 @@
 
 use crate::capture::modes::DEFAULT_MAX_SIZE;
 use crate::capture::{self, CapturePlan, SourceSpec};
-use crate::config::{Config, OutputConfig, Size};
+use crate::config::output_url::{self, OutputUrl};
+use crate::config::{ApiSettings, Config, OutputConfig, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
 use crate::output::srt::SrtOutput;
@@ -11,8 +12,12 @@ use crate::output::Output;
 use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
+use crate::trax::acquired::AcquiredSource;
+use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
+use crate::trax::provider::CredentialSource;
 use crossbeam_channel::{select, Receiver};
 use gstreamer as gst;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
@@ -23,7 +28,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 pub fn run(config: Config) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
 
-    let outputs = build_outputs(&config)?;
+    let Outputs { outputs, acquired } = build_outputs(&config)?;
     for output in &outputs {
         output.preflight().map_err(|e| match e {
             crate::output::OutputError::Fatal { status, message } => {
@@ -66,6 +71,9 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
 
     let (stop_sender, stop) = crossbeam_channel::bounded::<()>(0);
+    for source in &acquired {
+        source.spawn_renewal(stop.clone());
+    }
     let (outcome_sender, outcomes) = crossbeam_channel::unbounded();
     let output_count = outputs.len();
     for output in outputs {
@@ -237,16 +245,103 @@ pub fn fit_within(size: Size, max: Size) -> Size {
     )
 }
 
-fn build_outputs(config: &Config) -> Result<Vec<Box<dyn Output>>, Fatal> {
-    Ok(config
-        .outputs
-        .iter()
-        .map(|output| match output {
-            OutputConfig::Srt(settings) => {
-                Box::new(SrtOutput::new(settings.clone())) as Box<dyn Output>
+/// Outputs with their credentials settled: static ones as given, the others
+/// acquired through /v1 now, so that a bad key or source fails before capture.
+struct Outputs {
+    outputs: Vec<Box<dyn Output>>,
+    acquired: Vec<Arc<AcquiredSource>>,
+}
+
+fn build_outputs(config: &Config) -> Result<Outputs, Fatal> {
+    let client = match &config.source_id {
+        Some(_) => Some(Arc::new(api_client(&config.api)?)),
+        None => None,
+    };
+    let mut built = Outputs {
+        outputs: Vec::new(),
+        acquired: Vec::new(),
+    };
+    for output in &config.outputs {
+        match output {
+            OutputConfig::Srt(srt) => {
+                let (credentials, ingest_url) = match (&srt.credentials, &client, &config.source_id)
+                {
+                    (Some(credentials), _, _) => (Arc::clone(credentials), None),
+                    (None, Some(client), Some(source_id)) => {
+                        let source =
+                            AcquiredSource::acquire(Arc::clone(client), source_id, Protocol::Srt)
+                                .map_err(|e| Fatal::new(e.exit_status(), e))?;
+                        let ingest_url = source.ingest_url();
+                        built.acquired.push(Arc::clone(&source));
+                        (source as Arc<dyn CredentialSource>, ingest_url)
+                    }
+                    _ => {
+                        return Err(Fatal::new(
+                            ExitStatus::Usage,
+                            anyhow::anyhow!("an SRT output has no credentials and no --source"),
+                        ))
+                    }
+                };
+                let (host, port) = srt_target(srt.target.clone(), ingest_url)?;
+                let settings = srt.settle(host, port, credentials);
+                built.outputs.push(Box::new(SrtOutput::new(settings)));
             }
-        })
-        .collect())
+        }
+    }
+    Ok(built)
+}
+
+/// Picks where an SRT output dials: the user's `--output` wins over the
+/// ingest URL from /v1, and a difference between them is logged.
+fn srt_target(
+    user: Option<(String, u16)>,
+    ingest_url: Option<String>,
+) -> Result<(String, u16), Fatal> {
+    let ingest = match &ingest_url {
+        Some(url) => match output_url::parse(url) {
+            Ok(OutputUrl::Srt { host, port }) => Some((host, port)),
+            Err(error) => {
+                warn!(%error, "ignoring the ingest URL the API returned");
+                None
+            }
+        },
+        None => None,
+    };
+    match (user, ingest) {
+        (Some(user), Some(ingest)) => {
+            if user != ingest {
+                warn!(
+                    output = %format!("{}:{}", user.0, user.1),
+                    ingest = %format!("{}:{}", ingest.0, ingest.1),
+                    "--output differs from the ingest URL the API returned; using --output"
+                );
+            }
+            Ok(user)
+        }
+        (Some(user), None) => Ok(user),
+        (None, Some(ingest)) => {
+            info!(host = %ingest.0, port = ingest.1, "using the ingest URL the API returned");
+            Ok(ingest)
+        }
+        (None, None) => Err(Fatal::new(
+            ExitStatus::Usage,
+            anyhow::anyhow!(
+                "the API returned no SRT ingest URL for this source; give one with --output srt://host:port"
+            ),
+        )),
+    }
+}
+
+/// Builds the /v1 client from the checked settings.
+pub fn api_client(settings: &ApiSettings) -> Result<ApiClient, Fatal> {
+    ApiClient::new(ApiConfig {
+        origin: settings.origin.clone(),
+        key: settings.key.clone(),
+        ca_file: settings.ca_file.clone(),
+        timeout: settings.timeout,
+        retry: RetryPolicy::default(),
+    })
+    .map_err(|e| Fatal::new(e.exit_status(), e))
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use std::path::PathBuf;
     about = "Capture a camera or capture card, encode it once and publish it to TRaX",
     after_help = "Credentials are never taken from a flag's value. Give them through \
                   TRAX_SESSION_TOKEN or --token-file, TRAX_STREAM_KEY or --stream-key-file, \
-                  TRAX_SRT_PASSPHRASE or --passphrase-file, or as systemd credentials \
-                  (trax-session-token, trax-stream-key, trax-srt-passphrase)."
+                  TRAX_SRT_PASSPHRASE or --passphrase-file, TRAX_API_KEY or --api-key-file, \
+                  or as systemd credentials (trax-session-token, trax-stream-key, \
+                  trax-srt-passphrase, trax-api-key)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,6 +27,66 @@ pub struct Cli {
 pub enum Command {
     /// List the H.264 encoders this machine offers and which pass a test encode.
     Encoders(EncodersArgs),
+    /// List the studios the API key can see.
+    Studios(ListArgs),
+    /// List the sources the API key can see.
+    Sources(SourcesArgs),
+    /// Check the TRaX API.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Read the API's openapi.json and report whether every operation the
+    /// bridge relies on is there (exit 0) or which are missing (exit 1).
+    Check(ApiArgs),
+}
+
+/// Where the TRaX /v1 API is and how to authenticate to it.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The API's origin, without /v1 (which the bridge appends).
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "TRAX_API_URL",
+        default_value = "https://api-dev.traxstreaming.live"
+    )]
+    pub api_url: String,
+
+    /// File that contains the API key or a user's OAuth access token.
+    /// Default: TRAX_API_KEY, then the systemd credential trax-api-key.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Extra CA certificate (PEM) to trust for the API, for private deployments.
+    #[arg(long, value_name = "FILE")]
+    pub api_ca_file: Option<PathBuf>,
+
+    /// Timeout of each API request, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub api_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// Only the sources of this studio.
+    #[arg(long, value_name = "ID")]
+    pub studio: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -48,13 +109,23 @@ pub struct RunArgs {
     #[arg(long = "loop")]
     pub looped: bool,
 
-    /// Destination, repeatable: srt://host:port (RTMP and WHIP outputs are not built yet).
+    /// Destination, repeatable: srt://host:port (RTMP and WHIP outputs are not
+    /// built yet). With --source it may be left out.
     #[arg(long = "output", value_name = "URL")]
     pub outputs: Vec<String>,
 
     /// The provisioned stream path (such as inputs/srt-<uuid>) for outputs whose URL carries none.
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
+
+    /// Acquire each output's path and session token for this TRaX source
+    /// through the /v1 API (needs an API key). Without --output, the ingest
+    /// URLs the API returns are used.
+    #[arg(long, value_name = "ID")]
+    pub source: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 
     /// File that contains the session token (JWT). Default: TRAX_SESSION_TOKEN.
     #[arg(long, value_name = "FILE")]
@@ -137,4 +208,8 @@ pub struct RunArgs {
     /// Rejected: secrets are not taken from flags.
     #[arg(long, hide = true, value_name = "SECRET")]
     pub passphrase: Option<String>,
+
+    /// Rejected: secrets are not taken from flags.
+    #[arg(long, hide = true, value_name = "SECRET")]
+    pub api_key: Option<String>,
 }

@@ -1,6 +1,8 @@
 //! Subcommands other than the main run.
 
-use crate::cli::EncodersArgs;
+use crate::app::api_client;
+use crate::cli::{ApiArgs, EncodersArgs, ListArgs, SourcesArgs};
+use crate::config::build::api_settings;
 use crate::config::{FrameRate, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform, Prober, Profile};
 use crate::exit::{ExitStatus, Fatal};
@@ -47,4 +49,134 @@ pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
         ));
     }
     Ok(())
+}
+
+/// Prints the studios the API key can see.
+pub fn studios(args: &ListArgs) -> Result<(), Fatal> {
+    let client = list_client(args)?;
+    let studios = client.studios().map_err(api_fatal)?;
+    if args.json {
+        let rows: Vec<_> = studios
+            .iter()
+            .map(|s| serde_json::json!({"id": s.id, "name": s.name}))
+            .collect();
+        print_json(&rows);
+    } else {
+        let rows: Vec<Vec<String>> = studios
+            .iter()
+            .map(|s| vec![s.id.clone(), s.name.clone()])
+            .collect();
+        print_table(&["ID", "NAME"], &rows);
+    }
+    Ok(())
+}
+
+/// Prints the sources the API key can see, optionally of one studio.
+pub fn sources(args: &SourcesArgs) -> Result<(), Fatal> {
+    let client = list_client(&args.list)?;
+    let sources = client.sources(args.studio.as_deref()).map_err(api_fatal)?;
+    if args.list.json {
+        let rows: Vec<_> = sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({"id": s.id, "name": s.name, "type": s.kind, "studioId": s.studio_id})
+            })
+            .collect();
+        print_json(&rows);
+    } else {
+        let rows: Vec<Vec<String>> = sources
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.name.clone(),
+                    s.kind.clone().unwrap_or_default(),
+                    s.studio_id.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print_table(&["ID", "NAME", "TYPE", "STUDIO"], &rows);
+    }
+    Ok(())
+}
+
+/// Reads the API's openapi.json and reports the operations the bridge needs.
+pub fn api_check(args: &ApiArgs) -> Result<(), Fatal> {
+    let settings = api_settings(args, &|name| std::env::var(name).ok())
+        .map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
+    let client = api_client(&settings)?;
+    let report = client.check_operations().map_err(api_fatal)?;
+    println!(
+        "{}/v1/openapi.json (spec version {})",
+        settings.origin.trim_end_matches('/'),
+        report.spec_version.as_deref().unwrap_or("unknown")
+    );
+    for operation in &report.found {
+        println!("  found    {} {}", operation.method, operation.path);
+    }
+    for operation in &report.missing {
+        println!("  MISSING  {} {}", operation.method, operation.path);
+    }
+    if report.missing.is_empty() {
+        println!("every operation the bridge relies on is there");
+        return Ok(());
+    }
+    let missing: Vec<String> = report
+        .missing
+        .iter()
+        .map(|o| format!("{} {}", o.method, o.path))
+        .collect();
+    Err(Fatal::new(
+        ExitStatus::Other,
+        anyhow::anyhow!(
+            "the API lacks {} operation(s) the bridge relies on: {}; see docs/v1-api.md",
+            missing.len(),
+            missing.join(", ")
+        ),
+    ))
+}
+
+fn list_client(args: &ListArgs) -> Result<crate::trax::api::ApiClient, Fatal> {
+    let settings = api_settings(&args.api, &|name| std::env::var(name).ok())
+        .map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
+    if settings.key.is_none() {
+        return Err(Fatal::new(
+            ExitStatus::Usage,
+            anyhow::anyhow!("listing needs an API key: set TRAX_API_KEY or --api-key-file"),
+        ));
+    }
+    api_client(&settings)
+}
+
+fn api_fatal(error: crate::trax::api::ApiError) -> Fatal {
+    Fatal::new(error.exit_status(), error)
+}
+
+fn print_json(rows: &[serde_json::Value]) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into())
+    );
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }

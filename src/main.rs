@@ -1,4 +1,4 @@
-use bridge::cli::{Cli, Command};
+use bridge::cli::{ApiCommand, Cli, Command};
 use bridge::exit::{ExitStatus, Fatal};
 use clap::Parser;
 use std::process::ExitCode;
@@ -19,6 +19,11 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         Some(Command::Encoders(args)) => bridge::commands::encoders(args),
+        Some(Command::Studios(args)) => bridge::commands::studios(args),
+        Some(Command::Sources(args)) => bridge::commands::sources(args),
+        Some(Command::Api {
+            command: ApiCommand::Check(args),
+        }) => bridge::commands::api_check(args),
         None => bridge::config::build(&cli.run, &|name| std::env::var(name).ok())
             .map_err(|error| Fatal::new(ExitStatus::Usage, error))
             .and_then(bridge::app::run),

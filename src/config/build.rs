@@ -2,12 +2,12 @@
 
 use super::credentials::{read_secret, EnvLookup, SecretSource};
 use super::output_url::{self, OutputUrl};
-use super::{Config, ConfigError, OutputConfig, Secret};
+use super::{ApiSettings, Config, ConfigError, OutputConfig, Secret, SrtOutputConfig};
 use crate::capture::CaptureRequest;
-use crate::cli::RunArgs;
-use crate::output::srt::SrtSettings;
+use crate::cli::{ApiArgs, RunArgs};
 use crate::trax::credential::Credential;
-use crate::trax::provider::StaticCredentials;
+use crate::trax::provider::{CredentialSource, StaticCredentials};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an SRT caller waits for the handshake before giving up.
@@ -44,10 +44,34 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
     };
     check_ranges(args)?;
 
-    if args.outputs.is_empty() {
+    let api = api_settings(&args.api, env)?;
+    let source_id = args.source.as_deref().map(check_source_id).transpose()?;
+    if args.outputs.is_empty() && source_id.is_none() {
         return Err(ConfigError::MissingOutput);
     }
     let credential = read_credential(args, env)?;
+    if source_id.is_some() {
+        if api.key.is_none() {
+            return Err(ConfigError::Invalid(
+                "--source needs an API key to acquire credentials: set TRAX_API_KEY or \
+                 --api-key-file"
+                    .into(),
+            ));
+        }
+        if args.path.is_some() {
+            return Err(ConfigError::Invalid(
+                "--path is not used with --source: the API gives each output its path; drop --path"
+                    .into(),
+            ));
+        }
+        if credential.is_some() {
+            return Err(ConfigError::Invalid(
+                "--source acquires the session token through the API, but a token or stream \
+                 key is set too; unset TRAX_SESSION_TOKEN / TRAX_STREAM_KEY or drop --source"
+                    .into(),
+            ));
+        }
+    }
     let passphrase = read_secret(
         &SecretSource {
             kind: "SRT passphrase",
@@ -59,11 +83,20 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
     )?;
     check_passphrase(passphrase.as_ref(), args.pbkeylen)?;
 
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|url| build_output(url, args, credential.as_ref(), passphrase.as_ref()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let acquire = source_id.is_some();
+    let outputs = if args.outputs.is_empty() {
+        vec![OutputConfig::Srt(srt_output(
+            None,
+            None,
+            args,
+            passphrase.as_ref(),
+        ))]
+    } else {
+        args.outputs
+            .iter()
+            .map(|url| build_output(url, args, credential.as_ref(), passphrase.as_ref(), acquire))
+            .collect::<Result<Vec<_>, _>>()?
+    };
 
     Ok(Config {
         source,
@@ -76,6 +109,8 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         audio_bitrate_kbps: args.audio_bitrate,
         av_offset_ms: args.av_offset_ms,
         outputs,
+        source_id,
+        api,
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
     })
 }
@@ -198,9 +233,16 @@ fn build_output(
     args: &RunArgs,
     credential: Option<&Credential>,
     passphrase: Option<&Secret>,
+    acquire: bool,
 ) -> Result<OutputConfig, ConfigError> {
     match output_url::parse(url)? {
         OutputUrl::Srt { host, port } => {
+            if acquire {
+                let target = Some((host, port));
+                return Ok(OutputConfig::Srt(srt_output(
+                    target, None, args, passphrase,
+                )));
+            }
             let path = args.path.clone().ok_or_else(|| {
                 ConfigError::Invalid(format!(
                     "--output {url} needs the stream path: add --path, e.g. --path inputs/srt-<uuid>"
@@ -209,18 +251,75 @@ fn build_output(
             let credential = credential.cloned().ok_or_else(|| {
                 ConfigError::Invalid(format!(
                     "--output {url} needs credentials: set TRAX_SESSION_TOKEN (or --token-file) \
-                     or TRAX_STREAM_KEY (or --stream-key-file)"
+                     or TRAX_STREAM_KEY (or --stream-key-file), or acquire them with --source"
                 ))
             })?;
-            Ok(OutputConfig::Srt(SrtSettings {
-                host,
-                port,
-                credentials: StaticCredentials::new(&path, credential),
-                latency_ms: args.latency,
-                passphrase: passphrase.cloned(),
-                pbkeylen: args.pbkeylen,
-                connect_timeout_ms: SRT_CONNECT_TIMEOUT_MS,
-            }))
+            let credentials: Arc<dyn CredentialSource> = StaticCredentials::new(&path, credential);
+            let target = Some((host, port));
+            Ok(OutputConfig::Srt(srt_output(
+                target,
+                Some(credentials),
+                args,
+                passphrase,
+            )))
         }
+    }
+}
+
+fn srt_output(
+    target: Option<(String, u16)>,
+    credentials: Option<Arc<dyn CredentialSource>>,
+    args: &RunArgs,
+    passphrase: Option<&Secret>,
+) -> SrtOutputConfig {
+    SrtOutputConfig {
+        target,
+        credentials,
+        latency_ms: args.latency,
+        passphrase: passphrase.cloned(),
+        pbkeylen: args.pbkeylen,
+        connect_timeout_ms: SRT_CONNECT_TIMEOUT_MS,
+    }
+}
+
+/// Reads where the /v1 API is and its key.
+pub fn api_settings(args: &ApiArgs, env: EnvLookup<'_>) -> Result<ApiSettings, ConfigError> {
+    if !(args.api_timeout.is_finite() && args.api_timeout > 0.0 && args.api_timeout <= 300.0) {
+        return Err(ConfigError::Invalid(format!(
+            "invalid --api-timeout {}: give seconds between 0 and 300",
+            args.api_timeout
+        )));
+    }
+    let key = read_secret(
+        &SecretSource {
+            kind: "API key",
+            file: args.api_key_file.as_deref(),
+            env_var: "TRAX_API_KEY",
+            credential: "trax-api-key",
+        },
+        env,
+    )?;
+    Ok(ApiSettings {
+        origin: args.api_url.clone(),
+        key,
+        ca_file: args.api_ca_file.clone(),
+        timeout: Duration::from_secs_f64(args.api_timeout),
+    })
+}
+
+/// Checks a `--source` id: TRaX ids are letters, digits, `_` and `-`.
+fn check_source_id(id: &str) -> Result<String, ConfigError> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(id.to_string())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "invalid --source '{id}': a source id has only letters, digits, '_' and '-' \
+             (bridge sources lists them)"
+        )))
     }
 }

@@ -10,11 +10,13 @@ pub mod secret;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capture::{CaptureRequest, SourceSpec};
 use crate::encode::{EncoderName, Profile};
 use crate::output::srt::SrtSettings;
+use crate::trax::provider::CredentialSource;
 
 pub use build::build;
 pub use rate::FrameRate;
@@ -35,14 +37,61 @@ pub struct Config {
     pub audio_bitrate_kbps: u32,
     pub av_offset_ms: i64,
     pub outputs: Vec<OutputConfig>,
+    /// The TRaX source whose credentials /v1 provides, with `--source`.
+    pub source_id: Option<String>,
+    pub api: ApiSettings,
     /// `None`: run until a signal.
     pub duration: Option<Duration>,
 }
 
-/// One destination with its own credentials and transport settings.
+/// One destination and its transport settings.
 #[derive(Debug)]
 pub enum OutputConfig {
-    Srt(SrtSettings),
+    Srt(SrtOutputConfig),
+}
+
+/// An SRT output before its credentials (and, with /v1, its address) are
+/// known for sure.
+#[derive(Debug, Clone)]
+pub struct SrtOutputConfig {
+    /// Host and port from `--output`; `None` takes the ingest URL /v1 returns.
+    pub target: Option<(String, u16)>,
+    /// `None`: acquire the path and token through /v1.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+    pub latency_ms: u32,
+    pub passphrase: Option<Secret>,
+    pub pbkeylen: u32,
+    pub connect_timeout_ms: u32,
+}
+
+impl SrtOutputConfig {
+    /// The output's settings once its address and credentials are settled.
+    pub fn settle(
+        &self,
+        host: String,
+        port: u16,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> SrtSettings {
+        SrtSettings {
+            host,
+            port,
+            credentials,
+            latency_ms: self.latency_ms,
+            passphrase: self.passphrase.clone(),
+            pbkeylen: self.pbkeylen,
+            connect_timeout_ms: self.connect_timeout_ms,
+        }
+    }
+}
+
+/// How to reach the TRaX /v1 API, for `--source`.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub origin: String,
+    /// API key or a user's OAuth access token.
+    pub key: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
 }
 
 /// Invalid command line or configuration (exit 2).
@@ -53,7 +102,8 @@ pub enum ConfigError {
     #[error("missing --device: name the source, e.g. --device /dev/video0, --device test or --device file:clip.mp4")]
     MissingDevice,
     #[error(
-        "missing --output: give at least one destination, e.g. --output srt://ingest.example:8890"
+        "missing --output: give at least one destination, e.g. --output srt://ingest.example:8890, \
+         or --source ID to take the ingest URL from the TRaX API"
     )]
     MissingOutput,
     #[error(

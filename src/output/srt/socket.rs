@@ -194,7 +194,7 @@ impl SrtSocket {
                     connection_lost: true,
                 };
             };
-            let delivered = delivered_at.map_or(true, |at| Instant::now() >= at);
+            let delivered = delivered_at.is_none_or(|at| Instant::now() >= at);
             if packets == 0 && delivered {
                 return DrainReport {
                     waited,

@@ -1,0 +1,189 @@
+//! Publishing credentials acquired through /v1 for one source, renewed
+//! before they expire.
+
+use super::api::{AcquiredCredentials, ApiClient, ApiError, Protocol};
+use super::provider::{CredentialSource, Publish};
+use crate::exit::ExitStatus;
+use crate::output::OutputError;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tracing::{info, warn};
+
+/// Credentials renewed this long before they expire, so that a redial never
+/// meets an expired token, and so that an API outage near the expiry still
+/// leaves time to retry.
+pub const RENEW_MARGIN: Duration = Duration::from_secs(60);
+
+/// The share of a token's lifetime after which it is renewed when that comes
+/// before `RENEW_MARGIN`, for short-lived tokens.
+const RENEW_AT_FRACTION: f64 = 0.8;
+
+/// Credentials acquired through /v1 for one source and protocol.
+pub struct AcquiredSource {
+    client: Arc<ApiClient>,
+    source_id: String,
+    protocol: Protocol,
+    state: Mutex<Held>,
+}
+
+struct Held {
+    credentials: AcquiredCredentials,
+    acquired_at: SystemTime,
+}
+
+impl fmt::Debug for AcquiredSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquiredSource")
+            .field("source_id", &self.source_id)
+            .field("protocol", &self.protocol)
+            .field("path", &self.path())
+            .finish()
+    }
+}
+
+impl AcquiredSource {
+    /// Acquires the first credentials. Errors keep the API's exit status.
+    pub fn acquire(
+        client: Arc<ApiClient>,
+        source_id: &str,
+        protocol: Protocol,
+    ) -> Result<Arc<Self>, ApiError> {
+        let credentials = client.acquire(source_id, protocol)?;
+        log_acquired(source_id, &credentials);
+        Ok(Arc::new(Self {
+            client,
+            source_id: source_id.to_string(),
+            protocol,
+            state: Mutex::new(Held {
+                credentials,
+                acquired_at: SystemTime::now(),
+            }),
+        }))
+    }
+
+    /// The ingest URL /v1 returned with the credentials, if any.
+    pub fn ingest_url(&self) -> Option<String> {
+        self.lock().credentials.ingest_url.clone()
+    }
+
+    /// When the held credentials should be renewed, if they expire at all.
+    fn renew_at(&self) -> Option<SystemTime> {
+        let held = self.lock();
+        let expires_at = held.credentials.expires_at?;
+        let lifetime = expires_at
+            .duration_since(held.acquired_at)
+            .unwrap_or(Duration::ZERO);
+        let by_fraction = held.acquired_at + lifetime.mul_f64(RENEW_AT_FRACTION);
+        let by_margin = expires_at
+            .checked_sub(RENEW_MARGIN)
+            .unwrap_or(held.acquired_at);
+        Some(by_fraction.min(by_margin).max(held.acquired_at))
+    }
+
+    /// Acquires new credentials and keeps them. A failure leaves the held
+    /// ones in place.
+    pub fn renew(&self) -> Result<(), ApiError> {
+        let credentials = self.client.acquire(&self.source_id, self.protocol)?;
+        log_acquired(&self.source_id, &credentials);
+        *self.lock() = Held {
+            credentials,
+            acquired_at: SystemTime::now(),
+        };
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Renews the credentials in the background before they expire, until
+    /// `stop` disconnects. Failed renewals are retried every few seconds.
+    pub fn spawn_renewal(self: &Arc<Self>, stop: Receiver<()>) {
+        let source = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("credentials".into())
+            .spawn(move || source.renew_until_stopped(&stop));
+        if let Err(error) = spawned {
+            warn!(%error, "cannot start renewing credentials in the background; they are renewed before each dial");
+        }
+    }
+
+    fn renew_until_stopped(&self, stop: &Receiver<()>) {
+        const RETRY: Duration = Duration::from_secs(5);
+        loop {
+            let wait = match self.renew_at() {
+                Some(at) => at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+                None => return,
+            };
+            if !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
+                return;
+            }
+            while let Err(error) = self.renew() {
+                warn!(source = %self.source_id, %error, "renewing the publishing credentials failed; retrying");
+                if !matches!(stop.recv_timeout(RETRY), Err(RecvTimeoutError::Timeout)) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl CredentialSource for AcquiredSource {
+    fn current(&self) -> Result<Publish, OutputError> {
+        let due = self.renew_at().is_some_and(|at| at <= SystemTime::now());
+        if due {
+            if let Err(error) = self.renew() {
+                let expired = self
+                    .lock()
+                    .credentials
+                    .expires_at
+                    .is_some_and(|at| at <= SystemTime::now());
+                if expired {
+                    return Err(api_error(error));
+                }
+                warn!(%error, "renewing the publishing credentials failed; dialing with the held ones, which have not expired");
+            }
+        }
+        let held = self.lock();
+        Ok(Publish {
+            path: held.credentials.path.clone(),
+            credential: held.credentials.credential.clone(),
+        })
+    }
+
+    fn path(&self) -> String {
+        self.lock().credentials.path.clone()
+    }
+}
+
+/// Maps an API failure during a redial: transient failures (exit 1) let the
+/// supervisor retry later, others end the output.
+fn api_error(error: ApiError) -> OutputError {
+    match error.exit_status() {
+        ExitStatus::Other => {
+            OutputError::Transient(format!("cannot renew the publishing credentials: {error}"))
+        }
+        status => OutputError::Fatal {
+            status,
+            message: format!("cannot renew the publishing credentials: {error}"),
+        },
+    }
+}
+
+fn log_acquired(source_id: &str, credentials: &AcquiredCredentials) {
+    let expires_in_s = credentials
+        .expires_at
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        .map(|left| left.as_secs());
+    info!(
+        source = source_id,
+        path = %credentials.path,
+        credential = credentials.credential.kind(),
+        expires_in_s,
+        "acquired publishing credentials"
+    );
+}
