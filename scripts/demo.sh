@@ -11,6 +11,8 @@ work="$root/out/demo"
 duration=${DEMO_DURATION:-10}
 path="inputs/srt-demo"
 python=/usr/bin/python3
+# make builds into $CARGO_TARGET_DIR when it is set, so look there first.
+bridge="${CARGO_TARGET_DIR:-$root/target}/debug/bridge"
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -36,7 +38,7 @@ grep -q '"listening"' "$work/receiver.log" || { echo "demo: the receiver did not
 
 echo "demo: running bridge for $duration s"
 set +e
-"$root/target/debug/bridge" --device "file:$root/media/bigbuckbunny.mp4" --loop \
+"$bridge" --device "file:$root/media/bigbuckbunny.mp4" --loop \
   --output "srt://127.0.0.1:$port" --path "$path" --token-file "$work/session-token" \
   --duration "$duration" 2>&1 | tee "$work/bridge.log"
 bridge_status=${PIPESTATUS[0]}

@@ -76,6 +76,14 @@ fn usage_errors_exit_2() {
             "invalid --latency 5",
         ),
         (
+            with_srt(&["--device", "test", "--duration=-1"]),
+            "invalid --duration -1",
+        ),
+        (
+            with_srt(&["--device", "test", "--duration", "1e20"]),
+            "invalid --duration 100000000000000000000",
+        ),
+        (
             with_srt(&["--device", "test", "--log-level", "loud"]),
             "invalid --log-level 'loud'",
         ),

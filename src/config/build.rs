@@ -164,7 +164,9 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
             args.latency
         ));
     }
-    if !(args.duration.is_finite() && args.duration >= 0.0) {
+    // try_from_secs_f64 also rejects values too large for a Duration, which
+    // from_secs_f64 in build would panic on.
+    if Duration::try_from_secs_f64(args.duration).is_err() {
         return fail(format!(
             "invalid --duration {}: give seconds, or 0 to run until stopped",
             args.duration

@@ -2,7 +2,13 @@
 //! that order. No secret is ever taken from a flag's value.
 
 use super::{ConfigError, Secret};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Largest secret file read. Tokens, keys and passphrases are far shorter
+/// (a streamid is at most 512 bytes), and the bound keeps a mistaken path
+/// such as `/dev/zero` or a media file from filling memory.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Where one kind of secret may come from.
 pub struct SecretSource<'a> {
@@ -46,11 +52,23 @@ pub fn read_secret(
 }
 
 fn read_secret_file(kind: &'static str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::SecretFile {
+    let file_error = |reason: String| ConfigError::SecretFile {
         kind,
         path: path.to_path_buf(),
-        reason: error.to_string(),
-    })?;
+        reason,
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_SECRET_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|error| file_error(error.to_string()))?;
+    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(file_error(format!(
+            "it is longer than {MAX_SECRET_FILE_BYTES} bytes; put only the secret in it"
+        )));
+    }
     warn_if_readable_by_others(kind, path);
     let value = text.trim();
     if value.is_empty() {
@@ -60,11 +78,9 @@ fn read_secret_file(kind: &'static str, path: &Path) -> Result<Secret, ConfigErr
         });
     }
     if value.contains('\n') {
-        return Err(ConfigError::SecretFile {
-            kind,
-            path: path.to_path_buf(),
-            reason: "it has more than one line; put only the secret in it".into(),
-        });
+        return Err(file_error(
+            "it has more than one line; put only the secret in it".into(),
+        ));
     }
     Ok(Secret::new(kind, value))
 }
@@ -161,5 +177,19 @@ mod tests {
         std::fs::write(&two_lines, "secret-one\nsecret-two\n").unwrap();
         let error = read_secret(&source(Some(&two_lines)), &lookup).unwrap_err();
         assert!(!error.to_string().contains("secret-one"), "{error}");
+    }
+
+    #[test]
+    fn oversized_file_is_rejected() {
+        let directory = tempfile::tempdir().unwrap();
+        let lookup = |_: &str| None;
+        let huge = directory.path().join("huge");
+        std::fs::write(&huge, "a".repeat(1024 * 1024)).unwrap();
+
+        let error = read_secret(&source(Some(&huge)), &lookup).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("huge"), "{message}");
+        assert!(message.contains("longer than 65536 bytes"), "{message}");
+        assert!(!message.contains("aaaa"), "{message}");
     }
 }

@@ -1,6 +1,7 @@
 //! Parses `--output` URLs into a transport and its address.
 
 use super::ConfigError;
+use std::net::Ipv6Addr;
 
 /// A destination as its URL names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +58,16 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
         let (host, after) = rest
             .split_once(']')
             .ok_or("an IPv6 address needs its closing ']'")?;
-        (host, after.strip_prefix(':'))
+        if host.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("'[{host}]' is not an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                format!("unexpected '{after}' after ']'; use srt://[address]:port")
+            })?),
+        };
+        (host, port)
     } else {
         match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
@@ -67,6 +77,9 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err("the host is missing".into());
     }
+    if !authority.starts_with('[') {
+        check_host_name(host)?;
+    }
     let port = match port {
         None => SRT_DEFAULT_PORT,
         Some(text) => match text.parse::<u16>() {
@@ -75,6 +88,22 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
         },
     };
     Ok((host.to_string(), port))
+}
+
+/// Checks an unbracketed host: an IPv4 address or a DNS name.
+fn check_host_name(host: &str) -> Result<(), String> {
+    if host.contains(':') {
+        return Err(format!(
+            "invalid host '{host}': put an IPv6 address in brackets, as in srt://[::1]:8890"
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    match host.chars().find(|&c| !allowed(c)) {
+        Some(c) => Err(format!(
+            "invalid host '{host}': {c:?} is not allowed; use a DNS name or an IP address"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The URL with any userinfo replaced, for error messages.
@@ -126,6 +155,12 @@ mod tests {
             ("srt://host:9000?streamid=x", "options are not read"),
             ("srt://host:9000/inputs/x", "no path"),
             ("srt://[::1:9000", "closing ']'"),
+            ("srt://[zz]:9000", "'[zz]' is not an IPv6 address"),
+            ("srt://[::1]x:9000", "unexpected 'x:9000' after ']'"),
+            ("srt://::1:9000", "put an IPv6 address in brackets"),
+            ("srt://a b:9000", "invalid host 'a b'"),
+            ("srt://127.0.0.1 :9000", "invalid host '127.0.0.1 '"),
+            ("srt://host\t:9000", "'\\t' is not allowed"),
         ];
         for (url, expected) in cases {
             let error = parse(url).unwrap_err().to_string();
