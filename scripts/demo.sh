@@ -45,7 +45,15 @@ bridge_status=${PIPESTATUS[0]}
 set -e
 
 kill -TERM "$receiver"
-wait "$receiver" || true
+for _ in $(seq 1 100); do
+  kill -0 "$receiver" 2>/dev/null || break
+  sleep 0.1
+done
+if kill -0 "$receiver" 2>/dev/null; then
+  echo "demo: the receiver did not stop within 10 s of SIGTERM; killing it" >&2
+  kill -KILL "$receiver" 2>/dev/null || true
+fi
+wait "$receiver" 2>/dev/null || true
 trap - EXIT
 
 echo

@@ -67,7 +67,12 @@ pub struct ApiArgs {
     pub api_ca_file: Option<PathBuf>,
 
     /// Timeout of each API request, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub api_timeout: f64,
 }
 
@@ -141,7 +146,12 @@ pub struct RunArgs {
 
     /// SRT encryption key length in bytes when a passphrase is set: 16, 24 or 32
     /// (0 lets the listener choose).
-    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub pbkeylen: u32,
 
     /// Encoder: auto, vaapi, qsv, nvenc, v4l2, videotoolbox, x264 or openh264.
@@ -149,19 +159,24 @@ pub struct RunArgs {
     pub encoder: String,
 
     /// Encoded picture size, WIDTHxHEIGHT. Default: the source's, at most 1920x1080.
-    #[arg(long, value_name = "WxH")]
+    #[arg(long, value_name = "WxH", allow_hyphen_values = true)]
     pub size: Option<String>,
 
     /// Frame rate: 30, 30000/1001 or 29.97. Default: the source's.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub fps: Option<String>,
 
     /// Video bitrate in kb/s. Default: 6000 at 1920x1080, scaled by pixel count.
-    #[arg(long, value_name = "KBPS")]
+    #[arg(long, value_name = "KBPS", allow_negative_numbers = true)]
     pub bitrate: Option<u32>,
 
     /// Keyframe interval in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 2.0,
+        allow_negative_numbers = true
+    )]
     pub gop: f64,
 
     /// H.264 profile: constrained-baseline, baseline, main or high.
@@ -173,7 +188,12 @@ pub struct RunArgs {
     pub audio: String,
 
     /// AAC bitrate in kb/s.
-    #[arg(long, value_name = "KBPS", default_value_t = 128)]
+    #[arg(
+        long,
+        value_name = "KBPS",
+        default_value_t = 128,
+        allow_negative_numbers = true
+    )]
     pub audio_bitrate: u32,
 
     /// Shift audio against video, in milliseconds (positive: audio later).
@@ -186,11 +206,21 @@ pub struct RunArgs {
     pub av_offset_ms: i64,
 
     /// SRT latency in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 300)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 300,
+        allow_negative_numbers = true
+    )]
     pub latency: u32,
 
     /// Stop cleanly after this many seconds and exit 0 (0: run until a signal).
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub duration: f64,
 
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).

@@ -202,8 +202,8 @@ fn read_credential(args: &RunArgs, env: EnvLookup<'_>) -> Result<Option<Credenti
     )?;
     match (token, key) {
         (Some(_), Some(_)) => Err(ConfigError::Invalid(
-            "both a session token and a stream key are set; give only one \
-             (unset TRAX_STREAM_KEY or TRAX_SESSION_TOKEN)"
+            "both a session token and a stream key are set; give only one: drop --token-file \
+             or --stream-key-file, or unset TRAX_SESSION_TOKEN or TRAX_STREAM_KEY"
                 .into(),
         )),
         (Some(token), None) => Ok(Some(Credential::SessionToken(token))),

@@ -304,7 +304,12 @@ fn entry_queue(name: &str, live: bool) -> ElementSpec {
             .property("max-size-bytes", 0)
             .property("max-size-time", 1_000_000_000u64)
     } else {
+        // A clip decodes ahead of real time until this queue fills, and a
+        // clean stop still plays out what it holds, so it stays short.
         queue
+            .property("max-size-buffers", 0)
+            .property("max-size-bytes", 0)
+            .property("max-size-time", 100_000_000u64)
     }
 }
 

@@ -27,10 +27,16 @@ pub enum StreamIdError {
     ColonInPath { path: String },
 
     #[error(
-        "the SRT path '{path}' contains '{character}': use only letters A-Z a-z, digits, '_', \
+        "the SRT path {path:?} contains {character:?}: use only letters A-Z a-z, digits, '_', \
          '.', '-' and '/'"
     )]
     InvalidPathCharacter { path: String, character: char },
+
+    #[error(
+        "the SRT path '{path}' has an empty, '.' or '..' segment: give the provisioned path \
+         exactly, as in 'inputs/srt-<uuid>'"
+    )]
+    BadPathSegment { path: String },
 
     #[error("the SRT path '{path}' starts or ends with '/': remove the leading or trailing '/'")]
     SlashAtEdge { path: String },
@@ -103,6 +109,14 @@ fn check_path(path: &str) -> Result<(), StreamIdError> {
     }
     if path.starts_with('/') || path.ends_with('/') {
         return Err(StreamIdError::SlashAtEdge {
+            path: path.to_string(),
+        });
+    }
+    if path
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return Err(StreamIdError::BadPathSegment {
             path: path.to_string(),
         });
     }
@@ -191,6 +205,27 @@ mod tests {
                 token("a.b.c"),
                 StreamIdError::SlashAtEdge {
                     path: "live/cam/".into(),
+                },
+            ),
+            (
+                "inputs/../cam",
+                token("a.b.c"),
+                StreamIdError::BadPathSegment {
+                    path: "inputs/../cam".into(),
+                },
+            ),
+            (
+                "inputs//cam",
+                token("a.b.c"),
+                StreamIdError::BadPathSegment {
+                    path: "inputs//cam".into(),
+                },
+            ),
+            (
+                "./cam",
+                key("k"),
+                StreamIdError::BadPathSegment {
+                    path: "./cam".into(),
                 },
             ),
             (
