@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Self-check of the test peers: v1_standin.py, and srt_receiver.py's JWKS mode.
 
-Starts the stand-in on loopback (plain HTTP with the built-in data, and
-HTTPS with fixtures and 250 generated sources), exercises every endpoint
-and every /_control misbehaviour with urllib, verifies an issued token
-against the JWKS, then runs srt_receiver.py --jwks-url and --public-key
-against GStreamer srtsink callers. Prints "ok"/"FAIL" per check and exits
-0 when every check passed, 1 otherwise.
+Starts the stand-in on loopback twice: plain HTTP with the built-in data,
+and HTTPS with fixtures and 250 generated sources. Exercises every endpoint
+and every /_control misbehaviour with urllib, and verifies an issued token
+against the JWKS. Then runs srt_receiver.py --jwks-url and --public-key
+against GStreamer srtsink callers. Prints "ok" or "FAIL" per check, and
+exits 0 when every check passed, 1 otherwise.
 
 Run with /usr/bin/python3 (python3-gi, python3-cryptography):
   /usr/bin/python3 tests/peers/check_peers.py
@@ -16,7 +16,6 @@ import email.utils
 import http.client
 import json
 import os
-import queue
 import re
 import signal
 import socket
@@ -142,8 +141,18 @@ class Response:
         return None
 
 
-def call(origin, method, path, key=None, scheme="bearer", body=None, content_type=None,
-         context=None, timeout_s=5, headers=None):
+def call(
+    origin,
+    method,
+    path,
+    key=None,
+    scheme="bearer",
+    body=None,
+    content_type=None,
+    context=None,
+    timeout_s=5,
+    headers=None,
+):
     request_headers = dict(headers or {})
     if key is not None and scheme == "bearer":
         request_headers["Authorization"] = f"Bearer {key}"
@@ -198,8 +207,11 @@ def check_unauthenticated(results, origin):
     health = call(origin, "GET", "/v1/health")
     results.equal("health status", health.status, 200)
     results.equal("health body", health.json, {"status": "ok"})
-    results.check("health request id", bool(re.match(r"^req_[0-9a-f]{16}$", health.request_id or "")),
-                  health.request_id)
+    results.check(
+        "health request id",
+        bool(re.match(r"^req_[0-9a-f]{16}$", health.request_id or "")),
+        health.request_id,
+    )
 
     spec = call(origin, "GET", "/v1/openapi.json")
     results.equal("openapi status", spec.status, 200)
@@ -232,7 +244,9 @@ def check_auth(results, origin):
         missing.json["error"].get("requestId"),
         missing.request_id,
     )
-    results.check("401 has WWW-Authenticate", "WWW-Authenticate" in missing.headers, missing.headers)
+    results.check(
+        "401 has WWW-Authenticate", "WWW-Authenticate" in missing.headers, missing.headers
+    )
     invalid = call(origin, "GET", "/v1/studios", key="not-a-key")
     results.equal("invalid key status", invalid.status, 401)
     basic = call(origin, "GET", "/v1/studios", headers={"Authorization": f"Basic {FULL_KEY}"})
@@ -242,8 +256,9 @@ def check_auth(results, origin):
     results.equal("X-API-Key alias status", alias.status, 200)
     read_only = call(origin, "GET", "/v1/sources", key=READ_ONLY_KEY)
     results.equal("read-only key lists", read_only.status, 200)
-    forbidden = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=READ_ONLY_KEY,
-                     body={"protocol": "srt"})
+    forbidden = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=READ_ONLY_KEY, body={"protocol": "srt"}
+    )
     results.equal("read-only key POST status", forbidden.status, 403)
     results.equal("read-only key POST code", forbidden.error_code(), "forbidden")
 
@@ -251,13 +266,22 @@ def check_auth(results, origin):
 def check_lists(results, origin):
     studios = call(origin, "GET", "/v1/studios", key=FULL_KEY)
     results.equal("studios status", studios.status, 200)
-    results.equal("studios ids", [s["id"] for s in studios.json["data"]], ["std_morning", "std_news"])
-    results.check("studios end with null nextCursor",
-                  "nextCursor" in studios.json and studios.json["nextCursor"] is None, studios.json)
-    results.check("items carry unknown fields", "createdAt" in studios.json["data"][0], studios.json)
+    results.equal(
+        "studios ids", [s["id"] for s in studios.json["data"]], ["std_morning", "std_news"]
+    )
+    results.check(
+        "studios end with null nextCursor",
+        "nextCursor" in studios.json and studios.json["nextCursor"] is None,
+        studios.json,
+    )
+    results.check(
+        "items carry unknown fields", "createdAt" in studios.json["data"][0], studios.json
+    )
 
     filtered = call(origin, "GET", "/v1/sources?studioId=std_news", key=FULL_KEY)
-    results.equal("studioId filter", [s["id"] for s in filtered.json["data"]], ["src_desk", "src_talk"])
+    results.equal(
+        "studioId filter", [s["id"] for s in filtered.json["data"]], ["src_desk", "src_talk"]
+    )
 
     first = call(origin, "GET", "/v1/sources?limit=3", key=FULL_KEY)
     results.equal("sources page 1 length", len(first.json["data"]), 3)
@@ -285,14 +309,18 @@ def check_lists(results, origin):
 
 
 def check_credentials(results, origin, kid):
-    reply = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    reply = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     results.equal("srt credentials status", reply.status, 201)
     body = reply.json
     results.equal("srt sourceId", body.get("sourceId"), "src_cam1")
     results.equal("srt protocol", body.get("protocol"), "srt")
     results.check("srt path form", PATH_PATTERN.match(body.get("path", "")), body.get("path"))
     results.equal("srt ingestUrl", body.get("ingestUrl"), "srt://127.0.0.1:8890")
-    results.check("srt has token, no streamKey", "token" in body and "streamKey" not in body, body.keys())
+    results.check(
+        "srt has token, no streamKey", "token" in body and "streamKey" not in body, body.keys()
+    )
 
     header, claims, parts = es256.split_token(body["token"])
     results.equal("token header", header, {"alg": "ES256", "typ": "JWT", "kid": kid})
@@ -309,33 +337,49 @@ def check_credentials(results, origin, kid):
     jwk = keys.get(kid)
     results.check("JWKS lists the kid", jwk is not None, list(keys))
     results.equal("JWK members", sorted(jwk), ["alg", "crv", "kid", "kty", "use", "x", "y"])
-    results.equal("JWK alg and use", (jwk["alg"], jwk["use"], jwk["kty"], jwk["crv"]),
-                  ("ES256", "sig", "EC", "P-256"))
+    results.equal(
+        "JWK alg and use",
+        (jwk["alg"], jwk["use"], jwk["kty"], jwk["crv"]),
+        ("ES256", "sig", "EC", "P-256"),
+    )
     public_key = es256.public_key_from_jwk(jwk)
     results.check("token verifies against JWKS", es256.verify(public_key, parts))
     tampered = [parts[0], es256.b64url_encode(es256.compact_json(dict(claims, path="x"))), parts[2]]
     results.check("tampered token fails", not es256.verify(public_key, tampered))
 
-    again = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    again = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     results.equal("path stable per source and protocol", again.json.get("path"), body["path"])
     results.check("each token unique", again.json.get("token") != body["token"])
-    rtmp = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "rtmp"})
+    rtmp = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "rtmp"}
+    )
     results.check("path differs per protocol", rtmp.json.get("path") != body["path"], rtmp.json)
     results.check("rtmp without ingest option", "ingestUrl" not in rtmp.json, rtmp.json)
 
-    whip = call(origin, "POST", CREDENTIALS.format("src_talk"), key=FULL_KEY, body={"protocol": "whip"})
+    whip = call(
+        origin, "POST", CREDENTIALS.format("src_talk"), key=FULL_KEY, body={"protocol": "whip"}
+    )
     _, whip_claims, _ = es256.split_token(whip.json["token"])
     results.equal("whip aud", whip_claims.get("aud"), "trax-mediamtx-talk")
     results.equal("whip can_publish", whip_claims.get("can_publish"), True)
 
-    key_source = call(origin, "POST", CREDENTIALS.format("src_desk"), key=FULL_KEY,
-                      body={"protocol": "rtmp"})
+    key_source = call(
+        origin, "POST", CREDENTIALS.format("src_desk"), key=FULL_KEY, body={"protocol": "rtmp"}
+    )
     results.equal("stream key source status", key_source.status, 201)
-    results.check("stream key source has streamKey only",
-                  "streamKey" in key_source.json and "token" not in key_source.json, key_source.json)
-    key_again = call(origin, "POST", CREDENTIALS.format("src_desk"), key=FULL_KEY,
-                     body={"protocol": "rtmp"})
-    results.equal("stream key stable", key_again.json.get("streamKey"), key_source.json.get("streamKey"))
+    results.check(
+        "stream key source has streamKey only",
+        "streamKey" in key_source.json and "token" not in key_source.json,
+        key_source.json,
+    )
+    key_again = call(
+        origin, "POST", CREDENTIALS.format("src_desk"), key=FULL_KEY, body={"protocol": "rtmp"}
+    )
+    results.equal(
+        "stream key stable", key_again.json.get("streamKey"), key_source.json.get("streamKey")
+    )
 
     bad = [
         ("unknown source", "src_nope", {"protocol": "srt"}, None, 404, "not_found"),
@@ -343,11 +387,24 @@ def check_credentials(results, origin, kid):
         ("missing protocol", "src_cam1", {}, None, 400, "invalid_request"),
         ("body not JSON", "src_cam1", b"protocol=srt", None, 400, "invalid_request"),
         ("body not object", "src_cam1", ["srt"], None, 400, "invalid_request"),
-        ("wrong content type", "src_cam1", {"protocol": "srt"}, "text/plain", 400, "invalid_request"),
+        (
+            "wrong content type",
+            "src_cam1",
+            {"protocol": "srt"},
+            "text/plain",
+            400,
+            "invalid_request",
+        ),
     ]
     for name, source, payload, content_type, status, code in bad:
-        reply = call(origin, "POST", CREDENTIALS.format(source), key=FULL_KEY, body=payload,
-                     content_type=content_type)
+        reply = call(
+            origin,
+            "POST",
+            CREDENTIALS.format(source),
+            key=FULL_KEY,
+            body=payload,
+            content_type=content_type,
+        )
         results.equal(f"{name} status", reply.status, status)
         results.equal(f"{name} code", reply.error_code(), code)
     no_key = call(origin, "POST", CREDENTIALS.format("src_cam1"), body={"protocol": "srt"})
@@ -361,8 +418,12 @@ def check_keep_alive(results, origin):
     ids = set()
     # A 401 leaves the POST body unread by the handler; the next request on
     # the same connection must still parse.
-    connection.request("POST", CREDENTIALS.format("src_cam1"), body=b'{"protocol":"srt"}',
-                       headers={"Content-Type": "application/json"})
+    connection.request(
+        "POST",
+        CREDENTIALS.format("src_cam1"),
+        body=b'{"protocol":"srt"}',
+        headers={"Content-Type": "application/json"},
+    )
     first = connection.getresponse()
     first.read()
     ids.add(first.getheader("X-Request-Id"))
@@ -391,10 +452,15 @@ def check_rate_limit(results, origin):
     counted = stats(origin)
     results.equal("stats count retries", counted["paths"].get("GET /v1/studios"), 3)
     results.equal("stats statuses", counted["statuses"], {"429": 2, "200": 1})
-    results.equal("stats log injected", [r["injected"] for r in counted["requests"]],
-                  ["rate_limit", "rate_limit", None])
+    results.equal(
+        "stats log injected",
+        [r["injected"] for r in counted["requests"]],
+        ["rate_limit", "rate_limit", None],
+    )
 
-    control(origin, {"rate_limit": {"count": 1, "retry_after_s": 5, "retry_after_form": "http-date"}})
+    control(
+        origin, {"rate_limit": {"count": 1, "retry_after_s": 5, "retry_after_form": "http-date"}}
+    )
     dated = call(origin, "GET", "/v1/studios", key=FULL_KEY)
     moment = email.utils.parsedate_to_datetime(dated.headers.get("Retry-After", ""))
     ahead_s = moment.timestamp() - time.time()
@@ -405,15 +471,29 @@ def check_rate_limit(results, origin):
     results.equal("Retry-After omitted status", bare.status, 429)
     results.check("Retry-After omitted", "Retry-After" not in bare.headers, bare.headers)
 
-    control(origin, {"rate_limit": {"count": 1, "operation": "post /v1/sources/{sourceId}/publish-credentials"}})
+    control(
+        origin,
+        {
+            "rate_limit": {
+                "count": 1,
+                "operation": "post /v1/sources/{sourceId}/publish-credentials",
+            }
+        },
+    )
     unaffected = call(origin, "GET", "/v1/studios", key=FULL_KEY)
-    limited = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    limited = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     results.equal("operation filter spares others", unaffected.status, 200)
     results.equal("operation filter hits target", limited.status, 429)
 
 
 def check_fail(results, origin):
-    for status, code in ((500, "internal_error"), (502, "bad_gateway"), (503, "service_unavailable")):
+    for status, code in (
+        (500, "internal_error"),
+        (502, "bad_gateway"),
+        (503, "service_unavailable"),
+    ):
         control(origin, {"fail": {"count": 1, "status": status}})
         reply = call(origin, "GET", "/v1/health")
         results.equal(f"fail {status} status", reply.status, status)
@@ -427,13 +507,17 @@ def check_fail(results, origin):
     results.check("fail html body", html.headers.get("Content-Type") == "text/html", html.headers)
 
     control(origin, {"write_disabled": True})
-    disabled = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    disabled = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     listing = call(origin, "GET", "/v1/sources", key=FULL_KEY)
     results.equal("write_disabled status", disabled.status, 503)
     results.equal("write_disabled code", disabled.error_code(), "write_disabled")
     results.equal("write_disabled spares reads", listing.status, 200)
     control(origin, {"write_disabled": False})
-    enabled = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    enabled = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     results.equal("writes enabled again", enabled.status, 201)
 
 
@@ -452,26 +536,41 @@ def check_slow(results, origin):
     results.equal("slow count used up", state["slow"], None)
     started = time.monotonic()
     fast = call(origin, "GET", "/v1/health")
-    results.check("next reply not delayed", fast.status == 200 and time.monotonic() - started < 1,
-                  f"{time.monotonic() - started:.2f} s")
+    results.check(
+        "next reply not delayed",
+        fast.status == 200 and time.monotonic() - started < 1,
+        f"{time.monotonic() - started:.2f} s",
+    )
     time.sleep(1.3)
     logged = [r for r in stats(origin)["requests"] if r["injected"] == "slow"]
-    results.check("slow request logged undelivered or delivered late",
-                  len(logged) == 1 and logged[0]["elapsed_ms"] >= 1400, logged)
+    results.check(
+        "slow request logged undelivered or delivered late",
+        len(logged) == 1 and logged[0]["elapsed_ms"] >= 1400,
+        logged,
+    )
 
 
 def check_token_ttl_and_rotation(results, origin, kid):
     control(origin, {"token_ttl_s": -60})
-    expired = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    expired = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     _, claims, _ = es256.split_token(expired.json["token"])
     results.equal("negative TTL exp", claims["exp"] - claims["iat"], -60)
-    results.check("expired token expiresAt in the past", expired.json["expiresAt"] < time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), expired.json["expiresAt"])
+    results.check(
+        "expired token expiresAt in the past",
+        expired.json["expiresAt"] < time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        expired.json["expiresAt"],
+    )
 
     state = control(origin, {"rotate_signing_key": True}).json
     results.equal("rotation keeps old kid", state["kids"][0], kid)
-    results.check("rotation adds a kid", len(state["kids"]) == 2 and state["signing_kid"] != kid, state)
-    rotated = call(origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"})
+    results.check(
+        "rotation adds a kid", len(state["kids"]) == 2 and state["signing_kid"] != kid, state
+    )
+    rotated = call(
+        origin, "POST", CREDENTIALS.format("src_cam1"), key=FULL_KEY, body={"protocol": "srt"}
+    )
     header, _, parts = es256.split_token(rotated.json["token"])
     results.equal("token names new kid", header["kid"], state["signing_kid"])
     keys = jwks_keys(origin)
@@ -500,7 +599,9 @@ def check_control_validation(results, origin):
         reply = control(origin, body)
         results.equal(f"{name} rejected", reply.status, 400)
     state = call(origin, "GET", "/_control").json
-    results.equal("rejected control changes nothing", (state["fail"], state["rate_limit"]), (None, None))
+    results.equal(
+        "rejected control changes nothing", (state["fail"], state["rate_limit"]), (None, None)
+    )
     cleared = control(origin, {"reset_stats": True}).json
     results.check("control state returned", "write_disabled" in cleared, cleared)
     results.equal("reset_stats zeroes total", stats(origin)["total"], 0)
@@ -514,7 +615,9 @@ def check_tls_and_paging(results, origin, tls, standin):
     # --rate-limit 1 --retry-after-form http-date at start hit the first /v1 request.
     limited = call(origin, "GET", "/v1/studios", key=FULL_KEY, context=trusted)
     results.equal("start flag rate limit", limited.status, 429)
-    results.check("start flag http date", "GMT" in limited.headers.get("Retry-After", ""), limited.headers)
+    results.check(
+        "start flag http date", "GMT" in limited.headers.get("Retry-After", ""), limited.headers
+    )
     health = call(origin, "GET", "/v1/health", context=trusted)
     results.equal("https with trusted CA", health.status, 200)
 
@@ -533,12 +636,17 @@ def check_tls_and_paging(results, origin, tls, standin):
         results.check(f"{name}: stand-in logs connection_error", logged is not None)
 
     spec = call(origin, "GET", "/v1/openapi.json", context=trusted).json
-    results.check("omitted operation absent",
-                  "/v1/sources/{sourceId}/publish-credentials" not in spec["paths"], list(spec["paths"]))
+    results.check(
+        "omitted operation absent",
+        "/v1/sources/{sourceId}/publish-credentials" not in spec["paths"],
+        list(spec["paths"]),
+    )
     results.equal("api version option", spec["info"]["version"], "1.2.9")
 
     studios = call(origin, "GET", "/v1/studios", key=FULL_KEY, context=trusted).json
-    results.equal("fixture studios", [s["id"] for s in studios["data"]], ["std_fixture", "std_generated"])
+    results.equal(
+        "fixture studios", [s["id"] for s in studios["data"]], ["std_fixture", "std_generated"]
+    )
     results.check("end cursor absent", "nextCursor" not in studios, studios)
 
     pages = []
@@ -604,7 +712,7 @@ class Caller:
         sink = Gst.ElementFactory.make("srtsink")
         sink.set_property("uri", f"srt://127.0.0.1:{port}")
         sink.set_property("streamid", streamid)
-        # One attempt per dial, so that the receiver sees one connecting event.
+        # One attempt per dial, so that the receiver emits one connecting event.
         sink.set_property("auto-reconnect", False)
         pipeline.add(source)
         pipeline.add(sink)
@@ -618,8 +726,17 @@ class Caller:
 
 
 def start_receiver(port, extra, name):
-    peer = Peer([os.path.join(HERE, "srt_receiver.py"), "--port", str(port), "--stats-interval-ms", "0",
-                 *extra], name)
+    peer = Peer(
+        [
+            os.path.join(HERE, "srt_receiver.py"),
+            "--port",
+            str(port),
+            "--stats-interval-ms",
+            "0",
+            *extra,
+        ],
+        name,
+    )
     if peer.wait_for(lambda e: e.get("event") == "listening", START_TIMEOUT_S) is None:
         raise SystemExit(f"{name} did not start: {peer.stderr_text()}")
     return peer
@@ -640,8 +757,9 @@ def mint(directory, *args):
 
 
 def issued(origin, source, protocol="srt"):
-    body = call(origin, "POST", CREDENTIALS.format(source), key=FULL_KEY,
-                body={"protocol": protocol}).json
+    body = call(
+        origin, "POST", CREDENTIALS.format(source), key=FULL_KEY, body={"protocol": protocol}
+    ).json
     return body["path"], body["token"]
 
 
@@ -653,22 +771,43 @@ def check_receiver(results, origin, directory, signing_key, tokens):
     control(origin, {"reset_stats": True})
 
     port = free_udp_port()
-    receiver = start_receiver(port, ["--jwks-url", jwks_url, "--expected-path", path], "receiver-jwks")
+    receiver = start_receiver(
+        port, ["--jwks-url", jwks_url, "--expected-path", path], "receiver-jwks"
+    )
     fetched = receiver.wait_for(lambda e: e.get("event") == "jwks")
-    results.check("receiver fetches JWKS at start", fetched and fetched.get("ok") and
-                  fetched.get("trigger") == "start", fetched)
+    results.check(
+        "receiver fetches JWKS at start",
+        fetched and fetched.get("ok") and fetched.get("trigger") == "start",
+        fetched,
+    )
 
-    stranger = mint(directory, "--key", os.path.join(directory, "stranger.pem"), "--path", path,
-                    "--kid", "kid-nobody-knows")
+    stranger = mint(
+        directory,
+        "--key",
+        os.path.join(directory, "stranger.pem"),
+        "--path",
+        path,
+        "--kid",
+        "kid-nobody-knows",
+    )
     tokens.append(stranger)
     event = dial_and_wait(receiver, caller, port, f"publish:{path}:trax:{stranger}")
     results.equal("unknown kid rejected", event.get("accepted"), False)
     results.check("unknown kid reason", "not in the JWKS" in event.get("reason", ""), event)
-    refetch = receiver.wait_for(lambda e: e.get("event") == "jwks" and e.get("trigger") == "unknown kid")
+    refetch = receiver.wait_for(
+        lambda e: e.get("event") == "jwks" and e.get("trigger") == "unknown kid"
+    )
     results.check("unknown kid triggers JWKS fetch", refetch is not None, receiver.events)
 
-    forged = mint(directory, "--key", os.path.join(directory, "stranger.pem"), "--path", path,
-                  "--kid", fetched["kids"][0])
+    forged = mint(
+        directory,
+        "--key",
+        os.path.join(directory, "stranger.pem"),
+        "--path",
+        path,
+        "--kid",
+        fetched["kids"][0],
+    )
     tokens.append(forged)
     event = dial_and_wait(receiver, caller, port, f"publish:{path}:trax:{forged}")
     results.equal("bad signature rejected", event.get("accepted"), False)
@@ -686,15 +825,21 @@ def check_receiver(results, origin, directory, signing_key, tokens):
     event = dial_and_wait(receiver, caller, port, f"publish:{path}:trax:{rotated}")
     results.equal("rotated kid accepted after refetch", event.get("accepted"), True)
     results.check("rotated kid reason", event.get("reason") == "token accepted", event)
-    results.equal("JWKS fetched three times", stats(origin)["paths"].get("GET /.well-known/jwks.json"), 3)
+    results.equal(
+        "JWKS fetched three times", stats(origin)["paths"].get("GET /.well-known/jwks.json"), 3
+    )
     receiver.stop()
-    results.check("receiver output hides tokens",
-                  not any(t in line for t in tokens for line in receiver.raw_lines))
+    results.check(
+        "receiver output hides tokens",
+        not any(t in line for t in tokens for line in receiver.raw_lines),
+    )
 
     # --public-key keeps working.
     public_pem = os.path.join(directory, "standin-public.pem")
     port = free_udp_port()
-    receiver = start_receiver(port, ["--public-key", public_pem, "--expected-path", path], "receiver-pem")
+    receiver = start_receiver(
+        port, ["--public-key", public_pem, "--expected-path", path], "receiver-pem"
+    )
     event = dial_and_wait(receiver, caller, port, f"publish:{path}:trax:{stranger}")
     results.equal("public key rejects other key", event.get("accepted"), False)
     path_first, first_key_token = path, mint(directory, "--key", signing_key, "--path", path)
@@ -713,21 +858,49 @@ def main() -> int:
         signing_key = os.path.join(directory, "signing.pem")
         with open(signing_key, "wb") as handle:
             handle.write(es256.private_key_pem(es256.generate_key()))
-        fixtures = write_file(directory, "fixtures.json", json.dumps(
-            {"studios": [{"id": "std_fixture", "name": "Fixture"}], "sources": []}))
+        fixtures = write_file(
+            directory,
+            "fixtures.json",
+            json.dumps({"studios": [{"id": "std_fixture", "name": "Fixture"}], "sources": []}),
+        )
 
-        tls_run = subprocess.run([PYTHON, os.path.join(HERE, "v1_standin.py"), "--make-tls",
-                                  os.path.join(directory, "tls")], capture_output=True, text=True)
+        tls_run = subprocess.run(
+            [
+                PYTHON,
+                os.path.join(HERE, "v1_standin.py"),
+                "--make-tls",
+                os.path.join(directory, "tls"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         tls = json.loads(tls_run.stdout)
-        results.check("--make-tls writes files", all(os.path.exists(tls[r]) for r in
-                                                      ("ca", "server_cert", "server_key", "other_ca")), tls)
+        results.check(
+            "--make-tls writes files",
+            all(os.path.exists(tls[r]) for r in ("ca", "server_cert", "server_key", "other_ca")),
+            tls,
+        )
 
         plain, origin, kid = start_standin(
-            ["--api-key-file", keys, "--read-only-key-file", read_only, "--signing-key", signing_key,
-             "--public-key-out", os.path.join(directory, "standin-public.pem"),
-             "--ingest-srt", "srt://127.0.0.1:8890", "--stream-key-sources", "src_desk"],
-            "stand-in")
-        results.check("origin is loopback http", re.match(r"^http://127\.0\.0\.1:\d+$", origin), origin)
+            [
+                "--api-key-file",
+                keys,
+                "--read-only-key-file",
+                read_only,
+                "--signing-key",
+                signing_key,
+                "--public-key-out",
+                os.path.join(directory, "standin-public.pem"),
+                "--ingest-srt",
+                "srt://127.0.0.1:8890",
+                "--stream-key-sources",
+                "src_desk",
+            ],
+            "stand-in",
+        )
+        results.check(
+            "origin is loopback http", re.match(r"^http://127\.0\.0\.1:\d+$", origin), origin
+        )
         try:
             check_unauthenticated(results, origin)
             check_auth(results, origin)
@@ -744,22 +917,49 @@ def main() -> int:
         finally:
             status = plain.stop()
         results.equal("stand-in exits 0 on SIGTERM", status, 0)
-        results.check("stand-in prints stopped", plain.events[-1].get("event") == "stopped",
-                      plain.events[-1:])
+        results.check(
+            "stand-in prints stopped", plain.events[-1].get("event") == "stopped", plain.events[-1:]
+        )
         request_lines = [e for e in plain.events if e.get("event") == "request"]
         results.check("stand-in logs requests", len(request_lines) > 50, len(request_lines))
         output = "".join(plain.raw_lines) + plain.stderr_text()
-        results.check("stand-in output hides API keys", FULL_KEY not in output and READ_ONLY_KEY not in output)
+        results.check(
+            "stand-in output hides API keys", FULL_KEY not in output and READ_ONLY_KEY not in output
+        )
         results.check("stand-in output hides tokens", not any(t in output for t in tokens))
 
         secure, secure_origin, _ = start_standin(
-            ["--api-key-file", keys, "--tls-cert", tls["server_cert"], "--tls-key", tls["server_key"],
-             "--fixtures", fixtures, "--generate-sources", "250", "--end-cursor", "null",
-             "--omit-operation", "POST /v1/sources/{sourceId}/publish-credentials",
-             "--api-version", "1.2.9", "--rate-limit", "1", "--retry-after-form", "http-date",
-             "--control", '{"end_cursor": "absent"}'],
-            "stand-in-tls")
-        results.check("origin is loopback https", secure_origin.startswith("https://127.0.0.1:"), secure_origin)
+            [
+                "--api-key-file",
+                keys,
+                "--tls-cert",
+                tls["server_cert"],
+                "--tls-key",
+                tls["server_key"],
+                "--fixtures",
+                fixtures,
+                "--generate-sources",
+                "250",
+                "--end-cursor",
+                "null",
+                "--omit-operation",
+                "POST /v1/sources/{sourceId}/publish-credentials",
+                "--api-version",
+                "1.2.9",
+                "--rate-limit",
+                "1",
+                "--retry-after-form",
+                "http-date",
+                "--control",
+                '{"end_cursor": "absent"}',
+            ],
+            "stand-in-tls",
+        )
+        results.check(
+            "origin is loopback https",
+            secure_origin.startswith("https://127.0.0.1:"),
+            secure_origin,
+        )
         try:
             check_tls_and_paging(results, secure_origin, tls, secure)
         finally:

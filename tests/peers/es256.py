@@ -28,7 +28,7 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Decode unpadded base64url; raises ValueError on other characters."""
+    """Decode unpadded base64url, raising ValueError on any other character."""
     if not set(text) <= BASE64URL_ALPHABET:
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -65,7 +65,7 @@ def public_key_pem(public_key) -> bytes:
 
 
 def sign(key, claims: dict, kid: str = None) -> str:
-    """Sign claims as a compact JWS; the header names kid when given."""
+    """Sign claims as a compact JWS, with kid in the header when given."""
     header = {"alg": "ES256", "typ": "JWT"}
     if kid is not None:
         header["kid"] = kid
@@ -141,7 +141,7 @@ def public_jwk(public_key, kid: str) -> dict:
 
 
 def public_key_from_jwk(jwk: dict):
-    """Build a P-256 public key from a JWK; raises ValueError naming the bad member."""
+    """Build a P-256 public key from a JWK, raising ValueError that names a bad member."""
     if jwk.get("kty") != "EC":
         raise ValueError(f"kty is {jwk.get('kty')!r}, not 'EC'")
     if jwk.get("crv") != "P-256":

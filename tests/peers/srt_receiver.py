@@ -147,11 +147,11 @@ class JwksVerifier:
         if kid not in self.keys:
             self.fetch("unknown kid")
         key = self.keys.get(kid)
-        shown = kid if len(kid) <= MAX_SHOWN_KID_CHARS else kid[:MAX_SHOWN_KID_CHARS] + "..."
+        kid_label = kid if len(kid) <= MAX_SHOWN_KID_CHARS else kid[:MAX_SHOWN_KID_CHARS] + "..."
         if key is None:
-            return f"token kid {shown!r} is not in the JWKS, also after fetching it again"
+            return f"token kid {kid_label!r} is not in the JWKS, also after fetching it again"
         if not es256.verify(key, parts):
-            return f"token signature does not verify with JWKS key {shown!r}"
+            return f"token signature does not verify with JWKS key {kid_label!r}"
         return None
 
 
@@ -355,6 +355,7 @@ def parse_args():
     parser.add_argument("--expected-path", help="the only path accepted")
     parser.add_argument("--audience", default="trax-mediamtx", help="required 'aud' entry")
     parser.add_argument("--stream-key", help="the only stream key accepted")
+
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--public-key", help="PEM public key that must verify tokens")
     keys.add_argument("--jwks-url", help="JWKS whose key named by the token's kid must verify it")
@@ -362,6 +363,7 @@ def parse_args():
     parser.add_argument(
         "--jwks-timeout-ms", type=int, default=2000, help="timeout of one JWKS fetch in ms"
     )
+
     parser.add_argument("--output", help="write the received MPEG-TS here")
     parser.add_argument("--streamid-file", help="write each received streamid's bytes here")
     parser.add_argument("--sizes-file", help="write each received message size, one a line")

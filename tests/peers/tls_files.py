@@ -114,7 +114,7 @@ def write_private(path: str, data: bytes):
 
 
 def write_test_pki(directory: str) -> dict:
-    """Write the files listed in the module docstring; return their paths by role."""
+    """Write the files listed in the module docstring and return their paths by role."""
     os.makedirs(directory, exist_ok=True)
     ca_key, ca_cert = make_ca("bridge test CA")
     _, other_ca_cert = make_ca("bridge other test CA")

@@ -72,7 +72,7 @@ API keys are never printed.
    "auth":"bearer","key":"full","injected":null,"issued":null,
    "elapsed_ms":1.2,"arrived_s":0.512,"delivered":true}
       One per request, after the response is written. path has no query
-      string. query holds the values of limit, cursor and studioId, and
+      string. query contains the values of limit, cursor and studioId, and
       "<redacted>" for any other parameter. operation is the OpenAPI key, or
       "GET /.well-known/jwks.json", "GET /_control", "POST /_control",
       "GET /_control/stats", or null for an unknown path. auth is "bearer",
@@ -87,7 +87,8 @@ API keys are never printed.
       A connection failed outside a request, e.g. a TLS handshake the client
       aborted because it does not trust the certificate.
   {"event":"stopped","requests":N}
-      After SIGTERM or SIGINT, before exit status 0.
+      After SIGTERM or SIGINT, before exit status 0. N is the stats total
+      (since the last reset_stats).
 
 HTTP
 
@@ -113,8 +114,8 @@ HTTP
   Lists: ?limit= defaults to 50, values above 200 are served as 200, and a
   value that is not an integer >= 1 is 400 invalid_request. ?cursor= is the
   nextCursor of the previous page; a cursor from another list, another
-  studioId filter, or not made here is 400 invalid_request, and so is a
-  parameter given twice. The last page has "nextCursor": null, or no
+  studioId filter, or not made here is 400 invalid_request, and so is
+  limit, cursor or studioId given twice. The last page has "nextCursor": null, or no
   nextCursor with --end-cursor absent. Items and pages carry extra fields
   (createdAt, labels, object) that clients must ignore.
 
@@ -153,9 +154,11 @@ CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
                     "retry_after_form": "seconds"|"http-date"|"none",
                     "operation": "GET /v1/sources"},
                               429 rate_limited for the next count matching
-                              requests; count 0 disarms. operation (optional,
-                              an OpenAPI key as listed for --omit-operation)
-                              limits it to one operation.
+                              requests. count 0, or null in place of the
+                              object, disarms it (fail and slow alike).
+                              operation (optional, an OpenAPI key as listed
+                              for --omit-operation) limits it to one
+                              operation.
      "fail": {"count": 1, "status": 500|502|503,
               "body": "envelope"|"html"|"empty", "operation": ...},
                               that status for the next count matching
@@ -188,14 +191,14 @@ CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
      "requests": [<the last 1000 "request" events, without "event">]}
     paths, operations and total count each request when it arrives (so a
     request still being delayed is counted); statuses and requests when its
-    response is written. /_control requests are not counted.
+    response is written. /_control requests are not counted, while JWKS
+    fetches are (under "GET /.well-known/jwks.json"), so a test can count
+    srt_receiver.py's fetches.
 """
 
 import argparse
 import datetime
-import email.utils
 import json
-import math
 import os
 import secrets
 import signal
@@ -205,47 +208,47 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import es256  # noqa: E402
 import v1_openapi  # noqa: E402
+from v1_catalog import (  # noqa: E402
+    BUILT_IN_SOURCES,
+    BUILT_IN_STUDIOS,
+    PROTOCOLS,
+    generate_sources,
+    load_fixtures,
+    page,
+    single_parameter,
+)
+from v1_control import Faults, Stats, parse_control  # noqa: E402
+from v1_replies import (  # noqa: E402
+    FAIL_CODES,
+    ApiError,
+    Reply,
+    error_payload,
+    fail_reply,
+    invalid,
+    rate_limit_reply,
+)
 
 HOST = "127.0.0.1"
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 MAX_BODY_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30
 TLS_HANDSHAKE_TIMEOUT_S = 10
-REQUEST_LOG_LENGTH = 1000
-PROTOCOLS = ("srt", "rtmp", "whip")
 AUDIENCES = {"srt": "trax-mediamtx", "rtmp": "trax-mediamtx", "whip": "trax-mediamtx-talk"}
 ISSUER = "trax-studio-api"
 PATH_NAMESPACE = uuid.UUID("8d1f6c3e-4b1a-4f0e-9a57-2f1d3c0b7e21")
 LOGGED_QUERY_PARAMETERS = ("limit", "cursor", "studioId")
-FAIL_CODES = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}
-FAIL_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 JWKS = "GET /.well-known/jwks.json"
-
-BUILT_IN_STUDIOS = [
-    {"id": "std_morning", "name": "Morning show"},
-    {"id": "std_news", "name": "Newsroom"},
-]
-BUILT_IN_SOURCES = [
-    {"id": "src_cam1", "name": "Camera 1", "type": "srt", "studioId": "std_morning"},
-    {"id": "src_cam2", "name": "Camera 2", "type": "srt", "studioId": "std_morning"},
-    {"id": "src_desk", "name": "Desk feed", "type": "rtmp", "studioId": "std_news"},
-    {"id": "src_talk", "name": "Talkback", "type": "whip", "studioId": "std_news"},
-]
-EXTRA_ITEM_FIELDS = {"createdAt": "2025-01-01T00:00:00Z", "labels": {"origin": "v1_standin"}}
 
 OUTPUT_LOCK = threading.Lock()
 
 
 def emit(event: str, **fields):
-    """Print one JSON line; a closed stdout is ignored so serving goes on."""
+    """Print one JSON line. Errors of a closed stdout are ignored, so serving goes on."""
     line = json.dumps({"event": event, **fields}) + "\n"
     with OUTPUT_LOCK:
         try:
@@ -262,128 +265,6 @@ def new_request_id() -> str:
 def rfc3339(timestamp: float) -> str:
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ApiError(Exception):
-    """An error reply in the /v1 envelope."""
-
-    def __init__(self, status: int, code: str, message: str, headers=None, close=False):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.close = close
-
-
-def invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_request", message)
-
-
-class Reply:
-    def __init__(self, status: int, payload=None, headers=None, raw=None, content_type=None):
-        self.status = status
-        if raw is not None:
-            self.body = raw
-            self.content_type = content_type
-        else:
-            self.body = json.dumps(payload).encode("utf-8")
-            self.content_type = "application/json"
-        self.headers = headers or {}
-
-
-def error_payload(code: str, message: str, request_id: str) -> dict:
-    return {"error": {"code": code, "message": message, "requestId": request_id}}
-
-
-# --- data ---------------------------------------------------------------
-
-
-def with_extra_fields(item: dict) -> dict:
-    extra = {name: value for name, value in EXTRA_ITEM_FIELDS.items() if name not in item}
-    return {**item, **extra}
-
-
-def encode_cursor(kind: str, filter_value: str, offset: int) -> str:
-    return es256.b64url_encode(es256.compact_json({"k": kind, "f": filter_value, "o": offset}))
-
-
-def decode_cursor(text: str, kind: str, filter_value: str, length: int) -> int:
-    """Return the offset in a cursor made by encode_cursor for this list."""
-    try:
-        fields = json.loads(es256.b64url_decode(text))
-    except ValueError:
-        raise invalid("cursor is not one this API returned; pass nextCursor unchanged") from None
-    if not isinstance(fields, dict) or fields.get("k") != kind:
-        raise invalid(f"cursor does not belong to the {kind} list")
-    if fields.get("f") != filter_value:
-        raise invalid("cursor was made for another studioId filter; keep the filter while paging")
-    offset = fields.get("o")
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= length:
-        raise invalid("cursor is not one this API returned; pass nextCursor unchanged")
-    return offset
-
-
-def single_parameter(query: dict, name: str):
-    values = query.get(name)
-    if values is None:
-        return None
-    if len(values) != 1:
-        raise invalid(f"query parameter {name} is given {len(values)} times; give it once")
-    return values[0]
-
-
-def parse_limit(text) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise invalid(f"limit {text!r} is not an integer from 1 to {MAX_LIMIT}")
-    return min(int(text), MAX_LIMIT)
-
-
-def page(items: list, kind: str, filter_value: str, query: dict, end_cursor: str) -> dict:
-    """Cut one page out of items for ?limit= and ?cursor=."""
-    limit = parse_limit(single_parameter(query, "limit"))
-    cursor = single_parameter(query, "cursor")
-    offset = 0 if cursor is None else decode_cursor(cursor, kind, filter_value, len(items))
-    end = offset + limit
-    result = {"object": "list", "data": [with_extra_fields(item) for item in items[offset:end]]}
-    if end < len(items):
-        result["nextCursor"] = encode_cursor(kind, filter_value, end)
-    elif end_cursor == "null":
-        result["nextCursor"] = None
-    return result
-
-
-def load_fixtures(path: str):
-    with open(path, encoding="utf-8") as handle:
-        fixtures = json.load(handle)
-    if not isinstance(fixtures, dict):
-        raise ValueError(f"{path}: top level is not a JSON object")
-    lists = []
-    for name in ("studios", "sources"):
-        items = fixtures.get(name, [])
-        if not isinstance(items, list):
-            raise ValueError(f"{path}: {name} is not a list")
-        for index, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                raise ValueError(f"{path}: {name}[{index}] has no string id")
-        lists.append(items)
-    return lists[0], lists[1]
-
-
-def generate_sources(count: int):
-    width = max(3, len(str(count)))
-    sources = [
-        {
-            "id": f"src_gen_{number:0{width}d}",
-            "name": f"Generated source {number}",
-            "type": PROTOCOLS[(number - 1) % len(PROTOCOLS)],
-            "studioId": "std_generated",
-        }
-        for number in range(1, count + 1)
-    ]
-    return {"id": "std_generated", "name": "Generated sources"}, sources
 
 
 def read_keys(path: str) -> list:
@@ -424,256 +305,6 @@ class Signer:
             return {"keys": [es256.public_jwk(key.public_key(), kid) for kid, key in self.keys]}
 
 
-# --- misbehaviour -------------------------------------------------------
-
-
-def control_int(section: dict, name: str, where: str, default=None, allowed=None, minimum=None):
-    value = section.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid(f"{where}.{name} {value!r} is not an integer")
-    if allowed is not None and value not in allowed:
-        raise invalid(f"{where}.{name} {value} is not one of {list(allowed)}")
-    if minimum is not None and value < minimum:
-        raise invalid(f"{where}.{name} {value} is below {minimum}")
-    return value
-
-
-def control_choice(section: dict, name: str, where: str, default: str, allowed):
-    value = section.get(name, default)
-    if value not in allowed:
-        raise invalid(f"{where}.{name} {value!r} is not one of {list(allowed)}")
-    return value
-
-
-def control_operation(section: dict, where: str):
-    value = section.get("operation")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid(f"{where}.operation {value!r} is not a string")
-    try:
-        return v1_openapi.normalize_operation_key(value)
-    except ValueError as error:
-        raise invalid(f"{where}.operation {error}") from None
-
-
-def control_section(body: dict, name: str, fields) -> dict:
-    section = body[name]
-    if not isinstance(section, dict):
-        raise invalid(f"{name} is not a JSON object")
-    unknown = sorted(set(section) - set(fields))
-    if unknown:
-        raise invalid(f"{name} has unknown fields {unknown}; known are {sorted(fields)}")
-    return section
-
-
-def parse_rate_limit(body: dict):
-    where = "rate_limit"
-    section = control_section(
-        body, where, ("count", "retry_after_s", "retry_after_form", "operation")
-    )
-    count = control_int(section, "count", where, minimum=0)
-    if count == 0:
-        return None
-    return {
-        "remaining": count,
-        "retry_after_s": control_int(section, "retry_after_s", where, default=1, minimum=0),
-        "retry_after_form": control_choice(
-            section, "retry_after_form", where, "seconds", ("seconds", "http-date", "none")
-        ),
-        "operation": control_operation(section, where),
-    }
-
-
-def parse_fail(body: dict):
-    where = "fail"
-    section = control_section(body, where, ("count", "status", "body", "operation"))
-    count = control_int(section, "count", where, minimum=0)
-    if count == 0:
-        return None
-    return {
-        "remaining": count,
-        "status": control_int(section, "status", where, default=503, allowed=FAIL_CODES),
-        "body": control_choice(section, "body", where, "envelope", ("envelope", "html", "empty")),
-        "operation": control_operation(section, where),
-    }
-
-
-def parse_slow(body: dict):
-    where = "slow"
-    section = control_section(body, where, ("delay_s", "count", "operation"))
-    delay_s = section.get("delay_s")
-    if not isinstance(delay_s, (int, float)) or isinstance(delay_s, bool) or delay_s < 0:
-        raise invalid(f"slow.delay_s {delay_s!r} is not a number of seconds >= 0")
-    count = section.get("count")
-    if count is not None:
-        count = control_int(section, "count", where, minimum=0)
-    if delay_s == 0 or count == 0:
-        return None
-    return {"delay_s": float(delay_s), "remaining": count, "operation": control_operation(section, where)}
-
-
-def parse_source_ids(value, where: str) -> list:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise invalid(f"{where} is not a list of source ids")
-    return list(value)
-
-
-CONTROL_FIELDS = (
-    "reset",
-    "reset_stats",
-    "rate_limit",
-    "fail",
-    "slow",
-    "write_disabled",
-    "token_ttl_s",
-    "end_cursor",
-    "stream_key_sources",
-    "rotate_signing_key",
-    "drop_old_keys",
-)
-
-
-def parse_control(body) -> dict:
-    """Validate a /_control body; return the changes it asks for."""
-    if not isinstance(body, dict):
-        raise invalid("control body is not a JSON object")
-    unknown = sorted(set(body) - set(CONTROL_FIELDS))
-    if unknown:
-        raise invalid(f"unknown control fields {unknown}; known are {list(CONTROL_FIELDS)}")
-    changes = {}
-    for flag in ("reset", "reset_stats", "write_disabled", "rotate_signing_key", "drop_old_keys"):
-        if flag in body:
-            if not isinstance(body[flag], bool):
-                raise invalid(f"{flag} {body[flag]!r} is not true or false")
-            changes[flag] = body[flag]
-    parsers = {"rate_limit": parse_rate_limit, "fail": parse_fail, "slow": parse_slow}
-    for name, parser in parsers.items():
-        if name in body:
-            changes[name] = None if body[name] is None else parser(body)
-    if "token_ttl_s" in body:
-        changes["token_ttl_s"] = control_int(body, "token_ttl_s", "control")
-    if "end_cursor" in body:
-        changes["end_cursor"] = control_choice(
-            body, "end_cursor", "control", "null", ("null", "absent")
-        )
-    if "stream_key_sources" in body:
-        changes["stream_key_sources"] = parse_source_ids(
-            body["stream_key_sources"], "stream_key_sources"
-        )
-    return changes
-
-
-class Faults:
-    """Misbehaviour and runtime settings, changed by flags and /_control."""
-
-    def __init__(self, token_ttl_s: int, end_cursor: str, stream_key_sources: list):
-        self.lock = threading.Lock()
-        self.start_settings = {
-            "token_ttl_s": token_ttl_s,
-            "end_cursor": end_cursor,
-            "stream_key_sources": list(stream_key_sources),
-        }
-        self.state = {}
-        self.reset()
-
-    def reset(self):
-        self.state.update(rate_limit=None, fail=None, slow=None, write_disabled=False)
-        self.state.update(json.loads(json.dumps(self.start_settings)))
-
-    def apply(self, changes: dict):
-        with self.lock:
-            if changes.get("reset"):
-                self.reset()
-            for name in (
-                "rate_limit",
-                "fail",
-                "slow",
-                "write_disabled",
-                "token_ttl_s",
-                "end_cursor",
-                "stream_key_sources",
-            ):
-                if name in changes:
-                    self.state[name] = changes[name]
-
-    def snapshot(self) -> dict:
-        with self.lock:
-            return json.loads(json.dumps(self.state))
-
-    def setting(self, name: str):
-        with self.lock:
-            return self.state[name]
-
-    @staticmethod
-    def matches(entry, operation: str) -> bool:
-        return entry is not None and entry["operation"] in (None, operation)
-
-    def take(self, operation: str):
-        """Consume the misbehaviour due for one /v1 request.
-
-        Returns (delay_s, injected) where injected is None, ("fail", entry) or
-        ("rate_limit", entry), each entry a copy of the armed state.
-        """
-        with self.lock:
-            delay_s = 0.0
-            slow = self.state["slow"]
-            if self.matches(slow, operation):
-                delay_s = slow["delay_s"]
-                if slow["remaining"] is not None:
-                    slow["remaining"] -= 1
-                    if slow["remaining"] == 0:
-                        self.state["slow"] = None
-            for name in ("fail", "rate_limit"):
-                entry = self.state[name]
-                if self.matches(entry, operation):
-                    entry["remaining"] -= 1
-                    if entry["remaining"] == 0:
-                        self.state[name] = None
-                    return delay_s, (name, dict(entry))
-            return delay_s, None
-
-
-class Stats:
-    """Request counters for GET /_control/stats."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.reset()
-
-    def reset(self):
-        self.total = 0
-        self.paths = Counter()
-        self.operations = Counter()
-        self.statuses = Counter()
-        self.log = deque(maxlen=REQUEST_LOG_LENGTH)
-
-    def count_arrival(self, method: str, path: str, operation):
-        with self.lock:
-            self.total += 1
-            self.paths[f"{method} {path}"] += 1
-            self.operations[operation or f"{method} {path}"] += 1
-
-    def record(self, entry: dict):
-        with self.lock:
-            self.statuses[str(entry["status"])] += 1
-            self.log.append(entry)
-
-    def clear(self):
-        with self.lock:
-            self.reset()
-
-    def snapshot(self) -> dict:
-        with self.lock:
-            return {
-                "total": self.total,
-                "paths": dict(self.paths),
-                "operations": dict(self.operations),
-                "statuses": dict(self.statuses),
-                "requests": list(self.log),
-            }
-
-
 # --- routing ------------------------------------------------------------
 
 
@@ -709,7 +340,7 @@ def is_control_path(path: str) -> bool:
 
 
 def resolve(method: str, path: str):
-    """Return (operation, params) for a request; raise ApiError 404 or 405."""
+    """Return (operation, params) for a request, or raise ApiError 404 or 405."""
     segments = path.split("/")[1:] if path.startswith("/") else [None]
     allowed = []
     for operation, template in ROUTES:
@@ -759,9 +390,7 @@ class App:
 
     def stream_key(self, source_id: str, protocol: str) -> str:
         with self.stream_keys_lock:
-            return self.stream_keys.setdefault(
-                (source_id, protocol), "sk_" + secrets.token_hex(16)
-            )
+            return self.stream_keys.setdefault((source_id, protocol), "sk_" + secrets.token_hex(16))
 
     def apply_control(self, changes: dict):
         self.faults.apply(changes)
@@ -825,6 +454,7 @@ class Handler(BaseHTTPRequestHandler):
         self.fields = {"auth": "none", "key": None, "injected": None, "issued": None}
         self.operation = None
         arrived_s = self.started - app.started
+
         try:
             reply = self.route(app)
         except ApiError as error:
@@ -833,6 +463,7 @@ class Handler(BaseHTTPRequestHandler):
             payload = error_payload(error.code, error.message, self.request_id)
             reply = Reply(error.status, payload, error.headers)
         delivered = self.send_reply(reply)
+
         entry = {
             "method": self.command,
             "path": self.url_path,
@@ -907,7 +538,12 @@ class Handler(BaseHTTPRequestHandler):
         if length_text is None:
             return self.body
         if not length_text.strip().isdigit():
-            raise invalid(f"Content-Length {length_text!r} is not a number")
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"Content-Length {length_text!r} is not a number",
+                close=True,
+            )
         length = int(length_text)
         if length > MAX_BODY_BYTES:
             raise ApiError(
@@ -921,8 +557,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_reply(self, reply: Reply) -> bool:
         try:
-            # The body of a rejected request may still be unread; read it or
-            # close so the next request on this connection parses cleanly.
+            # A rejected request's body may still be unread. Read it, or close
+            # the connection, so that the next request on it parses cleanly.
             if self.body is None:
                 try:
                     self.read_body()
@@ -974,7 +610,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- authentication --
 
     def authenticate(self, app) -> str:
-        """Return "full" or "read-only" for the request's key; raise 401."""
+        """Return "full" or "read-only" for the request's key, or raise ApiError 401."""
         challenge = {"WWW-Authenticate": 'Bearer realm="trax"'}
         header = self.headers.get("Authorization")
         if header is not None:
@@ -1105,31 +741,6 @@ class Handler(BaseHTTPRequestHandler):
                 raise invalid("control body is not JSON") from None
             app.apply_control(parse_control(request))
         return Reply(200, app.control_state())
-
-
-def fail_reply(entry: dict, request_id: str) -> Reply:
-    status = entry["status"]
-    if entry["body"] == "html":
-        reason = FAIL_REASONS[status]
-        html = f"<html><head><title>{status} {reason}</title></head>"
-        html += f"<body><h1>{status} {reason}</h1></body></html>\n"
-        return Reply(status, raw=html.encode("ascii"), content_type="text/html")
-    if entry["body"] == "empty":
-        return Reply(status, raw=b"", content_type="text/plain")
-    message = f"injected failure ({entry['remaining']} more to come)"
-    return Reply(status, error_payload(FAIL_CODES[status], message, request_id))
-
-
-def rate_limit_reply(entry: dict, request_id: str) -> Reply:
-    headers = {}
-    if entry["retry_after_form"] == "seconds":
-        headers["Retry-After"] = str(entry["retry_after_s"])
-    elif entry["retry_after_form"] == "http-date":
-        # HTTP dates have whole seconds, so round up to wait at least retry_after_s.
-        moment = math.ceil(time.time()) + entry["retry_after_s"]
-        headers["Retry-After"] = email.utils.formatdate(moment, usegmt=True)
-    message = f"rate limit exceeded ({entry['remaining']} more to come)"
-    return Reply(429, error_payload("rate_limited", message, request_id), headers)
 
 
 HANDLERS = {
