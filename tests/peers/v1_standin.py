@@ -97,7 +97,8 @@ HTTP
   codes: invalid_request (400, also 411 for chunked bodies), unauthorized
   (401), forbidden (403), not_found (404), method_not_allowed (405, with
   Allow), payload_too_large (413), rate_limited (429), internal_error (500),
-  bad_gateway (502), service_unavailable (503), write_disabled (503).
+  not_implemented (501, an HTTP method it does not know), bad_gateway (502),
+  service_unavailable (503), write_disabled (503).
   Connections are HTTP/1.1 keep-alive, closed after 30 s idle.
 
   GET  /v1/health              unauthenticated: {"status":"ok"}
@@ -591,7 +592,7 @@ class Handler(BaseHTTPRequestHandler):
         self.request_id = new_request_id()
         self.close_connection = True
         text = message or self.responses.get(code, ("error",))[0]
-        code_name = "invalid_request" if code < 500 else "internal_error"
+        code_name = "invalid_request" if code < 500 else "not_implemented"
         payload = error_payload(code_name, text, self.request_id)
         body = json.dumps(payload).encode("utf-8")
         try:
