@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import es256  # noqa: E402
 
 MIN_BLOCKSIZE_BYTES = 1316
-MAX_SHOWN_KID_CHARS = 64
+MAX_KID_LABEL_CHARS = 64
 
 
 def emit(event: str, **fields):
@@ -147,7 +147,7 @@ class JwksVerifier:
         if kid not in self.keys:
             self.fetch("unknown kid")
         key = self.keys.get(kid)
-        kid_label = kid if len(kid) <= MAX_SHOWN_KID_CHARS else kid[:MAX_SHOWN_KID_CHARS] + "..."
+        kid_label = kid if len(kid) <= MAX_KID_LABEL_CHARS else kid[:MAX_KID_LABEL_CHARS] + "..."
         if key is None:
             return f"token kid {kid_label!r} is not in the JWKS, also after fetching it again"
         if not es256.verify(key, parts):
