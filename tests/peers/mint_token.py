@@ -4,6 +4,7 @@
 The token goes to stdout, or to --out. The signing key is a P-256 key loaded
 from --key, or generated (and written to --key when that file does not exist
 yet). --public-key-out writes the public key for srt_receiver.py --public-key.
+The header names no kid unless --kid or --kid-thumbprint is given.
 
 --streamid-bytes N pads a "pad" claim so that the streamid
 publish:<path>:trax:<token> is exactly N bytes long. Not every N can be
@@ -14,59 +15,35 @@ Run with /usr/bin/python3 (python3-cryptography).
 """
 
 import argparse
-import base64
 import json
 import os
 import sys
 import time
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+import es256  # noqa: E402
 
 
 def load_or_generate_key(path):
     if path and os.path.exists(path):
-        with open(path, "rb") as handle:
-            return serialization.load_pem_private_key(handle.read(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
+        return es256.load_private_key(path)
+    key = es256.generate_key()
     if path:
         with open(path, "wb") as handle:
-            handle.write(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
+            handle.write(es256.private_key_pem(key))
     return key
-
-
-def sign(key, claims: dict) -> str:
-    header = {"alg": "ES256", "typ": "JWT"}
-    signing_input = (
-        b64url(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + b64url(json.dumps(claims, separators=(",", ":")).encode())
-    )
-    der = key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    r, s = decode_dss_signature(der)
-    return signing_input + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
 def streamid_length(path: str, token: str) -> int:
     return len(f"publish:{path}:trax:{token}".encode())
 
 
-def pad_to_streamid(key, claims: dict, path: str, target_bytes: int) -> str:
+def pad_to_streamid(key, kid, claims: dict, path: str, target_bytes: int) -> str:
     reachable = []
     for pad_length in range(0, 4096):
         padded = dict(claims, pad="x" * pad_length)
-        token = sign(key, padded)
+        token = es256.sign(key, padded, kid)
         length = streamid_length(path, token)
         reachable.append(length)
         if length == target_bytes:
@@ -85,6 +62,13 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--key", help="PEM private key to load, or to create if missing")
     parser.add_argument("--public-key-out", help="write the public key (PEM) here")
+    kid = parser.add_mutually_exclusive_group()
+    kid.add_argument("--kid", help="put this key id in the token header (default: none)")
+    kid.add_argument(
+        "--kid-thumbprint",
+        action="store_true",
+        help="put the key's RFC 7638 thumbprint in the header as kid, as v1_standin.py does",
+    )
     parser.add_argument("--action", default="publish", help="'action' claim; '' omits it")
     parser.add_argument("--path", default="live/cam1", help="'path' claim; '' omits it")
     parser.add_argument(
@@ -115,12 +99,8 @@ def main():
     key = load_or_generate_key(args.key)
     if args.public_key_out:
         with open(args.public_key_out, "wb") as handle:
-            handle.write(
-                key.public_key().public_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PublicFormat.SubjectPublicKeyInfo,
-                )
-            )
+            handle.write(es256.public_key_pem(key.public_key()))
+    kid = es256.thumbprint(key.public_key()) if args.kid_thumbprint else args.kid
 
     claims = {}
     if args.action:
@@ -139,9 +119,9 @@ def main():
 
     if args.streamid_bytes is not None:
         path = args.streamid_path if args.streamid_path is not None else args.path
-        token = pad_to_streamid(key, claims, path, args.streamid_bytes)
+        token = pad_to_streamid(key, kid, claims, path, args.streamid_bytes)
     else:
-        token = sign(key, claims)
+        token = es256.sign(key, claims, kid)
 
     if args.out:
         with open(args.out, "w", encoding="ascii") as handle:

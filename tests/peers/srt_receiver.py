@@ -4,24 +4,36 @@ mode, with a caller-connecting handler that accepts only the streamids the
 TRaX edge would accept.
 
 Accepted streamids are publish:<path>:trax:<jwt> (claims action=publish,
-path=<path>, aud containing the audience, exp in the future, and an ES256
-signature when --public-key is given) and publish:<path>:<key>:<key>.
+path=<path>, aud containing the audience, exp in the future) and
+publish:<path>:<key>:<key>. Token signatures are checked first, as the edge
+does, when a key source is given:
+  --public-key PEM  the token must verify (ES256) against this key;
+  --jwks-url URL    the token header must name a kid, and the token must
+                    verify (ES256) against that key of the JWKS. The JWKS is
+                    fetched at start and again whenever a token names a kid
+                    it lacks; an unknown kid after that fetch is rejected.
+                    Keys other than EC P-256 for ES256 signing are skipped.
 
 Prints one JSON object per line on stdout: listening, connecting (accepted
 or rejected, with the reason but never the token), connected, bytes,
-eos, error, stopped. Exits after SIGTERM or SIGINT once its files are
-written.
+eos, error, stopped, and with --jwks-url one
+{"event":"jwks","ok":true,"trigger":"start"|"unknown kid","kids":[...],
+"skipped":N} per fetch ({"ok":false,...,"error":"..."} when it failed; the
+keys fetched before stay in use). Exits after SIGTERM or SIGINT once its
+files are written.
 
 Run with /usr/bin/python3 (python3-gi, python3-cryptography).
 """
 
 import argparse
-import base64
 import json
+import os
 import signal
+import ssl
 import sys
 import threading
 import time
+import urllib.request
 
 import gi
 
@@ -31,7 +43,12 @@ gi.require_version("Gio", "2.0")
 # signals pass.
 from gi.repository import Gio, GLib, Gst  # noqa: E402,F401
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import es256  # noqa: E402
+
 MIN_BLOCKSIZE_BYTES = 1316
+MAX_KID_LABEL_CHARS = 64
 
 
 def emit(event: str, **fields):
@@ -45,8 +62,97 @@ def describe_address(address) -> str:
     return f"{address.get_address().to_string()}:{address.get_port()}"
 
 
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def token_header(parts):
+    """Return (header, None) for an ES256 token, or (None, reason)."""
+    try:
+        header = json.loads(es256.b64url_decode(parts[0]))
+    except ValueError:
+        return None, "token header is not base64url JSON"
+    if not isinstance(header, dict):
+        return None, "token header is not a JSON object"
+    if header.get("alg") != "ES256":
+        return None, f"token alg {header.get('alg')!r} is not 'ES256'"
+    return header, None
+
+
+class PublicKeyVerifier:
+    """Signature check against one PEM public key (--public-key)."""
+
+    def __init__(self, path: str):
+        from cryptography.hazmat.primitives import serialization
+
+        with open(path, "rb") as handle:
+            self.public_key = serialization.load_pem_public_key(handle.read())
+
+    def __call__(self, parts):
+        _, reason = token_header(parts)
+        if reason is not None:
+            return reason
+        if not es256.verify(self.public_key, parts):
+            return "token signature does not verify"
+        return None
+
+
+class JwksVerifier:
+    """Signature check against the JWKS key that the token's kid names."""
+
+    def __init__(self, url: str, ca_file, timeout_ms: int):
+        self.url = url
+        self.timeout_s = timeout_ms / 1000
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self.keys = {}
+        self.fetch("start")
+
+    def fetch(self, trigger: str):
+        try:
+            with urllib.request.urlopen(
+                self.url, timeout=self.timeout_s, context=self.context
+            ) as response:
+                document = json.loads(response.read())
+            keys, skipped = self.parse(document)
+        except (OSError, ValueError) as error:
+            emit("jwks", ok=False, trigger=trigger, error=f"{type(error).__name__}: {error}")
+            return
+        self.keys = keys
+        emit("jwks", ok=True, trigger=trigger, kids=sorted(keys), skipped=skipped)
+
+    @staticmethod
+    def parse(document):
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("JWKS has no 'keys' list")
+        keys = {}
+        skipped = 0
+        for jwk in document["keys"]:
+            usable = (
+                isinstance(jwk, dict)
+                and isinstance(jwk.get("kid"), str)
+                and jwk.get("alg", "ES256") == "ES256"
+                and jwk.get("use", "sig") == "sig"
+            )
+            try:
+                if not usable:
+                    raise ValueError("not an ES256 signing key with a kid")
+                keys[jwk["kid"]] = es256.public_key_from_jwk(jwk)
+            except ValueError:
+                skipped += 1
+        return keys, skipped
+
+    def __call__(self, parts):
+        header, reason = token_header(parts)
+        if reason is not None:
+            return reason
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            return "token header names no kid"
+        if kid not in self.keys:
+            self.fetch("unknown kid")
+        key = self.keys.get(kid)
+        kid_label = kid if len(kid) <= MAX_KID_LABEL_CHARS else kid[:MAX_KID_LABEL_CHARS] + "..."
+        if key is None:
+            return f"token kid {kid_label!r} is not in the JWKS, also after fetching it again"
+        if not es256.verify(key, parts):
+            return f"token signature does not verify with JWKS key {kid_label!r}"
+        return None
 
 
 class StreamIdCheck:
@@ -56,12 +162,11 @@ class StreamIdCheck:
         self.expected_path = args.expected_path
         self.audience = args.audience
         self.stream_key = args.stream_key
-        self.public_key = None
+        self.verifier = None
         if args.public_key:
-            from cryptography.hazmat.primitives import serialization
-
-            with open(args.public_key, "rb") as handle:
-                self.public_key = serialization.load_pem_public_key(handle.read())
+            self.verifier = PublicKeyVerifier(args.public_key)
+        elif args.jwks_url:
+            self.verifier = JwksVerifier(args.jwks_url, args.jwks_ca_file, args.jwks_timeout_ms)
 
     def __call__(self, streamid: str):
         fields = streamid.split(":")
@@ -85,8 +190,12 @@ class StreamIdCheck:
         parts = token.split(".")
         if len(parts) != 3:
             return False, "token", f"token has {len(parts)} parts, not 3"
+        if self.verifier is not None:
+            reason = self.verifier(parts)
+            if reason is not None:
+                return False, "token", reason
         try:
-            claims = json.loads(b64url_decode(parts[1]))
+            claims = json.loads(es256.b64url_decode(parts[1]))
         except ValueError:
             return False, "token", "token payload is not base64url JSON"
         if not isinstance(claims, dict):
@@ -102,31 +211,7 @@ class StreamIdCheck:
         expiry = claims.get("exp")
         if isinstance(expiry, (int, float)) and time.time() >= expiry:
             return False, "token", f"token expired {time.time() - expiry:.0f} s ago"
-        if self.public_key is not None and not self.verify(parts):
-            return False, "token", "token signature does not verify"
         return True, "token", "token accepted"
-
-    def verify(self, parts) -> bool:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-        raw = b64url_decode(parts[2])
-        if len(raw) != 64:
-            return False
-        signature = encode_dss_signature(
-            int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-        )
-        try:
-            self.public_key.verify(
-                signature,
-                f"{parts[0]}.{parts[1]}".encode("ascii"),
-                ec.ECDSA(hashes.SHA256()),
-            )
-            return True
-        except InvalidSignature:
-            return False
 
 
 class Receiver:
@@ -270,7 +355,15 @@ def parse_args():
     parser.add_argument("--expected-path", help="the only path accepted")
     parser.add_argument("--audience", default="trax-mediamtx", help="required 'aud' entry")
     parser.add_argument("--stream-key", help="the only stream key accepted")
-    parser.add_argument("--public-key", help="PEM public key that must verify tokens")
+
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--public-key", help="PEM public key that must verify tokens")
+    keys.add_argument("--jwks-url", help="JWKS whose key named by the token's kid must verify it")
+    parser.add_argument("--jwks-ca-file", help="PEM CA file to trust for an https --jwks-url")
+    parser.add_argument(
+        "--jwks-timeout-ms", type=int, default=2000, help="timeout of one JWKS fetch in ms"
+    )
+
     parser.add_argument("--output", help="write the received MPEG-TS here")
     parser.add_argument("--streamid-file", help="write each received streamid's bytes here")
     parser.add_argument("--sizes-file", help="write each received message size, one a line")
