@@ -1,65 +1,94 @@
 #!/usr/bin/env bash
 # Streams the looped sample clip through the bridge to a local libsrt
 # receiver for about 10 seconds, then prints what the receiver got.
-# The receiver checks the streamid's structure and the session token's
-# claims and signature, as the TRaX edge does.
+#
+# The bridge gets its stream path, session token and ingest URL from a local
+# stand-in for TRaX's /v1 API with an API key, as it would from TRaX. The
+# receiver checks the streamid's structure and verifies the token's claims
+# and ES256 signature against the stand-in's JWKS, as the TRaX edge does.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 work="$root/out/demo"
 duration=${DEMO_DURATION:-10}
-path="inputs/srt-demo"
+source_id="src_cam1"
 python=/usr/bin/python3
-# make builds into $CARGO_TARGET_DIR when it is set, so look there first.
 bridge="${CARGO_TARGET_DIR:-$root/target}/debug/bridge"
 
 rm -rf "$work"
 mkdir -p "$work"
 umask 077
 
-port=$($python -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+  $python -c 'import socket, sys; kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM; s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"
+}
 
-echo "demo: minting a session token for $path"
-$python tests/peers/mint_token.py --key "$work/signing-key.pem" --public-key-out "$work/signing-key.pub.pem" \
-  --path "$path" --exp-in-s 600 --out "$work/session-token"
+# Waits up to 10 s for a JSON event line in a log file.
+wait_for_event() {
+  local file=$1 event=$2
+  for _ in $(seq 1 100); do
+    grep -q "\"event\": *\"$event\"" "$file" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "demo: no '$event' event in $file" >&2
+  return 1
+}
 
-echo "demo: starting the SRT receiver on 127.0.0.1:$port"
-$python tests/peers/srt_receiver.py --port "$port" --expected-path "$path" \
-  --public-key "$work/signing-key.pub.pem" --output "$work/received.ts" \
-  --sizes-file "$work/message-sizes.txt" > "$work/receiver.log" 2> "$work/receiver.stderr" &
+# Stops a peer with SIGTERM, and kills it if it has not exited after 10 s.
+stop_peer() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "demo: process $pid did not stop within 10 s of SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+srt_port=$(free_port udp)
+api_port=$(free_port tcp)
+head -c 24 /dev/urandom | base64 | tr -d '/+=' | sed 's/^/sk_live_demo_/' > "$work/api-key"
+
+echo "demo: starting the /v1 stand-in on 127.0.0.1:$api_port"
+$python tests/peers/v1_standin.py --port "$api_port" --api-key-file "$work/api-key" \
+  --ingest-srt "srt://127.0.0.1:$srt_port" > "$work/api.log" 2> "$work/api.stderr" &
+api=$!
+trap 'stop_peer "$api"' EXIT
+wait_for_event "$work/api.log" listening || { cat "$work/api.stderr" >&2; exit 1; }
+origin="http://127.0.0.1:$api_port"
+
+echo "demo: starting the SRT receiver on 127.0.0.1:$srt_port"
+$python tests/peers/srt_receiver.py --port "$srt_port" --jwks-url "$origin/.well-known/jwks.json" \
+  --output "$work/received.ts" --sizes-file "$work/message-sizes.txt" \
+  > "$work/receiver.log" 2> "$work/receiver.stderr" &
 receiver=$!
-trap 'kill "$receiver" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  grep -q '"listening"' "$work/receiver.log" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q '"listening"' "$work/receiver.log" || { echo "demo: the receiver did not start" >&2; cat "$work/receiver.stderr" >&2; exit 1; }
+trap 'stop_peer "$receiver"; stop_peer "$api"' EXIT
+wait_for_event "$work/receiver.log" listening || { cat "$work/receiver.stderr" >&2; exit 1; }
 
-echo "demo: running bridge for $duration s"
+echo "demo: sources the API key can see:"
+"$bridge" sources --api-url "$origin" --api-key-file "$work/api-key" | sed 's/^/  /'
+
+echo "demo: running bridge for $duration s on source $source_id"
 set +e
 "$bridge" --device "file:$root/media/bigbuckbunny.mp4" --loop \
-  --output "srt://127.0.0.1:$port" --path "$path" --token-file "$work/session-token" \
+  --source "$source_id" --api-url "$origin" --api-key-file "$work/api-key" \
   --duration "$duration" 2>&1 | tee "$work/bridge.log"
 bridge_status=${PIPESTATUS[0]}
 set -e
 
-kill -TERM "$receiver"
-for _ in $(seq 1 100); do
-  kill -0 "$receiver" 2>/dev/null || break
-  sleep 0.1
-done
-if kill -0 "$receiver" 2>/dev/null; then
-  echo "demo: the receiver did not stop within 10 s of SIGTERM; killing it" >&2
-  kill -KILL "$receiver" 2>/dev/null || true
-fi
-wait "$receiver" 2>/dev/null || true
+stop_peer "$receiver"
+stop_peer "$api"
 trap - EXIT
 
 echo
 echo "demo: bridge exited with $bridge_status"
 echo "demo: receiver events:"
-grep -E '"(connecting|connected|eos)"' "$work/receiver.log" | sed 's/^/  /' || true
+grep -E '"(jwks|connecting|connected|eos)"' "$work/receiver.log" | sed 's/^/  /' || true
 echo
 set +e
 $python "$root/scripts/report.py" "$work/received.ts" --sizes "$work/message-sizes.txt" \

@@ -17,8 +17,12 @@ use tracing::{info, warn};
 pub const RENEW_MARGIN: Duration = Duration::from_secs(60);
 
 /// The share of a token's lifetime after which it is renewed when that comes
-/// before `RENEW_MARGIN`, for short-lived tokens.
+/// after `RENEW_MARGIN` before expiry, as it does for short-lived tokens.
 const RENEW_AT_FRACTION: f64 = 0.8;
+
+/// The shortest time between two acquisitions, so that tokens that arrive
+/// already expired never make the bridge call the API in a tight loop.
+const MIN_RENEW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Credentials acquired through /v1 for one source and protocol.
 pub struct AcquiredSource {
@@ -72,14 +76,7 @@ impl AcquiredSource {
     fn renew_at(&self) -> Option<SystemTime> {
         let held = self.lock();
         let expires_at = held.credentials.expires_at?;
-        let lifetime = expires_at
-            .duration_since(held.acquired_at)
-            .unwrap_or(Duration::ZERO);
-        let by_fraction = held.acquired_at + lifetime.mul_f64(RENEW_AT_FRACTION);
-        let by_margin = expires_at
-            .checked_sub(RENEW_MARGIN)
-            .unwrap_or(held.acquired_at);
-        Some(by_fraction.min(by_margin).max(held.acquired_at))
+        Some(renewal_time(held.acquired_at, expires_at))
     }
 
     /// Acquires new credentials and keeps them. A failure leaves the held
@@ -160,6 +157,20 @@ impl CredentialSource for AcquiredSource {
     }
 }
 
+/// Returns when to renew credentials acquired at `acquired_at` that expire
+/// at `expires_at`: `RENEW_MARGIN` before expiry, or after
+/// `RENEW_AT_FRACTION` of the lifetime when that is later (short-lived
+/// tokens), and never sooner than `MIN_RENEW_INTERVAL` after acquisition.
+fn renewal_time(acquired_at: SystemTime, expires_at: SystemTime) -> SystemTime {
+    let lifetime = expires_at
+        .duration_since(acquired_at)
+        .unwrap_or(Duration::ZERO);
+    let by_fraction = acquired_at + lifetime.mul_f64(RENEW_AT_FRACTION);
+    let by_margin = expires_at.checked_sub(RENEW_MARGIN).unwrap_or(acquired_at);
+    let earliest = acquired_at + MIN_RENEW_INTERVAL;
+    by_margin.max(by_fraction).max(earliest)
+}
+
 /// Maps an API failure during a redial: transient failures (exit 1) let the
 /// supervisor retry later, others end the output.
 fn api_error(error: ApiError) -> OutputError {
@@ -186,4 +197,29 @@ fn log_acquired(source_id: &str, credentials: &AcquiredCredentials) {
         expires_in_s,
         "acquired publishing credentials"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_time_by_lifetime() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let seconds = Duration::from_secs;
+        let cases = [
+            // (lifetime, renew after), both in seconds from acquisition
+            (600, 540),
+            (100, 80),
+            (3, 2),
+            (0, 1),
+        ];
+        for (lifetime, expected) in cases {
+            let at = renewal_time(start, start + seconds(lifetime));
+            let after = at.duration_since(start).unwrap();
+            assert_eq!(after.as_secs(), expected, "lifetime {lifetime} s");
+        }
+        let expired = renewal_time(start, start - seconds(60));
+        assert_eq!(expired, start + MIN_RENEW_INTERVAL);
+    }
 }

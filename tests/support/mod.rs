@@ -5,6 +5,7 @@
 
 pub mod encoder;
 pub mod receiver;
+pub mod standin;
 
 use receiver::{peer_script, PYTHON};
 use std::io::Write;

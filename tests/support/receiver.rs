@@ -115,6 +115,12 @@ impl Receiver {
             .collect()
     }
 
+    /// Kills the receiver with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns every event.
     pub fn stop(mut self) -> Vec<Value> {
         // SAFETY: kill on our own child's pid has no memory effects.
