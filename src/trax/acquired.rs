@@ -29,10 +29,10 @@ pub struct AcquiredSource {
     client: Arc<ApiClient>,
     source_id: String,
     protocol: Protocol,
-    state: Mutex<Held>,
+    state: Mutex<HeldCredentials>,
 }
 
-struct Held {
+struct HeldCredentials {
     credentials: AcquiredCredentials,
     acquired_at: SystemTime,
 }
@@ -60,7 +60,7 @@ impl AcquiredSource {
             client,
             source_id: source_id.to_string(),
             protocol,
-            state: Mutex::new(Held {
+            state: Mutex::new(HeldCredentials {
                 credentials,
                 acquired_at: SystemTime::now(),
             }),
@@ -84,14 +84,14 @@ impl AcquiredSource {
     pub fn renew(&self) -> Result<(), ApiError> {
         let credentials = self.client.acquire(&self.source_id, self.protocol)?;
         log_acquired(&self.source_id, &credentials);
-        *self.lock() = Held {
+        *self.lock() = HeldCredentials {
             credentials,
             acquired_at: SystemTime::now(),
         };
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeldCredentials> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -1,4 +1,4 @@
-//! Where an output's publishing credentials come from: fixed for the run
+//! Sources of an output's publishing credentials: fixed for the run
 //! (a token or stream key given by the user, here), or acquired through /v1
 //! and renewed before they expire (`acquired`). Outputs ask for them before
 //! every dial.
