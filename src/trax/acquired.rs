@@ -35,6 +35,8 @@ pub struct AcquiredSource {
 struct HeldCredentials {
     credentials: AcquiredCredentials,
     acquired_at: SystemTime,
+    /// Set when a server refused them: renew before the next dial.
+    refused: bool,
 }
 
 impl fmt::Debug for AcquiredSource {
@@ -63,6 +65,7 @@ impl AcquiredSource {
             state: Mutex::new(HeldCredentials {
                 credentials,
                 acquired_at: SystemTime::now(),
+                refused: false,
             }),
         }))
     }
@@ -87,6 +90,7 @@ impl AcquiredSource {
         *self.lock() = HeldCredentials {
             credentials,
             acquired_at: SystemTime::now(),
+            refused: false,
         };
         Ok(())
     }
@@ -131,7 +135,8 @@ impl AcquiredSource {
 
 impl CredentialSource for AcquiredSource {
     fn current(&self) -> Result<Publish, OutputError> {
-        let due = self.renew_at().is_some_and(|at| at <= SystemTime::now());
+        let refused = self.lock().refused;
+        let due = refused || self.renew_at().is_some_and(|at| at <= SystemTime::now());
         if due {
             if let Err(error) = self.renew() {
                 let expired = self
@@ -139,10 +144,14 @@ impl CredentialSource for AcquiredSource {
                     .credentials
                     .expires_at
                     .is_some_and(|at| at <= SystemTime::now());
-                if expired {
+                if expired || refused {
                     return Err(api_error(error));
                 }
-                warn!(%error, "renewing the publishing credentials failed; dialing with the held ones, which have not expired");
+                warn!(
+                    %error,
+                    "renewing the publishing credentials failed; dialing with the held ones, \
+                     which have not expired"
+                );
             }
         }
         let held = self.lock();
@@ -154,6 +163,10 @@ impl CredentialSource for AcquiredSource {
 
     fn path(&self) -> String {
         self.lock().credentials.path.clone()
+    }
+
+    fn invalidate(&self) {
+        self.lock().refused = true;
     }
 }
 

@@ -21,8 +21,12 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
     /// them first when they expire within its margin.
     fn current(&self) -> Result<Publish, OutputError>;
 
-    /// The stream path, for logs.
+    /// Returns the stream path, for logs.
     fn path(&self) -> String;
+
+    /// Marks the held credentials as refused by a server, so the next
+    /// `current` acquires new ones where the source can.
+    fn invalidate(&self) {}
 }
 
 /// Credentials given by the user, the same for the whole run.

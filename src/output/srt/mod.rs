@@ -154,9 +154,13 @@ impl SrtOutput {
             connect_timeout_ms: settings.connect_timeout_ms,
         };
         SrtSocket::connect(&settings.host, settings.port, &options).map_err(|error| match error {
-            ConnectError::Rejected { peer, code, reason } => OutputError::Rejected(format!(
-                "{kind}, path or passphrase rejected by {peer} (SRT reject reason {code}: {reason})"
-            )),
+            ConnectError::Rejected { peer, code, reason } => {
+                settings.credentials.invalidate();
+                OutputError::Rejected(format!(
+                    "{kind}, path or passphrase rejected by {peer} (SRT reject reason {code}: \
+                     {reason})"
+                ))
+            }
             ConnectError::Option { .. } => OutputError::Fatal {
                 status: ExitStatus::Usage,
                 message: error.to_string(),
