@@ -499,3 +499,68 @@ fn reconnect_starts_on_requested_keyframe() {
     let errors = decode_errors(&received);
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 }
+
+#[test]
+fn audio_stays_in_sync_across_loops() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let clip = keys.file("flash-and-beep.mp4");
+    let avsync = support::receiver::peer_script("avsync.py");
+    let made = Command::new(support::receiver::PYTHON)
+        .arg(&avsync)
+        .args(["make", clip.to_str().unwrap(), "4"])
+        .status()
+        .expect("avsync.py runs");
+    assert!(made.success(), "avsync.py could not make the clip");
+
+    let token = keys.token(&["--path", PATH]);
+    let received = keys.file("received.ts");
+    let port = free_udp_port();
+    let receiver = Receiver::start(port, &["--output", received.to_str().unwrap()]);
+    let device = format!("file:{}", clip.display());
+    let url = format!("srt://127.0.0.1:{port}");
+    let args = [
+        "--device",
+        &device,
+        "--loop",
+        "--output",
+        &url,
+        "--path",
+        PATH,
+        "--duration",
+        "11",
+    ];
+    let output = run_bridge(&args, &token);
+    receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    let measured = Command::new(support::receiver::PYTHON)
+        .arg(&avsync)
+        .args(["measure", received.to_str().unwrap()])
+        .output()
+        .expect("avsync.py runs");
+    assert!(
+        measured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&measured.stderr)
+    );
+    let report: Value = serde_json::from_slice(&measured.stdout).unwrap();
+    let offsets: Vec<f64> = report["offsets_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    // Two loop points of the 4 s clip lie inside the 11 s run.
+    assert!(
+        offsets.len() >= 8,
+        "only {} beeps paired with flashes: {report}",
+        offsets.len()
+    );
+    for offset in &offsets {
+        assert!(
+            offset.abs() <= 5.0,
+            "audio off by {offset} ms against video: {report}"
+        );
+    }
+}

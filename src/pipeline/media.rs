@@ -26,6 +26,23 @@ use std::sync::Arc;
 /// AAC encoders in order of preference; the first registered one is used.
 const AAC_ENCODERS: &[&str] = &["avenc_aac", "voaacenc", "fdkaacenc"];
 
+/// Priming samples an AAC encoder puts before the first input sample while
+/// keeping the input's timestamps. MPEG-TS and FLV cannot signal priming,
+/// so players play it and the audio lands this late against video unless
+/// the timestamps move back by as much. Measured for avenc_aac (FFmpeg's
+/// encoder, 1024 samples: a 21 ms lag at 48 kHz); the others are unmeasured.
+fn aac_priming_samples(encoder: &str) -> i64 {
+    match encoder {
+        "avenc_aac" => 1024,
+        // NOTE: voaacenc and fdkaacenc priming was not measured here; any
+        // lag they add is left as it is.
+        _ => 0,
+    }
+}
+
+/// Audio sample rate of every encode, in Hz.
+const AUDIO_RATE_HZ: i64 = 48_000;
+
 pub struct MediaSettings<'a> {
     pub capture: &'a CapturePlan,
     pub looped: bool,
@@ -101,7 +118,8 @@ impl MediaPipeline {
             let tail = audio_tail(settings.audio_bitrate_kbps)?.build_into(bin)?;
             link(&entry, &tail.0)?;
             let appsink = tail.1.downcast::<gst_app::AppSink>().expect("appsink");
-            let offset_ns = settings.av_offset_ms * 1_000_000;
+            let priming_ns = aac_priming_samples(&aac_encoder()?) * 1_000_000_000 / AUDIO_RATE_HZ;
+            let offset_ns = settings.av_offset_ms * 1_000_000 - priming_ns;
             attach_appsink(
                 &appsink,
                 MediaKind::Audio,
@@ -158,6 +176,12 @@ impl MediaPipeline {
     /// SEGMENT flag, so its end posts segment-done instead of EOS.
     pub fn start(&self) -> Result<(), PipelineError> {
         if self.is_file && self.looped {
+            // The seek flushes every element it passes, and an AAC encoder
+            // flushed after it has primed primes again, which would leave
+            // the first pass of the clip one frame late. So audio is held
+            // back at its entry queue until the seek is done, and only
+            // video prerolls.
+            let held_audio = self.hold_audio_for_preroll();
             self.set_state(gst::State::Paused)?;
             let (result, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(20));
             result.map_err(|_| PipelineError::Start(self.first_error()))?;
@@ -167,8 +191,27 @@ impl MediaPipeline {
                     gst::ClockTime::ZERO,
                 )
                 .map_err(|_| PipelineError::Start("the clip cannot be seeked to loop it".into()))?;
+            if let Some((pad, probe)) = held_audio {
+                pad.remove_probe(probe);
+            }
         }
         self.set_state(gst::State::Playing)
+    }
+
+    /// Blocks audio buffers at the audio entry queue's output and lets the
+    /// pipeline reach PAUSED without an audio preroll. Returns the probe to
+    /// remove once the clip has been seeked.
+    fn hold_audio_for_preroll(&self) -> Option<(gst::Pad, gst::PadProbeId)> {
+        let bin = self.pipeline.upcast_ref::<gst::Bin>();
+        let queue = bin.by_name("audio-entry")?;
+        let sink = bin.by_name("audio-sink")?;
+        sink.set_property("async", false);
+        let pad = queue.static_pad("src")?;
+        let probe = pad.add_probe(
+            gst::PadProbeType::BLOCK_DOWNSTREAM | gst::PadProbeType::BUFFER,
+            |_, _| gst::PadProbeReturn::Ok,
+        )?;
+        Some((pad, probe))
     }
 
     fn set_state(&self, state: gst::State) -> Result<(), PipelineError> {
@@ -344,16 +387,21 @@ fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
     chain
 }
 
-fn audio_tail(bitrate_kbps: u32) -> Result<ChainSpec, PipelineError> {
-    let encoder = AAC_ENCODERS
+fn aac_encoder() -> Result<String, PipelineError> {
+    AAC_ENCODERS
         .iter()
         .find(|name| gst::ElementFactory::find(name).is_some())
-        .ok_or(PipelineError::NoAacEncoder)?;
+        .map(|name| name.to_string())
+        .ok_or(PipelineError::NoAacEncoder)
+}
+
+fn audio_tail(bitrate_kbps: u32) -> Result<ChainSpec, PipelineError> {
+    let encoder = aac_encoder()?;
     Ok(ChainSpec::new(vec![
         ElementSpec::new("audioconvert"),
         ElementSpec::new("audioresample"),
         ElementSpec::caps_filter("audio/x-raw,rate=48000,channels=2"),
-        ElementSpec::new(encoder).property("bitrate", u64::from(bitrate_kbps) * 1000),
+        ElementSpec::new(&encoder).property("bitrate", u64::from(bitrate_kbps) * 1000),
         ElementSpec::new("aacparse").named("aacparse"),
         ElementSpec::caps_filter("audio/mpeg,mpegversion=4,stream-format=raw"),
         ElementSpec::new("appsink").named("audio-sink"),
