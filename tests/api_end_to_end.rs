@@ -284,7 +284,7 @@ fn token_renewed_before_redial() {
     let first = Receiver::start(port, &["--jwks-url", &jwks]);
     let url = format!("srt://127.0.0.1:{port}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
         .args([
             "--device", "test", "--size", "320x240", "--source", "src_cam1",
         ])
