@@ -16,6 +16,9 @@ packages=(
   libsrt-gnutls-dev srt-tools ffmpeg v4l-utils
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
   python3-cryptography python3-pip unzip
+  # RTMP and RTMPS test peer: nginx with the RTMP module, and the stream
+  # module that terminates TLS in front of it
+  nginx libnginx-mod-rtmp libnginx-mod-stream
 )
 
 missing=()
@@ -38,5 +41,28 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+
+# The tests run their own nginx on free loopback ports. Installing the nginx
+# package would start the system service on port 80, so a policy-rc.d that
+# denies every service start stays in place while apt runs (unless the
+# machine already has one, as container images do).
+policy=/usr/sbin/policy-rc.d
+installs_nginx=false
+for package in "${missing[@]}"; do
+  if [ "$package" = nginx ]; then
+    installs_nginx=true
+  fi
+done
+if $installs_nginx && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+  $sudo_cmd chmod 755 "$policy"
+  trap '$sudo_cmd rm -f "$policy"' EXIT
+fi
+
 $sudo_cmd apt-get update -q
 $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Under systemd the unit is still enabled for the next boot: disable it.
+if $installs_nginx && [ -d /run/systemd/system ]; then
+  $sudo_cmd systemctl disable nginx.service || true
+fi

@@ -8,6 +8,7 @@ import threading
 from collections import Counter, deque
 
 import v1_openapi
+from v1_hooks import PLACEMENTS
 from v1_replies import FAIL_CODES, invalid
 
 REQUEST_LOG_LENGTH = 1000
@@ -121,6 +122,7 @@ CONTROL_FIELDS = (
     "stream_key_sources",
     "rotate_signing_key",
     "drop_old_keys",
+    "rtmp_placement",
 )
 
 
@@ -151,18 +153,25 @@ def parse_control(body) -> dict:
         changes["stream_key_sources"] = parse_source_ids(
             body["stream_key_sources"], "stream_key_sources"
         )
+    if "rtmp_placement" in body:
+        changes["rtmp_placement"] = control_choice(
+            body, "rtmp_placement", "control", "any", PLACEMENTS
+        )
     return changes
 
 
 class Faults:
     """Misbehaviour and runtime settings, changed by flags and /_control."""
 
-    def __init__(self, token_ttl_s: int, end_cursor: str, stream_key_sources: list):
+    def __init__(
+        self, token_ttl_s: int, end_cursor: str, stream_key_sources: list, rtmp_placement: str
+    ):
         self.lock = threading.Lock()
         self.start_settings = {
             "token_ttl_s": token_ttl_s,
             "end_cursor": end_cursor,
             "stream_key_sources": list(stream_key_sources),
+            "rtmp_placement": rtmp_placement,
         }
         self.state = {}
         self.reset()
@@ -183,6 +192,7 @@ class Faults:
                 "token_ttl_s",
                 "end_cursor",
                 "stream_key_sources",
+                "rtmp_placement",
             ):
                 if name in changes:
                     self.state[name] = changes[name]
@@ -225,7 +235,7 @@ class Faults:
 
 
 class Stats:
-    """Request counters for GET /_control/stats."""
+    """Request and hook counters for GET /_control/stats."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -237,6 +247,9 @@ class Stats:
         self.operations = Counter()
         self.statuses = Counter()
         self.log = deque(maxlen=REQUEST_LOG_LENGTH)
+        self.hook_calls = Counter()
+        self.hook_verdicts = Counter()
+        self.hook_log = deque(maxlen=REQUEST_LOG_LENGTH)
 
     def count_arrival(self, method: str, path: str, operation):
         with self.lock:
@@ -248,6 +261,13 @@ class Stats:
         with self.lock:
             self.statuses[str(entry["status"])] += 1
             self.log.append(entry)
+
+    def record_hook(self, event: dict):
+        with self.lock:
+            self.hook_calls[event["call"]] += 1
+            if "accepted" in event:
+                self.hook_verdicts["accepted" if event["accepted"] else "refused"] += 1
+            self.hook_log.append(event)
 
     def clear(self):
         with self.lock:
@@ -261,4 +281,10 @@ class Stats:
                 "operations": dict(self.operations),
                 "statuses": dict(self.statuses),
                 "requests": list(self.log),
+                "hooks": {
+                    "calls": dict(self.hook_calls),
+                    "accepted": self.hook_verdicts["accepted"],
+                    "refused": self.hook_verdicts["refused"],
+                    "events": list(self.hook_log),
+                },
             }

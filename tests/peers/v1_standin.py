@@ -2,8 +2,10 @@
 """Local stand-in for TRaX's /v1 Developer API, for tests and the demo.
 
 It follows docs/v1-api.md: the documented conventions, and the assumed
-POST /v1/sources/{sourceId}/publish-credentials call. It listens on
-127.0.0.1 only. Run it with /usr/bin/python3 (python3-cryptography).
+POST /v1/sources/{sourceId}/publish-credentials call. It also serves the
+on_publish check that nginx-rtmp calls for TRaX's RTMP ingest (NGINX-RTMP
+HOOKS below). It listens on 127.0.0.1 only. Run it with /usr/bin/python3
+(python3-cryptography).
 
 COMMAND LINE
 
@@ -61,6 +63,9 @@ COMMAND LINE
   --write-disabled          503 write_disabled on the credential POST.
   --delay-s S               Delay every /v1 response by S seconds.
   --control JSON            A /_control body, applied after the flags above.
+  --rtmp-placement tcurl|query|both|any
+                            Where POST /hooks/on_publish requires RTMP
+                            credentials (default any; see NGINX-RTMP HOOKS).
 
 STDOUT: one JSON object per line, flushed at once. Tokens, stream keys and
 API keys are never printed.
@@ -83,6 +88,14 @@ API keys are never printed.
       "streamKey" on a 201. arrived_s counts seconds since the server
       started. delivered is false when writing the response failed (the
       client had gone, e.g. after its timeout).
+  {"event":"hook","call":"publish","app":"inputs","name":"rtmp-<uuid>",
+   "addr":"127.0.0.1","clientid":"3","request_id":"req_<16 hex>",
+   "path":"inputs/rtmp-<uuid>","placement":"any","found":["query"],
+   "checks":{"query":"prefix"},"accepted":true,"status":200,"reason":null}
+      One per on_publish call, before its "request" line (see NGINX-RTMP
+      HOOKS). on_publish_done and on_record_done calls print only call
+      ("publish_done", "record_done"), app, name, addr, clientid and
+      request_id, and on_record_done adds "recording" (the FLV file's path).
   {"event":"connection_error","peer":"127.0.0.1:PORT","error":"..."}
       A connection failed outside a request, e.g. a TLS handshake the client
       aborted because it does not trust the certificate.
@@ -140,6 +153,67 @@ HTTP
   (slow), then fail, then rate_limit, then the normal handling. An unknown
   /v1 path counts as operation "METHOD /path".
 
+NGINX-RTMP HOOKS (unauthenticated, like nginx-rtmp's notify requests)
+
+  POST /hooks/on_publish       checks a publisher's credentials
+  POST /hooks/on_publish_done  notes the end of a publish; always 200
+  POST /hooks/on_record_done   notes a finished recording; always 200
+
+  nginx-rtmp 1.2.2 (Debian's libnginx-mod-rtmp) sends an HTTP/1.0 POST,
+  Content-Type application/x-www-form-urlencoded, with app, flashver,
+  swfurl, tcurl, pageurl, addr, clientid, call=publish, name (the publish
+  name before "?") and type, followed verbatim by the publish name's query.
+  Another Content-Type is 400 invalid_request.
+
+  TRaX's RTMP contract: the path inputs/rtmp-<uuid> is app "inputs" and
+  stream name "rtmp-<uuid>". Credentials are either the userinfo of the
+  connect command's tcUrl, rtmp://trax:<token>@host:port/inputs
+  (placement "tcurl", percent-decoded), or the publish name's query,
+  rtmp-<uuid>?user=trax&pass=<token> (placement "query"). --rtmp-placement
+  and the rtmp_placement control field select which placements are read:
+    tcurl  only tcUrl, and credentials must be there;
+    query  only the query, and credentials must be there;
+    both   both are read, and both must be present and pass;
+    any    (default) both are read; at least one must be present, and
+           every one present must pass.
+  Credentials from one placement pass when either
+    user is "trax" and pass is an ES256 token whose kid is in the JWKS,
+    whose signature verifies, and whose claims have aud "trax-mediamtx"
+    (or a list containing it), action "publish", path equal to
+    app + "/" + name, and exp in the future; or
+    user and pass are the same stream key that the credential POST issued,
+    for a source and protocol whose path is app + "/" + name.
+
+  nginx-rtmp keeps 255 bytes of tcUrl and of the publish name with its
+  query, so a full-length token (about 400 characters) arrives cut: the
+  query placement keeps about 200 characters of it, the tcUrl about 240,
+  and a cut tcUrl loses its "@host:port/app" too. A tcUrl, or publish name
+  with its query, of exactly 255 bytes counts as cut. A cut value that
+  does not verify whole passes when it has at least 100
+  characters and starts a token this stand-in issued for that path which
+  still verifies and has not expired. checks names, per placement, how it
+  was decided: "full", "prefix" or "stream_key". A cut token proves less
+  than a whole one. Tokens issued for one path under one key have the same
+  first 280 or more characters (the header and the claims up to iat), so
+  an expired token passes while a newer one for the path is valid. And
+  the uuid of an rtmp path starts about 220 characters into the token, so
+  the query's 198 characters (with a 41-character stream name) are the
+  same for every rtmp path: there a token issued for another path passes
+  once any token was issued for this one. The tcUrl's 243 characters
+  (behind "rtmp://trax:") do reach the path. The last 1000 tokens per path
+  are kept for matching, for the server's lifetime.
+
+  Accepted: 200 {"result":"accepted"}, and nginx-rtmp goes on with the
+  publish. Refused: 403 forbidden in the error envelope, its message the
+  reason (it names the placement and never the token, stream key or
+  user). On any status other than 2xx or 3xx, nginx-rtmp 1.2.2 closes the
+  RTMP connection without sending an onStatus or _error reply to the
+  publish command, records nothing and does not call on_publish_done
+  (ngx_rtmp_notify_publish_handle returns NGX_ERROR, and the netcall
+  finalizes the session). The publisher sees the TCP connection close
+  after its publish command: ffmpeg 5.1 fails to open the output with
+  "Input/output error" and exits 1. A 3xx redirect is never sent.
+
 CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
 
   GET  /_control        the current state (below).
@@ -148,8 +222,9 @@ CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
                         are 400 invalid_request and change nothing.
     {"reset": true,           first clear rate_limit, fail, slow and
                               write_disabled, and restore token_ttl_s,
-                              end_cursor and stream_key_sources to the
-                              command-line values (keys stay)
+                              end_cursor, stream_key_sources and
+                              rtmp_placement to the command-line values
+                              (keys and issued tokens stay)
      "reset_stats": true,     zero the counters and the request log
      "rate_limit": {"count": 2, "retry_after_s": 1,
                     "retry_after_form": "seconds"|"http-date"|"none",
@@ -174,14 +249,18 @@ CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
      "rotate_signing_key": true,
                               sign with a new key (kid = its thumbprint); the
                               JWKS lists the old keys too
-     "drop_old_keys": true}   remove all but the signing key from the JWKS
+     "drop_old_keys": true,   remove all but the signing key from the JWKS
                               (applied after rotate_signing_key)
+     "rtmp_placement": "query"}
+                              where on_publish requires credentials:
+                              tcurl, query, both or any
   State: {"rate_limit": {"remaining":N,"retry_after_s":S,"retry_after_form":F,
           "operation":OP|null} | null,
           "fail": {"remaining":N,"status":S,"body":B,"operation":OP|null} | null,
           "slow": {"delay_s":S,"remaining":N|null,"operation":OP|null} | null,
           "write_disabled":false,"token_ttl_s":600,"end_cursor":"null",
-          "stream_key_sources":[],"signing_kid":KID,"kids":[KID,...]}
+          "stream_key_sources":[],"rtmp_placement":"any",
+          "signing_kid":KID,"kids":[KID,...]}
 
   GET /_control/stats
     {"total": N,
@@ -189,12 +268,16 @@ CONTROL ENDPOINT (unauthenticated, not counted in the stats, never delayed)
      "operations": {"GET /v1/sources": 3,
                     "POST /v1/sources/{sourceId}/publish-credentials": 2},
      "statuses": {"200": 3, "429": 2},
-     "requests": [<the last 1000 "request" events, without "event">]}
+     "requests": [<the last 1000 "request" events, without "event">],
+     "hooks": {"calls": {"publish": 2, "publish_done": 1, "record_done": 1},
+               "accepted": 1, "refused": 1,
+               "events": [<the last 1000 "hook" events, without "event">]}}
     paths, operations and total count each request when it arrives (so a
     request still being delayed is counted); statuses and requests when its
     response is written. /_control requests are not counted, while JWKS
     fetches are (under "GET /.well-known/jwks.json"), so a test can count
-    srt_receiver.py's fetches.
+    srt_receiver.py's fetches. Hook requests count like any other request
+    (operation "POST /hooks/on_publish" and so on) and also under "hooks".
 """
 
 import argparse
@@ -209,11 +292,13 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import es256  # noqa: E402
+import v1_hooks  # noqa: E402
 import v1_openapi  # noqa: E402
 from v1_catalog import (  # noqa: E402
     BUILT_IN_SOURCES,
@@ -244,6 +329,10 @@ ISSUER = "trax-studio-api"
 PATH_NAMESPACE = uuid.UUID("8d1f6c3e-4b1a-4f0e-9a57-2f1d3c0b7e21")
 LOGGED_QUERY_PARAMETERS = ("limit", "cursor", "studioId")
 JWKS = "GET /.well-known/jwks.json"
+ON_PUBLISH = "POST /hooks/on_publish"
+ON_PUBLISH_DONE = "POST /hooks/on_publish_done"
+ON_RECORD_DONE = "POST /hooks/on_record_done"
+ISSUED_TOKENS_PER_PATH = 1000
 
 OUTPUT_LOCK = threading.Lock()
 
@@ -305,6 +394,11 @@ class Signer:
         with self.lock:
             return {"keys": [es256.public_jwk(key.public_key(), kid) for kid, key in self.keys]}
 
+    def public_keys(self) -> dict:
+        """Public keys by kid, for every key the JWKS lists."""
+        with self.lock:
+            return {kid: key.public_key() for kid, key in self.keys}
+
 
 # --- routing ------------------------------------------------------------
 
@@ -316,6 +410,9 @@ ROUTES = [
     (v1_openapi.SOURCES, ("v1", "sources")),
     (v1_openapi.PUBLISH_CREDENTIALS, ("v1", "sources", "{sourceId}", "publish-credentials")),
     (JWKS, (".well-known", "jwks.json")),
+    (ON_PUBLISH, ("hooks", "on_publish")),
+    (ON_PUBLISH_DONE, ("hooks", "on_publish_done")),
+    (ON_RECORD_DONE, ("hooks", "on_record_done")),
     ("GET /_control", ("_control",)),
     ("POST /_control", ("_control",)),
     ("GET /_control/stats", ("_control", "stats")),
@@ -334,6 +431,10 @@ def match_template(template, segments):
         elif pattern != segment:
             return None
     return params
+
+
+def publish_path(source_id: str, protocol: str) -> str:
+    return f"inputs/{protocol}-{uuid.uuid5(PATH_NAMESPACE, f'{source_id}/{protocol}')}"
 
 
 def is_control_path(path: str) -> bool:
@@ -381,6 +482,8 @@ class App:
         self.started = time.monotonic()
         self.stream_keys = {}
         self.stream_keys_lock = threading.Lock()
+        self.issued_tokens = {}
+        self.issued_tokens_lock = threading.Lock()
         self.ingest_urls = {
             "srt": args.ingest_srt,
             "rtmp": args.ingest_rtmp,
@@ -392,6 +495,22 @@ class App:
     def stream_key(self, source_id: str, protocol: str) -> str:
         with self.stream_keys_lock:
             return self.stream_keys.setdefault((source_id, protocol), "sk_" + secrets.token_hex(16))
+
+    def remember_token(self, path: str, token: str):
+        """Keep an issued token, so that on_publish can match a cut one."""
+        with self.issued_tokens_lock:
+            tokens = self.issued_tokens.setdefault(path, deque(maxlen=ISSUED_TOKENS_PER_PATH))
+            tokens.append(token)
+
+    def hook_context(self) -> v1_hooks.HookContext:
+        with self.issued_tokens_lock:
+            tokens_by_path = {path: list(tokens) for path, tokens in self.issued_tokens.items()}
+        with self.stream_keys_lock:
+            stream_key_paths = {
+                key: publish_path(source_id, protocol)
+                for (source_id, protocol), key in self.stream_keys.items()
+            }
+        return v1_hooks.HookContext(self.signer.public_keys(), tokens_by_path, stream_key_paths)
 
     def apply_control(self, changes: dict):
         self.faults.apply(changes)
@@ -699,7 +818,7 @@ class Handler(BaseHTTPRequestHandler):
         return protocol
 
     def issue(self, app, source_id: str, protocol: str) -> dict:
-        path = f"inputs/{protocol}-{uuid.uuid5(PATH_NAMESPACE, f'{source_id}/{protocol}')}"
+        path = publish_path(source_id, protocol)
         now = int(time.time())
         credentials = {
             "object": "publish_credentials",
@@ -725,9 +844,69 @@ class Handler(BaseHTTPRequestHandler):
             kid, key = app.signer.current()
             credentials["token"] = es256.sign(key, claims, kid)
             credentials["expiresAt"] = rfc3339(expiry)
+            app.remember_token(path, credentials["token"])
         if app.ingest_urls[protocol]:
             credentials["ingestUrl"] = app.ingest_urls[protocol]
         return credentials
+
+    # -- nginx-rtmp hooks --
+
+    def read_form(self) -> str:
+        body = self.read_body()
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise invalid(
+                f"Content-Type {content_type or '(none)'!r} is not "
+                "application/x-www-form-urlencoded"
+            )
+        try:
+            return body.decode("ascii")
+        except UnicodeDecodeError:
+            raise invalid("hook body is not URL-encoded ASCII") from None
+
+    def hook_event(self, app, form, **fields) -> dict:
+        """Emit and count one hook event; it names no token, key or query value."""
+        event = {
+            "call": form.fields.get("call"),
+            "app": form.fields.get("app"),
+            "name": form.fields.get("name"),
+            "addr": form.fields.get("addr"),
+            "clientid": form.fields.get("clientid"),
+            "request_id": self.request_id,
+            **fields,
+        }
+        app.stats.record_hook(event)
+        emit("hook", **event)
+        return event
+
+    def on_publish(self, app, params) -> Reply:
+        form = v1_hooks.parse_form(self.read_form())
+        placement = app.faults.setting("rtmp_placement")
+        verdict = v1_hooks.check_publish(form, placement, app.hook_context())
+        status = 200 if verdict.accepted else 403
+        self.hook_event(
+            app,
+            form,
+            path=f"{form.fields.get('app', '')}/{form.fields.get('name', '')}",
+            placement=placement,
+            found=verdict.found,
+            checks=verdict.checks,
+            accepted=verdict.accepted,
+            status=status,
+            reason=verdict.reason,
+        )
+        if verdict.accepted:
+            return Reply(200, {"result": "accepted"})
+        raise ApiError(403, "forbidden", verdict.reason)
+
+    def on_publish_done(self, app, params) -> Reply:
+        self.hook_event(app, v1_hooks.parse_form(self.read_form()))
+        return Reply(200, {"result": "noted"})
+
+    def on_record_done(self, app, params) -> Reply:
+        form = v1_hooks.parse_form(self.read_form())
+        self.hook_event(app, form, recording=form.fields.get("path"))
+        return Reply(200, {"result": "noted"})
 
     # -- control --
 
@@ -751,6 +930,9 @@ HANDLERS = {
     v1_openapi.SOURCES: Handler.list_sources,
     v1_openapi.PUBLISH_CREDENTIALS: Handler.create_publish_credentials,
     JWKS: Handler.get_jwks,
+    ON_PUBLISH: Handler.on_publish,
+    ON_PUBLISH_DONE: Handler.on_publish_done,
+    ON_RECORD_DONE: Handler.on_record_done,
 }
 
 
@@ -801,6 +983,12 @@ def parse_args():
     parser.add_argument("--write-disabled", action="store_true", help="503 write_disabled")
     parser.add_argument("--delay-s", type=float, default=0.0, help="delay /v1 responses")
     parser.add_argument("--control", help="a /_control JSON body applied at start")
+    parser.add_argument(
+        "--rtmp-placement",
+        choices=v1_hooks.PLACEMENTS,
+        default="any",
+        help="where on_publish requires RTMP credentials (default any)",
+    )
     args = parser.parse_args()
 
     if args.make_tls:
@@ -895,7 +1083,7 @@ def main() -> int:
     studios, sources = load_data(parser, args)
     signer = load_signer(parser, args)
     stream_key_sources = [item for item in args.stream_key_sources.split(",") if item]
-    faults = Faults(args.token_ttl_s, args.end_cursor, stream_key_sources)
+    faults = Faults(args.token_ttl_s, args.end_cursor, stream_key_sources, args.rtmp_placement)
     app = App(args, keys, studios, sources, signer, faults)
     try:
         app.apply_control(parse_control(start_control(args)))

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod encoder;
+pub mod nginx;
 pub mod receiver;
 pub mod standin;
 
