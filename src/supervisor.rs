@@ -104,9 +104,9 @@ impl Supervisor {
         let mut rejections = 0;
 
         for attempt in 1u64.. {
-            // A transient preflight failure (credentials that cannot be
-            // renewed while the API is unreachable) backs off like a failed
-            // dial; any other preflight failure ends the output.
+            // A transient preflight failure backs off like a failed dial,
+            // e.g. expired credentials while the API is unreachable. Any
+            // other preflight failure ends the output.
             let mut started = None;
             let result = match self.output.preflight() {
                 Err(error @ OutputError::Transient(_)) => Err(error),
