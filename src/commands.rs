@@ -161,8 +161,21 @@ fn print_json(rows: &[serde_json::Value]) {
 
 /// Prints rows under a header, each column as wide as its widest cell.
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    for line in format_table(header, rows) {
+        println!("{line}");
+    }
+}
+
+/// Lays out rows under a header, each column as wide as its widest cell.
+/// Cells come from the API, so control characters are escaped: a newline
+/// in a name must not forge a row, nor an escape sequence drive the terminal.
+fn format_table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| table_cell(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -173,10 +186,56 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        padded.join("  ").trim_end().to_string()
     };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+    let mut lines = vec![line(header.to_vec())];
+    lines.extend(
+        rows.iter()
+            .map(|row| line(row.iter().map(String::as_str).collect())),
+    );
+    lines
+}
+
+/// Escapes the control characters of one table cell (`\n`, `\u{1b}`).
+fn table_cell(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_escape_control_characters() {
+        let cases = [
+            ("Camera 1", "Camera 1"),
+            ("two\nlines", "two\\nlines"),
+            ("a\tb", "a\\tb"),
+            ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
+            ("Caméra", "Caméra"),
+        ];
+        for (cell, expected) in cases {
+            assert_eq!(table_cell(cell), expected, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn table_keeps_one_line_per_row() {
+        let rows = vec![
+            vec!["std_a".to_string(), "fake\nstd_b  Forged".to_string()],
+            vec!["std_c".to_string(), "Plain".to_string()],
+        ];
+        let lines = format_table(&["ID", "NAME"], &rows);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[1], "std_a  fake\\nstd_b  Forged");
+        assert_eq!(lines[2], "std_c  Plain");
     }
 }

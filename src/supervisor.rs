@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! preflight ─► connect+stream ─► clean stop ─► Finished
-//!    │ error        │ rejected twice in a row ─► GaveUp (exit 3)
-//!    ▼              │ other failure
+//!    │ fatal        │ rejected twice in a row ─► GaveUp (exit 3)
+//!    ▼              │ other failure, or a transient preflight failure
 //! GaveUp            ▼
 //!              back off (0.5 s doubling to 10 s, jittered) ─► preflight …
 //! ```
@@ -104,17 +104,25 @@ impl Supervisor {
         let mut rejections = 0;
 
         for attempt in 1u64.. {
-            if let Err(error) = self.output.preflight() {
-                return give_up(error);
-            }
-            info!(attempt, "connecting");
-            let started = Instant::now();
-            let result = self.output.run_session(Session {
-                frames: &self.frames,
-                keyframes: &self.keyframes,
-                has_audio: self.has_audio,
-            });
-            self.frames.pause();
+            // A transient preflight failure backs off like a failed dial,
+            // e.g. expired credentials while the API is unreachable. Any
+            // other preflight failure ends the output.
+            let mut started = None;
+            let result = match self.output.preflight() {
+                Err(error @ OutputError::Transient(_)) => Err(error),
+                Err(error) => return give_up(error),
+                Ok(()) => {
+                    info!(attempt, "connecting");
+                    started = Some(Instant::now());
+                    let result = self.output.run_session(Session {
+                        frames: &self.frames,
+                        keyframes: &self.keyframes,
+                        has_audio: self.has_audio,
+                    });
+                    self.frames.pause();
+                    result
+                }
+            };
 
             let cause = match result {
                 Ok(()) => {
@@ -136,7 +144,7 @@ impl Supervisor {
                     cause
                 }
             };
-            if started.elapsed() >= HEALTHY_SESSION {
+            if started.is_some_and(|at| at.elapsed() >= HEALTHY_SESSION) {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
@@ -202,6 +210,8 @@ mod tests {
     struct ScriptedOutput {
         results: VecDeque<Result<(), OutputError>>,
         preflight_error: Option<(ExitStatus, String)>,
+        /// Preflights that fail transiently before the first that passes.
+        preflight_transient: std::cell::Cell<u32>,
         sessions: Arc<Mutex<u32>>,
     }
 
@@ -211,6 +221,11 @@ mod tests {
         }
 
         fn preflight(&self) -> Result<(), OutputError> {
+            if self.preflight_transient.get() > 0 {
+                self.preflight_transient
+                    .set(self.preflight_transient.get() - 1);
+                return Err(OutputError::Transient("API unreachable".into()));
+            }
             match &self.preflight_error {
                 Some((status, message)) => Err(OutputError::Fatal {
                     status: *status,
@@ -230,12 +245,21 @@ mod tests {
         results: Vec<Result<(), OutputError>>,
         preflight_error: Option<(ExitStatus, String)>,
     ) -> (Outcome, u32) {
+        supervise_with(results, preflight_error, 0)
+    }
+
+    fn supervise_with(
+        results: Vec<Result<(), OutputError>>,
+        preflight_error: Option<(ExitStatus, String)>,
+        preflight_transient: u32,
+    ) -> (Outcome, u32) {
         let sessions = Arc::new(Mutex::new(0));
         let (_stop_sender, stop) = crossbeam_channel::bounded(1);
         let supervisor = Supervisor {
             output: Box::new(ScriptedOutput {
                 results: results.into(),
                 preflight_error,
+                preflight_transient: std::cell::Cell::new(preflight_transient),
                 sessions: sessions.clone(),
             }),
             frames: Fanout::new().add_output(),
@@ -296,6 +320,14 @@ mod tests {
     }
 
     #[test]
+    fn transient_preflight_error_retries() {
+        // E.g. credentials that must be renewed while the API is down.
+        let (outcome, sessions) = supervise_with(vec![Ok(())], None, 3);
+        assert_eq!(outcome, Outcome::Finished);
+        assert_eq!(sessions, 1);
+    }
+
+    #[test]
     fn stop_during_backoff_finishes() {
         let (stop_sender, stop) = crossbeam_channel::bounded(1);
         drop(stop_sender);
@@ -303,6 +335,7 @@ mod tests {
             output: Box::new(ScriptedOutput {
                 results: vec![transient(), transient()].into(),
                 preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
                 sessions: Arc::new(Mutex::new(0)),
             }),
             frames: Fanout::new().add_output(),

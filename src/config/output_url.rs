@@ -13,12 +13,8 @@ pub enum OutputUrl {
 pub const SRT_DEFAULT_PORT: u16 = 8890;
 
 pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
-    let invalid = |why: &str| {
-        ConfigError::Invalid(format!(
-            "invalid --output '{}': {why}",
-            redact_userinfo(url)
-        ))
-    };
+    let invalid =
+        |why: &str| ConfigError::Invalid(format!("invalid --output '{}': {why}", redact_url(url)));
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| invalid("use srt://host:port"))?;
@@ -42,6 +38,9 @@ pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
             "SRT URL options are not read; the streamid is built from --path and the \
              credentials, and --latency and --passphrase-file set the rest",
         ));
+    }
+    if rest.contains('#') {
+        return Err(invalid("an SRT URL has no fragment ('#…'); remove it"));
     }
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') {
@@ -106,16 +105,25 @@ fn check_host_name(host: &str) -> Result<(), String> {
     }
 }
 
-/// The URL with any userinfo replaced, for error messages.
-pub fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// The URL for error messages: userinfo, and whatever follows the host and
+/// port (path, query, fragment), are replaced by `<redacted>`, because a user
+/// used to other SRT tools may have put a streamid, token or passphrase there.
+pub fn redact_url(url: &str) -> String {
+    let (prefix, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
+    let (userinfo, host_on) = match rest.rfind('@') {
+        Some(at) => ("<redacted>@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let authority_end = host_on.find(['/', '?', '#']).unwrap_or(host_on.len());
+    let (authority, tail) = host_on.split_at(authority_end);
+    let tail = match tail.chars().next() {
+        Some(delimiter) if tail.len() > 1 => format!("{delimiter}<redacted>"),
+        _ => tail.to_string(),
+    };
+    format!("{prefix}{userinfo}{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -165,6 +173,41 @@ mod tests {
         for (url, expected) in cases {
             let error = parse(url).unwrap_err().to_string();
             assert!(error.contains(expected), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn secrets_in_url_parts_never_echoed() {
+        let cases = [
+            (
+                "srt://publish:inputs/x:trax:eyJsecret@host:9000",
+                "'srt://<redacted>@host:9000'",
+            ),
+            (
+                "srt://host:9000?streamid=publish:inputs/x:trax:eyJsecret&passphrase=p4ss",
+                "'srt://host:9000?<redacted>'",
+            ),
+            (
+                "srt://host:9000/publish:inputs/x:trax:eyJsecret",
+                "'srt://host:9000/<redacted>'",
+            ),
+            ("srt://host:9000#eyJsecret", "'srt://host:9000#<redacted>'"),
+            ("publish:inputs/x:trax:eyJsecret@host", "'<redacted>@host'"),
+        ];
+        for (url, shown) in cases {
+            let error = parse(url).unwrap_err().to_string();
+            assert!(!error.contains("eyJsecret"), "{url}: {error}");
+            assert!(!error.contains("p4ss"), "{url}: {error}");
+            assert!(error.contains(shown), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn plain_urls_echoed_whole() {
+        let cases = ["srt://host:0", "srt://a b:9000", "udp://127.0.0.1:9000"];
+        for url in cases {
+            let error = parse(url).unwrap_err().to_string();
+            assert!(error.contains(&format!("'{url}'")), "{url}: {error}");
         }
     }
 

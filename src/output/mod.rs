@@ -72,7 +72,8 @@ pub trait Output: Send {
     fn label(&self) -> String;
 
     /// Checks made before every dial: streamid size, field characters,
-    /// token claims. An error here is never retried.
+    /// token claims. A `Transient` error here (credentials that cannot be
+    /// renewed yet) is retried after a backoff; any other is not.
     fn preflight(&self) -> Result<(), OutputError>;
 
     /// Dials, then streams frames until the frame channel closes (returns

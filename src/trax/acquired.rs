@@ -135,9 +135,11 @@ impl AcquiredSource {
 
 impl CredentialSource for AcquiredSource {
     fn current(&self) -> Result<Publish, OutputError> {
-        let refused = self.lock().refused;
-        let due = refused || self.renew_at().is_some_and(|at| at <= SystemTime::now());
-        if due {
+        let (refused, expires_at) = {
+            let held = self.lock();
+            (held.refused, held.credentials.expires_at)
+        };
+        if renewal_due(refused, self.renew_at(), expires_at, SystemTime::now()) {
             if let Err(error) = self.renew() {
                 let expired = self
                     .lock()
@@ -184,6 +186,19 @@ fn renewal_time(acquired_at: SystemTime, expires_at: SystemTime) -> SystemTime {
     by_margin.max(by_fraction).max(earliest)
 }
 
+/// Whether credentials must be renewed before a dial at `now`: a server
+/// refused them, their renewal time has come, or they have expired. The last
+/// matters for credentials that arrive (nearly) expired: their renewal time
+/// waits for `MIN_RENEW_INTERVAL`, but a dial must not wait for it.
+fn renewal_due(
+    refused: bool,
+    renew_at: Option<SystemTime>,
+    expires_at: Option<SystemTime>,
+    now: SystemTime,
+) -> bool {
+    refused || renew_at.is_some_and(|at| at <= now) || expires_at.is_some_and(|at| at <= now)
+}
+
 /// Maps an API failure during a redial: transient failures (exit 1) let the
 /// supervisor retry later, others end the output.
 fn api_error(error: ApiError) -> OutputError {
@@ -215,6 +230,31 @@ fn log_acquired(source_id: &str, credentials: &AcquiredCredentials) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewal_due_before_dial() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let earlier = Some(now - Duration::from_millis(200));
+        let later = Some(now + Duration::from_millis(800));
+        let cases = [
+            // (refused, renew_at, expires_at, due)
+            (false, later, Some(now + Duration::from_secs(60)), false),
+            (false, None, None, false),
+            (true, later, later, true),
+            (false, earlier, later, true),
+            (false, Some(now), later, true),
+            // Arrived nearly expired: renewal waits, the expiry does not.
+            (false, later, earlier, true),
+            (false, None, earlier, true),
+        ];
+        for (refused, renew_at, expires_at, due) in cases {
+            assert_eq!(
+                renewal_due(refused, renew_at, expires_at, now),
+                due,
+                "refused {refused}, renew_at {renew_at:?}, expires_at {expires_at:?}"
+            );
+        }
+    }
 
     #[test]
     fn renewal_time_by_lifetime() {
