@@ -73,6 +73,16 @@ pub fn studios(args: &ListArgs) -> Result<(), Fatal> {
 
 /// Prints the sources the API key can see, optionally of one studio.
 pub fn sources(args: &SourcesArgs) -> Result<(), Fatal> {
+    if args
+        .studio
+        .as_deref()
+        .is_some_and(|studio| studio.trim().is_empty())
+    {
+        return Err(Fatal::new(
+            ExitStatus::Usage,
+            anyhow::anyhow!("--studio is empty: give a studio id (bridge studios lists them)"),
+        ));
+    }
     let client = list_client(&args.list)?;
     let sources = client.sources(args.studio.as_deref()).map_err(api_fatal)?;
     if args.list.json {

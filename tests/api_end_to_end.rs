@@ -195,7 +195,7 @@ fn expired_token_refused_before_dial() {
     let args = ["--device", "test", "--source", "src_cam1", "--output", &url];
     let output = bridge(&args, &standin);
     let events = receiver.stop();
-    assert_exit(&output, 3, "expired", &standin);
+    assert_exit(&output, 3, "had already expired", &standin);
     let handshakes = events.iter().filter(|e| e["event"] == "connecting").count();
     assert_eq!(handshakes, 0, "{events:?}");
 }

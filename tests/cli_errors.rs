@@ -121,6 +121,17 @@ fn token_claims_checked_before_capture() {
 }
 
 #[test]
+fn secret_typed_as_file_not_echoed() {
+    let key = "sk_live_0123456789abcdef0123456789";
+    let args = with_srt(&["--device", "test", "--token-file", key]);
+    let output = bridge(&args, &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("looks like a secret itself"), "{text}");
+    assert!(!text.contains(key), "{text}");
+}
+
+#[test]
 fn missing_credentials_named() {
     let args = with_srt(&["--device", "test"]);
     assert_fails(&args, &[], 2, "needs credentials: set TRAX_SESSION_TOKEN");

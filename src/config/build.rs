@@ -67,7 +67,8 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         if credential.is_some() {
             return Err(ConfigError::Invalid(
                 "--source acquires the session token through the API, but a token or stream \
-                 key is set too; unset TRAX_SESSION_TOKEN / TRAX_STREAM_KEY or drop --source"
+                 key is set too: drop --token-file / --stream-key-file, unset \
+                 TRAX_SESSION_TOKEN / TRAX_STREAM_KEY, or drop --source"
                     .into(),
             ));
         }

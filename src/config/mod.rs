@@ -116,12 +116,29 @@ pub enum ConfigError {
     },
     #[error("the {kind} in {origin} is empty")]
     EmptySecret { kind: &'static str, origin: String },
-    #[error("cannot read the {kind} file {}: {reason}", path.display())]
+    #[error("cannot read the {kind} file {}: {reason}", shown_path(path))]
     SecretFile {
         kind: &'static str,
         path: PathBuf,
         reason: String,
     },
+}
+
+/// The path of a secret file as error messages show it. A "path" that looks
+/// like a key or token itself (someone typed the secret where its file
+/// belongs) is not shown.
+fn shown_path(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let looks_secret = text.starts_with("sk_")
+        || text.starts_with("eyJ")
+        || (text.len() >= 32 && !text.contains(['/', '.']));
+    if looks_secret {
+        "<redacted: the value given looks like a secret itself; give the path of a file that \
+         contains it>"
+            .to_string()
+    } else {
+        text
+    }
 }
 
 /// A picture size in pixels.

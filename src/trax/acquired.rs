@@ -157,6 +157,20 @@ impl CredentialSource for AcquiredSource {
             }
         }
         let held = self.lock();
+        if let Some(expires_at) = held.credentials.expires_at {
+            if expires_at <= SystemTime::now() {
+                return Err(OutputError::Fatal {
+                    status: ExitStatus::Credentials,
+                    message: format!(
+                        "the API issued credentials for source {} that had already expired; \
+                         the clocks of this machine and the API disagree, or the API's token \
+                         lifetime is wrong: check the time here (timedatectl) and ask the \
+                         deployment's operators",
+                        self.source_id
+                    ),
+                });
+            }
+        }
         Ok(Publish {
             path: held.credentials.path.clone(),
             credential: held.credentials.credential.clone(),

@@ -406,7 +406,7 @@ fn tls_error(operation: String, error: &rustls::Error) -> ApiError {
             Certificate::UnknownIssuer | Certificate::BadSignature,
         ) => {
             ": the server's certificate is not trusted; for a deployment with a private CA, \
-             add that CA's certificate as a PEM file"
+             give that CA's certificate (PEM) with --api-ca-file"
         }
         rustls::Error::InvalidCertificate(
             Certificate::NotValidForName | Certificate::NotValidForNameContext { .. },
