@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod encoder;
+pub mod h264_frames;
 pub mod receiver;
+pub mod rtmp_server;
 pub mod standin;
 
 use receiver::{peer_script, PYTHON};

@@ -11,6 +11,7 @@ use super::protocol::{ProtocolError, Publisher, Stage};
 use super::transport::{self, Connection, TransportError};
 use crate::output::{Frame, MediaKind, Session};
 use crate::pipeline::fanout::{FrameReceiver, Received};
+use gstreamer as gst;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -102,7 +103,8 @@ pub struct SessionStats {
     pub bytes_sent: u64,
     pub video_tags: u64,
     pub audio_tags: u64,
-    /// Frames skipped because their buffer had no PTS.
+    /// Frames skipped because their buffer had no PTS, or one before the
+    /// segment start.
     pub frames_without_pts: u64,
 }
 
@@ -294,6 +296,20 @@ async fn write(connection: &mut Connection, bytes: &[u8], peer: &str) -> Result<
     }
 }
 
+/// Returns `time` in nanoseconds of running time when the sample carries a
+/// TIME segment, or as it is. Encoders may start their segment elsewhere
+/// (x264enc at 1000 hours, to keep DTS positive), and only running time
+/// lines audio up with video. A time before the segment start gives `None`.
+fn running_time(sample: &gst::Sample, time: gst::ClockTime) -> Option<u64> {
+    let segment = sample
+        .segment()
+        .and_then(|segment| segment.downcast_ref::<gst::ClockTime>());
+    match segment {
+        Some(segment) => segment.to_running_time(time).map(|time| time.nseconds()),
+        None => Some(time.nseconds()),
+    }
+}
+
 fn io_error(peer: &str, error: &std::io::Error) -> SessionError {
     SessionError::Io {
         peer: peer.to_string(),
@@ -343,7 +359,10 @@ impl Streaming<'_> {
         let Some(buffer) = frame.sample.buffer() else {
             return Ok(());
         };
-        let Some(pts) = buffer.pts() else {
+        let Some(pts) = buffer
+            .pts()
+            .and_then(|pts| running_time(&frame.sample, pts))
+        else {
             self.stats.frames_without_pts += 1;
             if self.stats.frames_without_pts == 1 {
                 tracing::warn!(kind = ?frame.kind, "RTMP output skips frames without a PTS");
@@ -356,8 +375,10 @@ impl Streaming<'_> {
         })?;
         let media = MediaFrame {
             data: map.as_slice(),
-            pts_ns: pts.nseconds(),
-            dts_ns: buffer.dts().map(|dts| dts.nseconds()),
+            pts_ns: pts,
+            dts_ns: buffer
+                .dts()
+                .and_then(|dts| running_time(&frame.sample, dts)),
         };
         let caps = frame.sample.caps();
         let tags = match frame.kind {

@@ -21,6 +21,7 @@ use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 
 /// Maximum chunk size the client sends, in bytes (the value OBS and
 /// FFmpeg use).
@@ -240,15 +241,21 @@ impl Publisher {
         }
 
         let mut input = bytes;
-        while let Some(payload) = self
-            .deserializer
-            .get_next_message(input)
-            .map_err(ProtocolError::malformed)?
-        {
+        while let Some(payload) = self.next_message(input)? {
             input = &[];
             out.extend(self.handle(payload)?);
         }
         Ok(out)
+    }
+
+    /// Reads the next complete message. A panic inside `rml_rtmp` on odd
+    /// input becomes an error, so a server cannot take the output thread
+    /// down.
+    fn next_message(&mut self, input: &[u8]) -> Result<Option<MessagePayload>, ProtocolError> {
+        let deserializer = &mut self.deserializer;
+        std::panic::catch_unwind(AssertUnwindSafe(|| deserializer.get_next_message(input)))
+            .map_err(|_| ProtocolError::malformed("the chunk reader failed on its input"))?
+            .map_err(ProtocolError::malformed)
     }
 
     /// Returns the `@setDataFrame onMetaData` message.
@@ -325,10 +332,22 @@ impl Publisher {
     }
 
     fn handle(&mut self, payload: MessagePayload) -> Result<Vec<u8>, ProtocolError> {
-        let message = payload
-            .to_rtmp_message()
+        if matches!(payload.type_id, AMF0_COMMAND | AMF3_COMMAND) {
+            let command = parse_command(&payload)?;
+            return self.handle_command(
+                &command.name,
+                command.transaction_id,
+                command.object,
+                command.arguments,
+            );
+        }
+        let message = std::panic::catch_unwind(|| payload.to_rtmp_message())
+            .map_err(|_| ProtocolError::malformed("a message could not be decoded"))?
             .map_err(ProtocolError::malformed)?;
         match message {
+            RtmpMessage::SetChunkSize { size: 0 } => {
+                Err(ProtocolError::malformed("the server set a chunk size of 0"))
+            }
             RtmpMessage::SetChunkSize { size } => {
                 self.deserializer
                     .set_max_chunk_size(size as usize)
@@ -352,17 +371,6 @@ impl Publisher {
                 };
                 self.send(pong, 0, 0)
             }
-            RtmpMessage::Amf0Command {
-                command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            } => self.handle_command(
-                &command_name,
-                transaction_id,
-                command_object,
-                additional_arguments,
-            ),
             _ => Ok(Vec::new()),
         }
     }
@@ -504,6 +512,45 @@ impl Publisher {
         }
         text
     }
+}
+
+/// RTMP message type ids of commands: AMF0, and AMF3, which Flash-era
+/// peers use for AMF0 values behind a leading 0 byte.
+const AMF0_COMMAND: u8 = 20;
+const AMF3_COMMAND: u8 = 17;
+
+/// A command as received.
+struct Command {
+    name: String,
+    transaction_id: f64,
+    object: Amf0Value,
+    arguments: Vec<Amf0Value>,
+}
+
+/// Decodes a command message. Unlike `rml_rtmp` 0.8, which panics on it,
+/// this accepts a command without a command object, as FFmpeg's RTMP
+/// server sends.
+fn parse_command(payload: &MessagePayload) -> Result<Command, ProtocolError> {
+    let mut data: &[u8] = &payload.data;
+    if payload.type_id == AMF3_COMMAND && data.first() == Some(&0) {
+        data = &data[1..];
+    }
+    let mut values = rml_rtmp::rml_amf0::deserialize(&mut std::io::Cursor::new(data))
+        .map_err(ProtocolError::malformed)?
+        .into_iter();
+    let Some(Amf0Value::Utf8String(name)) = values.next() else {
+        return Err(ProtocolError::malformed("a command has no name"));
+    };
+    let transaction_id = match values.next() {
+        Some(Amf0Value::Number(id)) => id,
+        _ => 0.0,
+    };
+    Ok(Command {
+        name,
+        transaction_id,
+        object: values.next().unwrap_or(Amf0Value::Null),
+        arguments: values.collect(),
+    })
 }
 
 fn command(

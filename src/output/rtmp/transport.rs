@@ -59,7 +59,10 @@ pub enum TransportError {
     )]
     Handshake { peer: String, reason: String },
 
-    #[error("TLS handshake with {peer} took over {timeout_ms} ms")]
+    #[error(
+        "TLS handshake with {peer} took over {timeout_ms} ms: check that the port serves RTMPS \
+         (TLS from the first byte, usually port 1936)"
+    )]
     HandshakeTimeout { peer: String, timeout_ms: u64 },
 }
 

@@ -524,3 +524,52 @@ fn status_classification() {
         assert_eq!(classify_status(level, code), expected, "{level} {code}");
     }
 }
+
+#[test]
+fn command_without_object_is_read() {
+    let (mut publisher, mut server) = until_publish();
+    // FFmpeg's server sends commands of name and transaction id only, which
+    // rml_rtmp 0.8 panics on.
+    let values = vec![text("onFCPublish"), Amf0Value::Number(0.0)];
+    let payload = MessagePayload {
+        timestamp: RtmpTimestamp::new(0),
+        message_stream_id: 0,
+        type_id: AMF0_COMMAND,
+        data: Bytes::from(rml_rtmp::rml_amf0::serialize(&values).unwrap()),
+    };
+    let bytes = server
+        .serializer
+        .serialize(&payload, false, false)
+        .unwrap()
+        .bytes;
+    assert!(publisher.receive(&bytes).unwrap().is_empty());
+
+    let started = server.status("status", "NetStream.Publish.Start", "");
+    publisher.receive(&started).unwrap();
+    assert_eq!(publisher.stage(), Stage::Publishing);
+}
+
+#[test]
+fn zero_chunk_size_is_malformed() {
+    let (mut publisher, mut server) = publishing();
+    let zero = server.send(RtmpMessage::SetChunkSize { size: 0 }, 0);
+    let error = publisher.receive(&zero).unwrap_err();
+    assert!(
+        matches!(error, ProtocolError::Malformed { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn garbage_is_malformed_not_a_panic() {
+    let mut publisher = Publisher::new(names(), vec![]);
+    publisher.start().unwrap();
+    // A type 1 header on a chunk stream that never had a type 0 header.
+    let error = publisher
+        .receive(&[0x43, 0, 0, 0, 0, 0, 4, 20, 1, 2, 3, 4])
+        .unwrap_err();
+    assert!(
+        matches!(error, ProtocolError::Malformed { .. }),
+        "{error:?}"
+    );
+}
