@@ -224,7 +224,9 @@ mod tests {
 
     #[test]
     fn split_handles_start_code_forms() {
-        let cases: Vec<(&str, Vec<u8>, Vec<Vec<u8>>)> = vec![
+        // Name, Annex B input, expected NAL units.
+        type Case = (&'static str, Vec<u8>, Vec<Vec<u8>>);
+        let cases: Vec<Case> = vec![
             (
                 "four-byte start codes",
                 vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x65, 0x88, 0x84],

@@ -294,7 +294,7 @@ impl FlvMuxer {
         let Some(first) = pts.next() else {
             return 0;
         };
-        pts.last().map_or(0, |last| last.saturating_sub(first))
+        pts.next_back().map_or(0, |last| last.saturating_sub(first))
     }
 
     fn metadata(&self) -> HashMap<String, Amf0Value> {

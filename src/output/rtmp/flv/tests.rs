@@ -340,7 +340,7 @@ fn metadata_describes_both_streams() {
         values.get("encoder"),
         Some(&Amf0Value::Utf8String("bridge 0.1.0".to_string()))
     );
-    assert_eq!(&body(&tags[2])[..], &[0xaf, 0, 0x11, 0x90]);
+    assert_eq!(body(&tags[2]), &[0xaf, 0, 0x11, 0x90]);
 }
 
 #[test]
