@@ -40,8 +40,8 @@ fn stream_key(value: &str) -> Credential {
     Credential::StreamKey(Secret::new("stream key", value))
 }
 
-/// A token for `PATH` padded past 1 KB, so any cut at 256 or 512 bytes
-/// shows.
+/// Mints a token for `PATH` padded past 1 KB, so any cut at 256 or 512
+/// bytes shows.
 fn long_token() -> String {
     let pad = format!("pad=\"{}\"", "x".repeat(900));
     let secret = mint_token(&["--path", PATH, "--claim", &pad]);
@@ -61,7 +61,7 @@ fn settings(port: u16, credentials: Arc<dyn CredentialSource>) -> RtmpSettings {
     }
 }
 
-/// Static credentials that count how often a server refused them.
+/// Static credentials that count how often a server rejected them.
 #[derive(Debug)]
 struct CountingCredentials {
     publish: Publish,
@@ -533,7 +533,7 @@ fn parameter_sets_in_separate_buffers_make_header() {
         "the PPS is not the encoder's"
     );
     assert_eq!(&video[1].head[..2], &[0x17, 1], "first frame: a keyframe");
-    // The keyframe tag holds the IDR slice alone, length-prefixed.
+    // The keyframe tag contains the IDR slice alone, length-prefixed.
     assert_eq!(video[1].head[9] & 0x1f, 5);
 }
 
@@ -874,7 +874,11 @@ fn claim_checks_refuse_before_dialing() {
             assert_secret_hidden(&secret, &[message]);
         }
     }
-    assert_eq!(server.accepted(), 0, "a refused output reached the server");
+    assert_eq!(
+        server.accepted(),
+        0,
+        "an output that failed its checks reached the server"
+    );
 
     let mut control = RtmpOutput::new(settings(
         server.port,

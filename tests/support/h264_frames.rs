@@ -1,6 +1,6 @@
-//! H.264 frames made ahead of time, for tests that feed an output by hand:
-//! a short x264 encode pulled from an appsink as fast as it runs, and
-//! helpers to cut access units into one buffer per NAL unit and to shift
+//! H.264 frames made ahead of time, for tests that feed an output by hand.
+//! A short x264 encode is pulled from an appsink as fast as it runs, and
+//! helpers cut access units into one buffer per NAL unit and shift
 //! timestamps.
 //!
 //! ```text

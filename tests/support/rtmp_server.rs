@@ -2,7 +2,7 @@
 //! by rcgen). It records what each publisher sends: tcUrl, app, the full
 //! publish name with its query, every command, the metadata, and each
 //! audio and video message's timestamp and first bytes. A callback decides
-//! how it answers `publish`: accept, `NetStream.Publish.Unauthorized`, any
+//! its response to `publish`: accept, `NetStream.Publish.Unauthorized`, any
 //! other status, or a bare close.
 //!
 //! Chunking, AMF0 and the handshake come from `rml_rtmp`. Its
@@ -39,7 +39,7 @@ pub struct Attempt {
     pub publish_name: String,
 }
 
-/// How the server answers `publish`.
+/// The server's response to `publish`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Accept,
@@ -51,8 +51,8 @@ pub enum Verdict {
         level: String,
         code: String,
     },
-    /// Close the connection without an answer, as older MediaMTX and
-    /// nginx-rtmp's refusing `on_publish` do.
+    /// Close the connection without a response, as older MediaMTX does and
+    /// nginx-rtmp does when its `on_publish` hook rejects the stream.
     Close,
     /// Accept, then close after this many audio and video messages, as a
     /// server that restarts or drops the publisher does.
@@ -84,7 +84,8 @@ pub struct ReceivedTag {
 pub enum End {
     /// The client closed its side.
     ClientClosed,
-    /// The server closed it after refusing `publish`.
+    /// The server closed it, after rejecting `publish` or after the media
+    /// messages that `Verdict::AcceptThenClose` allows.
     ServerClosed,
     Error(String),
 }
@@ -164,17 +165,19 @@ impl Certificates {
 }
 
 impl RtmpServer {
-    /// A plain RTMP server that answers `publish` as `verdict` says.
+    /// Starts a plain RTMP server that responds to `publish` as `verdict`
+    /// returns.
     pub fn start(verdict: impl Fn(&Attempt) -> Verdict + Send + Sync + 'static) -> Self {
         Self::start_with(None, Arc::new(verdict))
     }
 
-    /// An accepting plain RTMP server.
+    /// Starts a plain RTMP server that accepts every publish.
     pub fn accepting() -> Self {
         Self::start(|_| Verdict::Accept)
     }
 
-    /// An RTMPS server with `certificates`, accepting every publish.
+    /// Starts an RTMPS server with `certificates` that accepts every
+    /// publish.
     pub fn start_tls(certificates: &Certificates) -> Self {
         Self::start_with(
             Some(certificates.server_config()),
@@ -229,8 +232,8 @@ impl RtmpServer {
         self.state.0.lock().unwrap().connections.clone()
     }
 
-    /// Waits until `done` holds for the recorded connections; panics with
-    /// them after `timeout`.
+    /// Waits until `done` is true for the recorded connections, and panics
+    /// with them after `timeout`.
     pub fn wait_until(
         &self,
         timeout: Duration,

@@ -78,8 +78,8 @@ pub fn length_prefixed<'a>(units: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8>
     out
 }
 
-/// Builds the AVCDecoderConfigurationRecord for `sps` and `pps` (both
-/// non-empty; the caller holds video until it has them). Profile,
+/// Builds the AVCDecoderConfigurationRecord for `sps` and `pps`. Both must
+/// be non-empty, so the caller keeps video back until it has them. Profile,
 /// compatibility and level come from the first SPS. For the High profiles
 /// the record ends with chroma format and bit depths read from that SPS;
 /// when they cannot be read, that optional ending is left out, as many
@@ -134,7 +134,7 @@ struct ChromaFormat {
 }
 
 /// Reads chroma format and bit depths from a High profile SPS (H.264
-/// 7.3.2.1.1), or `None` when the SPS ends early or holds values out of
+/// 7.3.2.1.1), or `None` when the SPS ends early or contains values out of
 /// range.
 fn chroma_format(sps: &[u8]) -> Option<ChromaFormat> {
     let rbsp = remove_emulation_prevention(sps.get(4..)?);
@@ -191,7 +191,8 @@ impl<'a> BitReader<'a> {
         Some(u32::from(bit))
     }
 
-    /// Reads a ue(v) value; `None` past the end or beyond 31 leading zeros.
+    /// Reads a ue(v) value, or `None` past the end or beyond 31 leading
+    /// zeros.
     fn unsigned_exp_golomb(&mut self) -> Option<u32> {
         let mut leading_zeros = 0;
         while self.bit()? == 0 {
@@ -212,7 +213,6 @@ impl<'a> BitReader<'a> {
 mod tests {
     use super::*;
 
-    /// An SPS as x264 writes it for 640x360 High profile, level 3.0.
     /// The SPS and PPS x264 (GStreamer 1.22) writes for 640x360 at 30 fps,
     /// High profile, level 3.0.
     const HIGH_SPS: &[u8] = &[

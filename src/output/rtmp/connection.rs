@@ -25,7 +25,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 const FRAME_POLL: Duration = Duration::from_millis(50);
 
 /// Frames between the frame thread and the session. The bridge's channel
-/// before it holds the real backlog.
+/// before it buffers the real backlog.
 const PUMP_FRAMES: usize = 4;
 
 /// How long one write may wait for the server to accept data.
@@ -48,7 +48,7 @@ pub enum SessionError {
 
     #[error(
         "the RTMP server at {peer} closed the connection after the publish command: servers \
-         that answer no status (MediaMTX before 1.20.1, nginx-rtmp's on_publish) reject \
+         that send no error status (MediaMTX before 1.20.1, nginx-rtmp's on_publish) reject \
          credentials this way"
     )]
     ClosedAfterPublish { peer: String },
@@ -86,7 +86,7 @@ pub enum SessionError {
     Runtime(String),
 }
 
-/// Where to dial and how long each step may take.
+/// Destination of a dial and the time allowed for each step.
 pub struct Dial {
     pub host: String,
     pub port: u16,
@@ -143,7 +143,8 @@ pub fn run(
 }
 
 /// Moves frames from the bridge's channel to the session until the channel
-/// closes (dropping `sender` tells the session) or the session has ended.
+/// closes (dropping `sender` ends the session's frame stream) or the
+/// session has ended.
 fn pump_frames(frames: &FrameReceiver, sender: mpsc::Sender<Frame>) {
     while !sender.is_closed() {
         match frames.recv_timeout(FRAME_POLL) {

@@ -95,7 +95,7 @@ pub enum Tag {
 
 /// A frame waiting for the stream to start, already converted.
 #[derive(Debug)]
-enum Held {
+enum HeldFrame {
     Video(VideoUnit),
     Audio { pts_ns: u64, data: Vec<u8> },
 }
@@ -122,7 +122,7 @@ pub struct FlvMuxer {
     pps: Vec<Vec<u8>>,
     /// DTS of the first video frame sent: time zero of the session clock.
     base_ns: Option<u64>,
-    held: Vec<Held>,
+    held_frames: Vec<HeldFrame>,
     /// PTS of the first video frame seen before the start, for the hold limit.
     first_video_pts_ns: Option<u64>,
     started: bool,
@@ -133,7 +133,7 @@ pub struct FlvMuxer {
 }
 
 impl FlvMuxer {
-    /// A muxer whose first tag has timestamp `start_timestamp_ms`.
+    /// Creates a muxer whose first tag has timestamp `start_timestamp_ms`.
     pub fn new(has_audio: bool, encoder_name: &str, start_timestamp_ms: u32) -> Self {
         Self {
             has_audio,
@@ -144,7 +144,7 @@ impl FlvMuxer {
             sps: Vec::new(),
             pps: Vec::new(),
             base_ns: None,
-            held: Vec::new(),
+            held_frames: Vec::new(),
             first_video_pts_ns: None,
             started: false,
             sent_avc_record: None,
@@ -178,7 +178,7 @@ impl FlvMuxer {
         }
         let first_pts_ns = *self.first_video_pts_ns.get_or_insert(unit.pts_ns);
         if self.base_ns.is_some() && !unit.payload.is_empty() {
-            self.held.push(Held::Video(unit));
+            self.held_frames.push(HeldFrame::Video(unit));
         } else if unit.pts_ns.saturating_sub(first_pts_ns) > HOLD_LIMIT_NS {
             return Err(FlvError::NoParameterSets);
         }
@@ -204,7 +204,7 @@ impl FlvMuxer {
 
         self.audio_format = Some(format);
         if self.base_ns.is_some() {
-            self.held.push(Held::Audio {
+            self.held_frames.push(HeldFrame::Audio {
                 pts_ns: frame.pts_ns,
                 data: frame.data.to_vec(),
             });
@@ -240,7 +240,7 @@ impl FlvMuxer {
         let keyframe = units
             .iter()
             .any(|unit| avc::nal_unit_type(unit) == nal_type::IDR);
-        let kept = units.iter().copied().filter(|unit| {
+        let payload_units = units.iter().copied().filter(|unit| {
             !matches!(
                 avc::nal_unit_type(unit),
                 nal_type::AUD | nal_type::SPS | nal_type::PPS | nal_type::FILLER
@@ -250,7 +250,7 @@ impl FlvMuxer {
             pts_ns: frame.pts_ns,
             dts_ns: frame.dts_ns.unwrap_or(frame.pts_ns),
             keyframe,
-            payload: avc::length_prefixed(kept),
+            payload: avc::length_prefixed(payload_units),
         }
     }
 
@@ -277,20 +277,23 @@ impl FlvMuxer {
         if let (true, Some(format)) = (self.has_audio, &audio_format) {
             tags.push(self.audio_config_tag(&format.codec_data, base_ns));
         }
-        for held in std::mem::take(&mut self.held) {
-            match held {
-                Held::Video(unit) => self.video_tags(unit, tags)?,
-                Held::Audio { pts_ns, data } => self.audio_tag(pts_ns, &data, tags),
+        for held_frame in std::mem::take(&mut self.held_frames) {
+            match held_frame {
+                HeldFrame::Video(unit) => self.video_tags(unit, tags)?,
+                HeldFrame::Audio { pts_ns, data } => self.audio_tag(pts_ns, &data, tags),
             }
         }
         Ok(())
     }
 
     fn held_video_span_ns(&self) -> u64 {
-        let mut pts = self.held.iter().filter_map(|held| match held {
-            Held::Video(unit) => Some(unit.pts_ns),
-            Held::Audio { .. } => None,
-        });
+        let mut pts = self
+            .held_frames
+            .iter()
+            .filter_map(|held_frame| match held_frame {
+                HeldFrame::Video(unit) => Some(unit.pts_ns),
+                HeldFrame::Audio { .. } => None,
+            });
         let Some(first) = pts.next() else {
             return 0;
         };
@@ -398,8 +401,8 @@ impl FlvMuxer {
     }
 }
 
-/// The five bytes before AVC data in a video tag: frame type and codec,
-/// AVCPacketType (0 sequence header, 1 NAL units), composition time.
+/// Builds the five bytes before AVC data in a video tag: frame type and
+/// codec, AVCPacketType (0 sequence header, 1 NAL units), composition time.
 fn video_tag_header(frame_type: u8, packet_type: u8, cts_ms: i32) -> Vec<u8> {
     let cts = cts_ms.to_be_bytes();
     vec![

@@ -1,10 +1,10 @@
 //! RTMP and RTMPS output: FLV tags over an RTMP publish.
 //!
 //! `target` builds the app, tcUrl and stream name with the credentials
-//! where the settings place them, `flv` turns frames into tags, `protocol`
-//! runs the command exchange on `rml_rtmp`'s chunking, `transport` opens
-//! TCP or TLS, and `connection` drives one session on a current-thread
-//! tokio runtime.
+//! where the settings place them. `flv` turns frames into tags, and
+//! `protocol` runs the command exchange on `rml_rtmp`'s chunking.
+//! `transport` opens TCP or TLS, and `connection` drives one session on a
+//! current-thread tokio runtime.
 //!
 //! Each session dials once, publishes until the frame channel closes or the
 //! connection fails, and returns; the supervisor decides about redialing.
@@ -52,7 +52,7 @@ pub struct RtmpSettings {
     /// roots.
     pub ca_file: Option<PathBuf>,
     /// Time allowed for each step of opening a session: TCP connect, TLS
-    /// handshake, RTMP handshake, and the answer to each command.
+    /// handshake, RTMP handshake, and the response to each command.
     pub connect_timeout_ms: u32,
 }
 
@@ -194,14 +194,14 @@ impl RtmpOutput {
     }
 
     /// Maps a session failure to what the supervisor acts on. A rejection
-    /// of the credentials marks them refused first, so the next dial gets
+    /// of the credentials marks them rejected first, so the next dial gets
     /// new ones where the source can.
     fn output_error(&self, error: SessionError, kind: &str) -> OutputError {
         let credentials_rejected = matches!(
             error,
             SessionError::ClosedAfterPublish { .. }
                 | SessionError::Protocol(
-                    protocol::ProtocolError::Refused {
+                    protocol::ProtocolError::Rejected {
                         credentials: true,
                         ..
                     },
@@ -229,7 +229,8 @@ impl RtmpOutput {
     }
 }
 
-/// What `prepare` found and built.
+/// Result of the pre-dial checks: the names to send, the credential forms
+/// to keep out of messages, the credential kind and the TLS settings.
 struct Prepared {
     names: PublishNames,
     redactions: Vec<String>,
@@ -436,9 +437,9 @@ mod tests {
             credentials: source.clone(),
             ..settings()
         });
-        let refused = |credentials: bool| {
+        let rejection = |credentials: bool| {
             SessionError::Protocol(
-                protocol::ProtocolError::Refused {
+                protocol::ProtocolError::Rejected {
                     command: "publish",
                     level: "error".to_string(),
                     code: "NetStream.Publish.Unauthorized".to_string(),
@@ -449,10 +450,10 @@ mod tests {
             )
         };
 
-        let error = output.output_error(refused(true), "session token");
+        let error = output.output_error(rejection(true), "session token");
         assert!(
             matches!(&error, OutputError::Rejected(message)
-            if message.starts_with("session token rejected: the RTMP server refused publish: \
+            if message.starts_with("session token rejected: the RTMP server rejected publish: \
                                     NetStream.Publish.Unauthorized")),
             "{error:?}"
         );
@@ -468,7 +469,7 @@ mod tests {
             2
         );
 
-        let error = output.output_error(refused(false), "session token");
+        let error = output.output_error(rejection(false), "session token");
         assert!(matches!(error, OutputError::Transient(_)), "{error:?}");
         assert_eq!(
             source.invalidated.load(std::sync::atomic::Ordering::SeqCst),

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Chunking and AMF0 come from `rml_rtmp`. Its `ClientSession` is not used
-//! because it cannot send `FCUnpublish` and reduces a refused `publish` to
+//! because it cannot send `FCUnpublish` and reduces a rejected `publish` to
 //! a status code without level or description.
 
 use super::target::PublishNames;
@@ -38,7 +38,7 @@ const MAX_DESCRIPTION_CHARS: usize = 200;
 /// How far the exchange has come.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// `connect` sent, waiting for its answer.
+    /// `connect` sent, waiting for its response.
     Connecting,
     /// `createStream` sent, waiting for the stream id.
     CreatingStream,
@@ -50,7 +50,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The command whose answer this stage waits for, for messages.
+    /// Returns the command whose response this stage waits for, for
+    /// messages.
     pub fn awaited_command(self) -> &'static str {
         match self {
             Self::Connecting => "connect",
@@ -63,18 +64,18 @@ impl Stage {
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// The server answered a command with an error status.
+    /// The server rejected a command with an error status.
     #[error(
-        "the RTMP server refused {command}: {code} ({level}){}",
+        "the RTMP server rejected {command}: {code} ({level}){}",
         description_text(.description)
     )]
-    Refused {
+    Rejected {
         command: &'static str,
         level: String,
         code: String,
         /// The server's text, with credentials cut out.
         description: String,
-        /// Whether the code says the credentials were rejected.
+        /// Whether the code marks the credentials as rejected.
         credentials: bool,
     },
 
@@ -112,7 +113,7 @@ fn description_text(description: &str) -> String {
     }
 }
 
-/// What an `onStatus` or `_error` answer means for a publisher.
+/// Meaning of an `onStatus` or `_error` response for a publisher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusMeaning {
     PublishStarted,
@@ -167,8 +168,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher for `names`. `redactions` are the credential's forms
-    /// that a server might echo in a description.
+    /// Creates a publisher for `names`. `redactions` are the credential's
+    /// forms that a server might echo in a description.
     pub fn new(names: PublishNames, redactions: Vec<String>) -> Self {
         let mut redactions = redactions;
         redactions.push(names.tc_url.expose().to_string());
@@ -486,7 +487,7 @@ impl Publisher {
                 Ok(())
             }
             StatusMeaning::CredentialsRejected | StatusMeaning::Failed => {
-                Err(ProtocolError::Refused {
+                Err(ProtocolError::Rejected {
                     command: self.stage.awaited_command(),
                     level: status.level,
                     code: status.code,

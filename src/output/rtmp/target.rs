@@ -1,6 +1,6 @@
-//! Where an RTMP publish goes and how it carries its credentials: the
-//! `connect` command's app and tcUrl, and the `publish` command's stream
-//! name.
+//! Destination and credentials of an RTMP publish, as the `connect`
+//! command's app and tcUrl and the `publish` command's stream name carry
+//! them.
 //!
 //! A stream path such as `inputs/rtmp-<uuid>` splits at its last `/` into
 //! the app (`inputs`) and the stream name (`rtmp-<uuid>`). TRaX documents
@@ -32,7 +32,8 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Where the bridge puts the credentials, since RTMP has no userinfo field.
+/// Location of the credentials in the commands, since RTMP has no userinfo
+/// field.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Placement {
     /// In the tcUrl of `connect`, as `scheme://user:pass@host:port/app`.
@@ -160,8 +161,8 @@ pub fn encode_component(value: &str) -> String {
     utf8_percent_encode(value, COMPONENT).to_string()
 }
 
-/// What the `connect` and `publish` commands carry. Both strings hold a
-/// credential in at least one of them, so both are secrets.
+/// Names that the `connect` and `publish` commands carry. At least one of
+/// the two strings contains the credential, so both are secrets.
 #[derive(Clone, Debug)]
 pub struct PublishNames {
     pub app: String,
@@ -169,11 +170,11 @@ pub struct PublishNames {
     pub stream_name: String,
     pub tc_url: Secret,
     /// The stream name as `publish` sends it, with the query when the
-    /// placement asks for one.
+    /// placement puts the credentials there.
     pub publish_name: Secret,
 }
 
-/// Where the connection goes: scheme, host and port.
+/// Destination of the connection: scheme, host and port.
 #[derive(Clone, Copy, Debug)]
 pub struct Endpoint<'a> {
     pub tls: bool,
@@ -201,7 +202,7 @@ impl Endpoint<'_> {
 }
 
 /// Builds the tcUrl and the publish name for `path` with `credential`,
-/// placed as `placement` says.
+/// placed according to `placement`.
 pub fn publish_names(
     endpoint: Endpoint<'_>,
     path: &str,
@@ -412,9 +413,9 @@ mod tests {
             Placement::Both,
         )
         .unwrap();
-        let shown = format!("{names:?} {} {}", names.tc_url, names.publish_name);
-        assert!(!shown.contains(TOKEN), "{shown}");
-        assert!(shown.contains("rtmp-1234"), "{shown}");
+        let formatted = format!("{names:?} {} {}", names.tc_url, names.publish_name);
+        assert!(!formatted.contains(TOKEN), "{formatted}");
+        assert!(formatted.contains("rtmp-1234"), "{formatted}");
     }
 
     #[test]

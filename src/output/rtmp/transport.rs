@@ -2,7 +2,7 @@
 //! (not STARTTLS), verified against the web PKI roots plus an optional CA
 //! file, with the host name checked.
 //!
-//! Certificate and host name failures are told apart from network
+//! Certificate and host name failures are reported apart from network
 //! failures, because retrying cannot fix them.
 
 use rustls::pki_types::pem::PemObject;
@@ -67,13 +67,13 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// Whether retrying cannot help: a certificate that is not trusted or
-    /// not valid for the host name.
+    /// Returns whether retrying cannot help: a certificate that is not
+    /// trusted or not valid for the host name.
     pub fn is_certificate(&self) -> bool {
         matches!(self, Self::Certificate { .. })
     }
 
-    /// Whether the settings are wrong, found before dialing.
+    /// Returns whether the settings are wrong, found before dialing.
     pub fn is_usage(&self) -> bool {
         matches!(self, Self::CaFile { .. } | Self::ServerName { .. })
     }

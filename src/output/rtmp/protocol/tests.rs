@@ -19,8 +19,8 @@ fn names() -> PublishNames {
     }
 }
 
-/// The server's end: serializes its answers and reads what the publisher
-/// sent.
+/// The server's end: serializes the server's messages and decodes what the
+/// publisher sent.
 struct Server {
     serializer: ChunkSerializer,
     deserializer: ChunkDeserializer,
@@ -189,7 +189,7 @@ fn exchange_reaches_publishing() {
     );
     assert_eq!(publisher.stage(), Stage::CreatingStream);
 
-    // Answers to releaseStream and FCPublish change nothing.
+    // Responses to releaseStream and FCPublish change nothing.
     let ignored = server.answer("_error", 2, vec![status("error", "x", "")]);
     assert!(publisher.receive(&ignored).unwrap().is_empty());
     let bandwidth_done = server.answer("onBWDone", 0, vec![]);
@@ -210,14 +210,14 @@ fn exchange_reaches_publishing() {
 #[test]
 fn unauthorized_status_is_credentials_rejection() {
     let (mut publisher, mut server) = until_publish();
-    let refused = server.status(
+    let rejection = server.status(
         "error",
         "NetStream.Publish.Unauthorized",
         &format!("token {TOKEN} rejected"),
     );
-    let error = publisher.receive(&refused).unwrap_err();
+    let error = publisher.receive(&rejection).unwrap_err();
 
-    let ProtocolError::Refused {
+    let ProtocolError::Rejected {
         command,
         code,
         description,
@@ -233,7 +233,7 @@ fn unauthorized_status_is_credentials_rejection() {
     assert_eq!(description, "token <redacted> rejected");
     assert_eq!(
         error.to_string(),
-        "the RTMP server refused publish: NetStream.Publish.Unauthorized (error): \"token \
+        "the RTMP server rejected publish: NetStream.Publish.Unauthorized (error): \"token \
          <redacted> rejected\""
     );
 }
@@ -241,10 +241,10 @@ fn unauthorized_status_is_credentials_rejection() {
 #[test]
 fn bad_name_status_is_failure() {
     let (mut publisher, mut server) = until_publish();
-    let refused = server.status("error", "NetStream.Publish.BadName", "already publishing");
-    let error = publisher.receive(&refused).unwrap_err();
+    let rejection = server.status("error", "NetStream.Publish.BadName", "already publishing");
+    let error = publisher.receive(&rejection).unwrap_err();
     assert!(
-        matches!(&error, ProtocolError::Refused { credentials: false, code, .. } if code == "NetStream.Publish.BadName"),
+        matches!(&error, ProtocolError::Rejected { credentials: false, code, .. } if code == "NetStream.Publish.BadName"),
         "{error:?}"
     );
 }
@@ -252,7 +252,7 @@ fn bad_name_status_is_failure() {
 #[test]
 fn error_answer_to_publish_is_refusal() {
     let (mut publisher, mut server) = until_publish();
-    let refused = server.answer(
+    let rejection = server.answer(
         "_error",
         0,
         vec![status(
@@ -261,11 +261,11 @@ fn error_answer_to_publish_is_refusal() {
             "Invalid publish mode",
         )],
     );
-    let error = publisher.receive(&refused).unwrap_err();
+    let error = publisher.receive(&rejection).unwrap_err();
     assert!(
         matches!(
             &error,
-            ProtocolError::Refused {
+            ProtocolError::Rejected {
                 command: "publish",
                 credentials: false,
                 ..
@@ -280,16 +280,16 @@ fn rejected_connect_is_credentials_rejection() {
     let mut publisher = Publisher::new(names(), vec![]);
     let mut server = Server::new();
     server.read(&publisher.start().unwrap());
-    let refused = server.answer(
+    let rejection = server.answer(
         "_error",
         1,
         vec![status("error", "NetConnection.Connect.Rejected", "")],
     );
-    let error = publisher.receive(&refused).unwrap_err();
+    let error = publisher.receive(&rejection).unwrap_err();
     assert!(
         matches!(
             &error,
-            ProtocolError::Refused {
+            ProtocolError::Rejected {
                 command: "connect",
                 credentials: true,
                 ..
@@ -299,7 +299,7 @@ fn rejected_connect_is_credentials_rejection() {
     );
     assert_eq!(
         error.to_string(),
-        "the RTMP server refused connect: NetConnection.Connect.Rejected (error)"
+        "the RTMP server rejected connect: NetConnection.Connect.Rejected (error)"
     );
 }
 
@@ -307,8 +307,8 @@ fn rejected_connect_is_credentials_rejection() {
 fn description_with_publish_name_is_redacted() {
     let (mut publisher, mut server) = until_publish();
     let echoed = format!("bad stream rtmp-1234?user=trax&pass={TOKEN}");
-    let refused = server.status("error", "NetStream.Publish.BadName", &echoed);
-    let error = publisher.receive(&refused).unwrap_err().to_string();
+    let rejection = server.status("error", "NetStream.Publish.BadName", &echoed);
+    let error = publisher.receive(&rejection).unwrap_err().to_string();
     assert!(!error.contains(TOKEN), "{error}");
     assert!(error.contains("bad stream <redacted>"), "{error}");
 }
