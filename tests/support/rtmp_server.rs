@@ -458,8 +458,11 @@ impl Connection {
     }
 
     fn record_data(&self, values: Vec<Amf0Value>) {
-        let is_metadata = matches!(values.first(), Some(Amf0Value::Utf8String(name)) if name == "@setDataFrame")
-            && matches!(values.get(1), Some(Amf0Value::Utf8String(name)) if name == "onMetaData");
+        let text = |index: usize| match values.get(index) {
+            Some(Amf0Value::Utf8String(text)) => text.as_str(),
+            _ => "",
+        };
+        let is_metadata = text(0) == "@setDataFrame" && text(1) == "onMetaData";
         if let (true, Some(Amf0Value::Object(properties))) = (is_metadata, values.get(2)) {
             let properties = properties.clone();
             self.record(|recorded| recorded.metadata = Some(properties));

@@ -33,8 +33,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use target::{Endpoint, PublishNames};
 
-/// The RTMP and RTMPS ports of the TRaX edge.
+/// The RTMP port of the TRaX edge.
 pub const RTMP_DEFAULT_PORT: u16 = 1935;
+
+/// The RTMPS port of the TRaX edge.
 pub const RTMPS_DEFAULT_PORT: u16 = 1936;
 
 /// Destination, credentials and options of one RTMP output.
@@ -49,7 +51,7 @@ pub struct RtmpSettings {
     pub credentials: Arc<dyn CredentialSource>,
     pub placement: Placement,
     /// Extra CA certificates (PEM) trusted for RTMPS, besides the web PKI
-    /// roots.
+    /// roots. Plain RTMP does not read it.
     pub ca_file: Option<PathBuf>,
     /// Time allowed for each step of opening a session: TCP connect, TLS
     /// handshake, RTMP handshake, and the response to each command.
@@ -61,16 +63,14 @@ pub enum SettingsError {
     #[error("the RTMP host is empty: set the edge's host name or address")]
     EmptyHost,
 
-    #[error("the RTMP port is 0: set the edge's RTMP port ({RTMP_DEFAULT_PORT}, or {RTMPS_DEFAULT_PORT} for RTMPS)")]
+    #[error(
+        "the RTMP port is 0: set the edge's RTMP port ({RTMP_DEFAULT_PORT}, or \
+         {RTMPS_DEFAULT_PORT} for RTMPS)"
+    )]
     ZeroPort,
 
     #[error("the RTMP connect timeout is 0 ms: set a positive timeout")]
     ZeroTimeout,
-
-    #[error(
-        "--ca-file is set but the output is plain RTMP: use an rtmps:// URL, or drop --ca-file"
-    )]
-    CaFileWithoutTls,
 }
 
 /// Publishes the encode to one RTMP or RTMPS server.
@@ -271,9 +271,6 @@ fn check_settings(settings: &RtmpSettings) -> Result<(), SettingsError> {
     if settings.connect_timeout_ms == 0 {
         return Err(SettingsError::ZeroTimeout);
     }
-    if settings.ca_file.is_some() && !settings.tls {
-        return Err(SettingsError::CaFileWithoutTls);
-    }
     Ok(())
 }
 
@@ -344,13 +341,6 @@ mod tests {
                     ..settings()
                 },
                 SettingsError::ZeroTimeout,
-            ),
-            (
-                RtmpSettings {
-                    ca_file: Some(PathBuf::from("/tmp/ca.pem")),
-                    ..settings()
-                },
-                SettingsError::CaFileWithoutTls,
             ),
         ];
         for (settings, expected) in cases {

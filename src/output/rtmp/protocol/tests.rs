@@ -243,10 +243,14 @@ fn bad_name_status_is_failure() {
     let (mut publisher, mut server) = until_publish();
     let rejection = server.status("error", "NetStream.Publish.BadName", "already publishing");
     let error = publisher.receive(&rejection).unwrap_err();
-    assert!(
-        matches!(&error, ProtocolError::Rejected { credentials: false, code, .. } if code == "NetStream.Publish.BadName"),
-        "{error:?}"
-    );
+    let ProtocolError::Rejected {
+        credentials, code, ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert!(!credentials);
+    assert_eq!(code, "NetStream.Publish.BadName");
 }
 
 #[test]
