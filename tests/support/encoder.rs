@@ -109,8 +109,8 @@ impl TestEncoder {
         ];
         pipeline.add_many(video).unwrap();
         gst::Element::link_many(video).unwrap();
-        // Upstream events go out of a source pad downstream of the encoder.
-        let keyframes = KeyframeRequester::for_pad(&h264_filter.static_pad("src").unwrap());
+        // Keyframe requests are pushed upstream from the appsink's sink pad.
+        let keyframes = KeyframeRequester::for_pad(&video_sink.static_pad("sink").unwrap());
 
         if settings.audio {
             let source = make("audiotestsrc");

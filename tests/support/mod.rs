@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub mod encoder;
+pub mod h264_frames;
 pub mod nginx;
 pub mod receiver;
+pub mod rtmp_server;
 pub mod standin;
 
 use receiver::{peer_script, PYTHON};
