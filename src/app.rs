@@ -7,6 +7,7 @@ use crate::config::output_url::{self, OutputUrl};
 use crate::config::{ApiSettings, Config, OutputConfig, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
+use crate::output::rtmp::RtmpOutput;
 use crate::output::srt::SrtOutput;
 use crate::output::Output;
 use crate::pipeline::fanout::Fanout;
@@ -264,31 +265,57 @@ fn build_outputs(config: &Config) -> Result<Outputs, Fatal> {
     for output in &config.outputs {
         match output {
             OutputConfig::Srt(srt) => {
-                let (credentials, ingest_url) = match (&srt.credentials, &client, &config.source_id)
-                {
-                    (Some(credentials), _, _) => (Arc::clone(credentials), None),
-                    (None, Some(client), Some(source_id)) => {
-                        let source =
-                            AcquiredSource::acquire(Arc::clone(client), source_id, Protocol::Srt)
-                                .map_err(|e| Fatal::new(e.exit_status(), e))?;
-                        let ingest_url = source.ingest_url();
-                        built.acquired.push(Arc::clone(&source));
-                        (source as Arc<dyn CredentialSource>, ingest_url)
-                    }
-                    _ => {
-                        return Err(Fatal::new(
-                            ExitStatus::Usage,
-                            anyhow::anyhow!("an SRT output has no credentials and no --source"),
-                        ))
-                    }
-                };
+                let (credentials, ingest_url) = settle_credentials(
+                    &srt.credentials,
+                    config,
+                    &client,
+                    Protocol::Srt,
+                    &mut built,
+                )?;
                 let (host, port) = srt_target(srt.target.clone(), ingest_url)?;
                 let settings = srt.settle(host, port, credentials);
                 built.outputs.push(Box::new(SrtOutput::new(settings)));
             }
+            OutputConfig::Rtmp(rtmp) => {
+                let (credentials, _) = settle_credentials(
+                    &rtmp.credentials,
+                    config,
+                    &client,
+                    Protocol::Rtmp,
+                    &mut built,
+                )?;
+                built
+                    .outputs
+                    .push(Box::new(RtmpOutput::new(rtmp.settle(credentials))));
+            }
         }
     }
     Ok(built)
+}
+
+/// Returns an output's credential source, the one given or one acquired
+/// through /v1 for `protocol`, and the ingest URL /v1 returned with it.
+fn settle_credentials(
+    given: &Option<Arc<dyn CredentialSource>>,
+    config: &Config,
+    client: &Option<Arc<ApiClient>>,
+    protocol: Protocol,
+    built: &mut Outputs,
+) -> Result<(Arc<dyn CredentialSource>, Option<String>), Fatal> {
+    match (given, client, &config.source_id) {
+        (Some(credentials), _, _) => Ok((Arc::clone(credentials), None)),
+        (None, Some(client), Some(source_id)) => {
+            let source = AcquiredSource::acquire(Arc::clone(client), source_id, protocol)
+                .map_err(|e| Fatal::new(e.exit_status(), e))?;
+            let ingest_url = source.ingest_url();
+            built.acquired.push(Arc::clone(&source));
+            Ok((source as Arc<dyn CredentialSource>, ingest_url))
+        }
+        _ => Err(Fatal::new(
+            ExitStatus::Usage,
+            anyhow::anyhow!("an output has no credentials and no --source"),
+        )),
+    }
 }
 
 /// Picks where an SRT output dials: the user's `--output` wins over the
@@ -300,6 +327,10 @@ fn srt_target(
     let ingest = match &ingest_url {
         Some(url) => match output_url::parse(url) {
             Ok(OutputUrl::Srt { host, port }) => Some((host, port)),
+            Ok(OutputUrl::Rtmp { .. }) => {
+                warn!("ignoring an RTMP ingest URL returned for an SRT output");
+                None
+            }
             Err(error) => {
                 warn!(%error, "ignoring the ingest URL the API returned");
                 None

@@ -114,8 +114,9 @@ pub struct RunArgs {
     #[arg(long = "loop")]
     pub looped: bool,
 
-    /// Destination, repeatable: srt://host:port (RTMP and WHIP outputs are not
-    /// built yet). With --source it may be left out.
+    /// Destination, repeatable: srt://host:port, rtmp://host:port/path or
+    /// rtmps://host:port/path (WHIP is not built yet). With --source it may
+    /// be left out.
     #[arg(long = "output", value_name = "URL")]
     pub outputs: Vec<String>,
 
@@ -204,6 +205,17 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub av_offset_ms: i64,
+
+    /// Where RTMP outputs place the token: tcurl (the connect command's
+    /// tcUrl, as TRaX documents), query (the publish name's ?user=&pass=,
+    /// which stock MediaMTX reads) or both.
+    #[arg(long, value_name = "PLACE", default_value = "tcurl")]
+    pub rtmp_credentials: String,
+
+    /// Extra CA certificate (PEM) to trust for RTMPS outputs, for private
+    /// deployments.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// SRT latency in milliseconds.
     #[arg(

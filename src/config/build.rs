@@ -2,9 +2,12 @@
 
 use super::credentials::{read_secret, EnvLookup, SecretSource};
 use super::output_url::{self, OutputUrl};
-use super::{ApiSettings, Config, ConfigError, OutputConfig, Secret, SrtOutputConfig};
+use super::{
+    ApiSettings, Config, ConfigError, OutputConfig, RtmpOutputConfig, Secret, SrtOutputConfig,
+};
 use crate::capture::CaptureRequest;
 use crate::cli::{ApiArgs, RunArgs};
+use crate::output::rtmp::Placement;
 use crate::trax::credential::Credential;
 use crate::trax::provider::{CredentialSource, StaticCredentials};
 use std::sync::Arc;
@@ -12,6 +15,10 @@ use std::time::Duration;
 
 /// How long an SRT caller waits for the handshake before giving up.
 const SRT_CONNECT_TIMEOUT_MS: u32 = 3000;
+
+/// How long each step of an RTMP connection (TCP, TLS, handshake, each
+/// command's answer) may take.
+const RTMP_CONNECT_TIMEOUT_MS: u32 = 5000;
 
 /// Builds the configuration from the command line and the environment.
 pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
@@ -265,6 +272,44 @@ fn build_output(
                 args,
                 passphrase,
             )))
+        }
+        OutputUrl::Rtmp {
+            tls,
+            host,
+            port,
+            path,
+        } => {
+            let placement = args
+                .rtmp_credentials
+                .parse::<Placement>()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let credentials = if acquire {
+                None
+            } else {
+                let path = path.or_else(|| args.path.clone()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "--output {url} needs the stream path: put it in the URL \
+                         (rtmp://host:1935/inputs/rtmp-<uuid>) or add --path"
+                    ))
+                })?;
+                let credential = credential.cloned().ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "--output {url} needs credentials: set TRAX_SESSION_TOKEN (or \
+                         --token-file) or TRAX_STREAM_KEY (or --stream-key-file), or acquire \
+                         them with --source"
+                    ))
+                })?;
+                Some(StaticCredentials::new(&path, credential) as Arc<dyn CredentialSource>)
+            };
+            Ok(OutputConfig::Rtmp(RtmpOutputConfig {
+                tls,
+                host,
+                port,
+                credentials,
+                placement,
+                ca_file: args.ca_file.clone(),
+                connect_timeout_ms: RTMP_CONNECT_TIMEOUT_MS,
+            }))
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::capture::{CaptureRequest, SourceSpec};
 use crate::encode::{EncoderName, Profile};
+use crate::output::rtmp::{Placement, RtmpSettings};
 use crate::output::srt::SrtSettings;
 use crate::trax::provider::CredentialSource;
 
@@ -48,6 +49,35 @@ pub struct Config {
 #[derive(Debug)]
 pub enum OutputConfig {
     Srt(SrtOutputConfig),
+    Rtmp(RtmpOutputConfig),
+}
+
+/// An RTMP or RTMPS output before its credentials are settled.
+#[derive(Debug, Clone)]
+pub struct RtmpOutputConfig {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// `None`: acquire the path and token through /v1.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+    pub placement: Placement,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout_ms: u32,
+}
+
+impl RtmpOutputConfig {
+    /// The output's settings once its credentials are settled.
+    pub fn settle(&self, credentials: Arc<dyn CredentialSource>) -> RtmpSettings {
+        RtmpSettings {
+            tls: self.tls,
+            host: self.host.clone(),
+            port: self.port,
+            credentials,
+            placement: self.placement,
+            ca_file: self.ca_file.clone(),
+            connect_timeout_ms: self.connect_timeout_ms,
+        }
+    }
 }
 
 /// An SRT output before its credentials (and, with /v1, its address) are

@@ -6,53 +6,106 @@ use std::net::Ipv6Addr;
 /// A destination as its URL names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputUrl {
-    Srt { host: String, port: u16 },
+    Srt {
+        host: String,
+        port: u16,
+    },
+    /// `rtmp://` or, with `tls`, `rtmps://` (TLS from the first byte).
+    Rtmp {
+        tls: bool,
+        host: String,
+        port: u16,
+        /// The stream path from the URL, as in `inputs/rtmp-<uuid>`.
+        path: Option<String>,
+    },
 }
 
 /// The SRT port of the TRaX edge, used when the URL gives none.
 pub const SRT_DEFAULT_PORT: u16 = 8890;
+/// The RTMP and RTMPS ports of the TRaX edge.
+pub const RTMP_DEFAULT_PORT: u16 = 1935;
+pub const RTMPS_DEFAULT_PORT: u16 = 1936;
 
 pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
     let invalid =
         |why: &str| ConfigError::Invalid(format!("invalid --output '{}': {why}", redact_url(url)));
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| invalid("use srt://host:port"))?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "srt" => {}
-        "rtmp" | "rtmps" | "http" | "https" => {
-            return Err(invalid(
-                "only SRT outputs are built so far; use srt://host:port",
-            ))
-        }
-        _ => return Err(invalid("unknown scheme; use srt://host:port")),
+        .ok_or_else(|| invalid("use srt://host:port or rtmp(s)://host:port/path"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "srt" => parse_srt(rest).map_err(|why| invalid(&why)),
+        "rtmp" | "rtmps" => parse_rtmp(scheme == "rtmps", rest).map_err(|why| invalid(&why)),
+        "http" | "https" => Err(invalid(
+            "WHIP outputs are not built yet; use srt://host:port or rtmp(s)://host:port/path",
+        )),
+        _ => Err(invalid(
+            "unknown scheme; use srt://host:port or rtmp(s)://host:port/path",
+        )),
     }
+}
+
+fn parse_srt(rest: &str) -> Result<OutputUrl, String> {
     if rest.contains('@') {
-        return Err(invalid(
+        return Err(
             "SRT URLs carry no credentials; give the session token through \
-             TRAX_SESSION_TOKEN or --token-file",
-        ));
+                    TRAX_SESSION_TOKEN or --token-file"
+                .into(),
+        );
     }
     if rest.contains('?') {
-        return Err(invalid(
+        return Err(
             "SRT URL options are not read; the streamid is built from --path and the \
-             credentials, and --latency and --passphrase-file set the rest",
-        ));
+                    credentials, and --latency and --passphrase-file set the rest"
+                .into(),
+        );
     }
     if rest.contains('#') {
-        return Err(invalid("an SRT URL has no fragment ('#…'); remove it"));
+        return Err("an SRT URL has no fragment ('#…'); remove it".into());
     }
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') {
-        return Err(invalid(
-            "an SRT URL has no path; give the stream path with --path",
-        ));
+        return Err("an SRT URL has no path; give the stream path with --path".into());
     }
-    let (host, port) = split_host_port(authority).map_err(|why| invalid(&why))?;
+    let (host, port) = split_host_port(authority, SRT_DEFAULT_PORT)?;
     Ok(OutputUrl::Srt { host, port })
 }
 
-fn split_host_port(authority: &str) -> Result<(String, u16), String> {
+fn parse_rtmp(tls: bool, rest: &str) -> Result<OutputUrl, String> {
+    if rest.contains('@') {
+        return Err(
+            "the URL carries credentials, which would show in the process list; \
+                    give the session token through TRAX_SESSION_TOKEN or --token-file, and \
+                    --rtmp-credentials chooses where the bridge places it"
+                .into(),
+        );
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(
+            "the bridge builds the publish name and its query itself; give the URL \
+                    as rtmp(s)://host:port/path only"
+                .into(),
+        );
+    }
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path.trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let default_port = if tls {
+        RTMPS_DEFAULT_PORT
+    } else {
+        RTMP_DEFAULT_PORT
+    };
+    let (host, port) = split_host_port(authority, default_port)?;
+    Ok(OutputUrl::Rtmp {
+        tls,
+        host,
+        port,
+        path: (!path.is_empty()).then(|| path.to_string()),
+    })
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
@@ -60,12 +113,13 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
         if host.parse::<Ipv6Addr>().is_err() {
             return Err(format!("'[{host}]' is not an IPv6 address"));
         }
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or_else(|| {
-                format!("unexpected '{after}' after ']'; use srt://[address]:port")
-            })?),
-        };
+        let port =
+            match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    format!("unexpected '{after}' after ']'; use [address]:port")
+                })?),
+            };
         (host, port)
     } else {
         match authority.rsplit_once(':') {
@@ -80,7 +134,7 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
         check_host_name(host)?;
     }
     let port = match port {
-        None => SRT_DEFAULT_PORT,
+        None => default_port,
         Some(text) => match text.parse::<u16>() {
             Ok(port) if port > 0 => port,
             _ => return Err(format!("invalid port '{text}'")),
@@ -152,11 +206,49 @@ mod tests {
     }
 
     #[test]
+    fn parses_rtmp_urls() {
+        let rtmp = |tls: bool, host: &str, port: u16, path: Option<&str>| OutputUrl::Rtmp {
+            tls,
+            host: host.into(),
+            port,
+            path: path.map(str::to_string),
+        };
+        let cases = [
+            (
+                "rtmp://ingest.example/inputs/rtmp-1",
+                rtmp(false, "ingest.example", 1935, Some("inputs/rtmp-1")),
+            ),
+            (
+                "rtmps://ingest.example/inputs/rtmp-1/",
+                rtmp(true, "ingest.example", 1936, Some("inputs/rtmp-1")),
+            ),
+            (
+                "RTMPS://127.0.0.1:4443/a/b",
+                rtmp(true, "127.0.0.1", 4443, Some("a/b")),
+            ),
+            ("rtmp://[::1]:1935", rtmp(false, "::1", 1935, None)),
+            ("rtmp://host/", rtmp(false, "host", 1935, None)),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(parse(url).unwrap(), expected, "{url}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         let cases = [
             ("127.0.0.1:9000", "use srt://"),
             ("udp://127.0.0.1:9000", "unknown scheme"),
-            ("rtmp://host/app/key", "only SRT"),
+            (
+                "https://host:8889/inputs/x/whip",
+                "WHIP outputs are not built yet",
+            ),
+            ("rtmp://trax:secret@host/inputs/x", "carries credentials"),
+            (
+                "rtmps://host/inputs/x?user=trax&pass=secret",
+                "builds the publish name",
+            ),
+            ("rtmp://host:0/inputs/x", "invalid port '0'"),
             ("srt://host:0", "invalid port '0'"),
             ("srt://host:99999", "invalid port '99999'"),
             ("srt://:9000", "host is missing"),

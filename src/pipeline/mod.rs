@@ -8,11 +8,6 @@ pub mod media;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Requests closer together than this are merged into one: every output that
-/// reconnects at once gets the same IDR.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Asks the encoder for an IDR with SPS/PPS, from any thread.
 #[derive(Clone, Default)]
@@ -23,7 +18,6 @@ pub struct KeyframeRequester {
 #[derive(Default)]
 struct KeyframeTarget {
     pad: Option<gst::glib::WeakRef<gst::Pad>>,
-    last_request: Option<Instant>,
 }
 
 impl KeyframeRequester {
@@ -33,25 +27,20 @@ impl KeyframeRequester {
         Self {
             inner: Arc::new(Mutex::new(KeyframeTarget {
                 pad: Some(pad.downgrade()),
-                last_request: None,
             })),
         }
     }
 
     /// Sends a force-key-unit event to the encoder. Returns whether an event
-    /// was sent (false when one was sent moments ago or the pipeline is gone).
+    /// was sent (false when the pipeline is gone). Requests are never merged:
+    /// an output that starts a moment after another may already have missed
+    /// the IDR the first one asked for, and requests come only when a
+    /// session starts, so they cannot flood the encoder.
     pub fn request(&self) -> bool {
-        let mut target = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if target
-            .last_request
-            .is_some_and(|last| last.elapsed() < KEYFRAME_REQUEST_INTERVAL)
-        {
-            return false;
-        }
+        let target = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(pad) = target.pad.as_ref().and_then(|weak| weak.upgrade()) else {
             return false;
         };
-        target.last_request = Some(Instant::now());
         let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
