@@ -4,15 +4,36 @@
 //! every dial.
 
 use super::credential::Credential;
+use super::token;
+use crate::exit::ExitStatus;
 use crate::output::OutputError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A stream path and the credential that may publish to it.
 #[derive(Clone, Debug)]
 pub struct Publish {
     pub path: String,
     pub credential: Credential,
+}
+
+impl Publish {
+    /// Checks a session token's claims against this path before a dial:
+    /// action, path, `audience` and expiry. A stream key has no claims.
+    pub fn check_claims(&self, audience: &str) -> Result<(), OutputError> {
+        let Credential::SessionToken(token) = &self.credential else {
+            return Ok(());
+        };
+        token::decode_claims(token.expose())
+            .and_then(|claims| {
+                token::check_publish(&claims, &self.path, audience, SystemTime::now())
+            })
+            .map_err(|error| OutputError::Fatal {
+                status: ExitStatus::Credentials,
+                message: error.to_string(),
+            })
+    }
 }
 
 /// Hands out the credentials to dial with.

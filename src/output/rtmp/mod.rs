@@ -22,15 +22,14 @@ pub use target::Placement;
 
 use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
-use crate::trax::credential::Credential;
 use crate::trax::provider::CredentialSource;
-use crate::trax::token::{self, MEDIAMTX_AUDIENCE};
+use crate::trax::token::MEDIAMTX_AUDIENCE;
 use connection::{Dial, SessionError};
 use flv::FlvMuxer;
 use protocol::Publisher;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use target::{Endpoint, PublishNames};
 
 /// The RTMP port of the TRaX edge.
@@ -130,21 +129,7 @@ impl RtmpOutput {
             settings.placement,
         )
         .map_err(usage)?;
-        if let Credential::SessionToken(token) = &publish.credential {
-            token::decode_claims(token.expose())
-                .and_then(|claims| {
-                    token::check_publish(
-                        &claims,
-                        &publish.path,
-                        MEDIAMTX_AUDIENCE,
-                        SystemTime::now(),
-                    )
-                })
-                .map_err(|error| OutputError::Fatal {
-                    status: ExitStatus::Credentials,
-                    message: error.to_string(),
-                })?;
-        }
+        publish.check_claims(MEDIAMTX_AUDIENCE)?;
 
         let secret = publish.credential.secret().expose();
         let redactions = vec![secret.to_string(), target::encode_component(secret)];
@@ -285,6 +270,7 @@ fn usage(error: impl std::fmt::Display) -> OutputError {
 mod tests {
     use super::*;
     use crate::config::Secret;
+    use crate::trax::credential::Credential;
     use crate::trax::provider::StaticCredentials;
 
     fn settings() -> RtmpSettings {

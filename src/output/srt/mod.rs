@@ -18,15 +18,14 @@ use crate::config::Secret;
 use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::Received;
-use crate::trax::credential::Credential;
 use crate::trax::provider::CredentialSource;
-use crate::trax::token::{self, MEDIAMTX_AUDIENCE};
+use crate::trax::token::MEDIAMTX_AUDIENCE;
 use gstreamer as gst;
 use mux::{PacketSplitter, TsMuxer};
 use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Passphrase lengths libsrt accepts, in bytes.
 pub const PASSPHRASE_BYTES: RangeInclusive<usize> = 10..=79;
@@ -126,21 +125,7 @@ impl SrtOutput {
         let publish = self.settings.credentials.current()?;
         let streamid =
             streamid::build_streamid(&publish.path, &publish.credential).map_err(usage)?;
-        if let Credential::SessionToken(token) = &publish.credential {
-            token::decode_claims(token.expose())
-                .and_then(|claims| {
-                    token::check_publish(
-                        &claims,
-                        &publish.path,
-                        MEDIAMTX_AUDIENCE,
-                        SystemTime::now(),
-                    )
-                })
-                .map_err(|error| OutputError::Fatal {
-                    status: ExitStatus::Credentials,
-                    message: error.to_string(),
-                })?;
-        }
+        publish.check_claims(MEDIAMTX_AUDIENCE)?;
         Ok((streamid, publish.credential.kind()))
     }
 
@@ -392,6 +377,7 @@ fn transient(error: impl std::fmt::Display) -> OutputError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trax::credential::Credential;
     use crate::trax::provider::StaticCredentials;
 
     fn settings() -> SrtSettings {
