@@ -716,6 +716,39 @@ fn silent_server_gives_transient_timeout() {
     assert!(waited < Duration::from_secs(3), "{waited:?}");
 }
 
+#[test]
+fn stop_while_dialing_a_silent_server_ends_promptly() {
+    let _serial = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut output = RtmpOutput::new(RtmpSettings {
+        connect_timeout_ms: 20_000,
+        ..settings(port, StaticCredentials::new(PATH, stream_key("k3y")))
+    });
+    let fanout = Arc::new(Fanout::new());
+    let frames = fanout.add_output();
+    let closer = {
+        let fanout = Arc::clone(&fanout);
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            fanout.close();
+        })
+    };
+
+    let started = Instant::now();
+    let result = output.run_session(Session {
+        frames: &frames,
+        keyframes: &KeyframeRequester::default(),
+        has_audio: false,
+    });
+    let waited = started.elapsed();
+    closer.join().unwrap();
+    drop(listener);
+
+    assert!(result.is_ok(), "{result:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
 fn tls_settings(port: u16, host: &str, ca_file: Option<std::path::PathBuf>) -> RtmpSettings {
     RtmpSettings {
         tls: true,

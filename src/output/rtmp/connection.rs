@@ -14,6 +14,7 @@ use crate::pipeline::fanout::{FrameReceiver, Received};
 use gstreamer as gst;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rustls::ClientConfig;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -123,7 +124,11 @@ pub fn run(
         .build()
         .map_err(|error| SessionError::Runtime(error.to_string()))?;
 
-    let mut connection = runtime.block_on(open(dial, &mut publisher))?;
+    let Some(opened) = open_unless_stopped(&runtime, dial, &mut publisher, session.frames) else {
+        tracing::info!("the bridge stopped while the RTMP dial was under way");
+        return Ok(());
+    };
+    let mut connection = opened?;
     tracing::info!(tls = dial.tls.is_some(), "RTMP publishing");
     session.frames.start();
     session.keyframes.request();
@@ -140,6 +145,55 @@ pub fn run(
         };
         runtime.block_on(streaming.run(receiver))
     })
+}
+
+/// Runs `open`, unless the bridge stops first: when the frame channel
+/// closes during the dial, the dial gets `STOP_DRAIN` more to finish (so a
+/// publish that is nearly up still ends with a clean stop), and is then
+/// abandoned. Without this, a stop would wait out each dial step's timeout
+/// (`Dial::step_timeout`) with a server that does not respond. Returns
+/// `None` when the dial was abandoned.
+fn open_unless_stopped(
+    runtime: &tokio::runtime::Runtime,
+    dial: &Dial,
+    publisher: &mut Publisher,
+    frames: &FrameReceiver,
+) -> Option<Result<Connection, SessionError>> {
+    let dialing = AtomicBool::new(true);
+    let (stopped, stop_seen) = tokio::sync::oneshot::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| watch_for_stop(frames, &dialing, stopped));
+        let result = runtime.block_on(async {
+            let stop_grace = async {
+                match stop_seen.await {
+                    Ok(()) => tokio::time::sleep(STOP_DRAIN).await,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = open(dial, publisher) => Some(result),
+                () = stop_grace => None,
+            }
+        });
+        dialing.store(false, Ordering::Release);
+        result
+    })
+}
+
+/// Signals `stopped` when the frame channel closes while `dialing` is set.
+/// The fanout queues no frames for this output before
+/// `FrameReceiver::start`, so this loop discards none.
+fn watch_for_stop(
+    frames: &FrameReceiver,
+    dialing: &AtomicBool,
+    stopped: tokio::sync::oneshot::Sender<()>,
+) {
+    while dialing.load(Ordering::Acquire) {
+        if matches!(frames.recv_timeout(FRAME_POLL), Err(Received::Closed)) {
+            let _ = stopped.send(());
+            return;
+        }
+    }
 }
 
 /// Moves frames from the bridge's channel to the session until the channel
