@@ -72,7 +72,8 @@ fn parse_srt(rest: &str) -> Result<OutputUrl, String> {
 }
 
 fn parse_rtmp(tls: bool, rest: &str) -> Result<OutputUrl, String> {
-    if rest.contains('@') {
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    if rest[..authority_end].contains('@') {
         return Err(
             "the URL carries credentials, which would show in the process list; \
                     give the session token through TRAX_SESSION_TOKEN or --token-file, and \
