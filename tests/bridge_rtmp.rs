@@ -1,5 +1,5 @@
 //! The bridge binary publishing over RTMP and RTMPS to nginx-rtmp, whose
-//! on_publish hook asks the /v1 stand-in to check the credentials where the
+//! on_publish hook has the /v1 stand-in check the credentials where the
 //! chosen placement puts them. What nginx records is checked with ffprobe.
 
 mod support;
@@ -204,7 +204,8 @@ fn rtmps_verifies_the_certificate() {
     let output = bridge(&base, &standin);
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
-    assert!(log.contains("TLS") && log.contains("--ca-file"), "{log}");
+    assert!(log.contains("TLS"), "{log}");
+    assert!(log.contains("--ca-file"), "{log}");
 
     let wrong_host = RtmpsCertificate {
         cert: tls.wrong_host_cert.clone(),
