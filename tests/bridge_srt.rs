@@ -312,6 +312,14 @@ fn looped_clip_keeps_timestamps_rising() {
     let errors = decode_errors(&received);
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
 
+    // A stop ends video and audio together: no still frames after the audio.
+    let video_end = *packet_times(&received, "v").last().unwrap();
+    let audio_end = *packet_times(&received, "a").last().unwrap();
+    assert!(
+        (video_end - audio_end).abs() < 0.25,
+        "video ends at {video_end:.3} s, audio at {audio_end:.3} s"
+    );
+
     for kind in ["v", "a"] {
         let times = packet_times(&received, kind);
         assert!(times.len() > 50, "{kind}: {} packets", times.len());

@@ -20,7 +20,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// AAC encoders in order of preference; the first registered one is used.
@@ -39,6 +39,10 @@ fn aac_priming_samples(encoder: &str) -> i64 {
         _ => 0,
     }
 }
+
+/// How far past the moment of a stop request frames are still sent: what
+/// the entry queues and the encoders already hold.
+const STOP_MARGIN: gst::ClockTime = gst::ClockTime::from_mseconds(200);
 
 /// Audio sample rate of every encode, in Hz.
 const AUDIO_RATE_HZ: i64 = 48_000;
@@ -80,6 +84,7 @@ pub struct MediaPipeline {
     is_file: bool,
     /// Sink pads of the branch entry queues, where a clean stop injects EOS.
     entries: Vec<gst::Pad>,
+    sink_state: Arc<SinkState>,
 }
 
 impl MediaPipeline {
@@ -89,7 +94,7 @@ impl MediaPipeline {
         let capture = settings.capture;
         let sync = !capture.live;
         let has_audio = !matches!(capture.audio, AudioPlan::None);
-        let sinks_open = Arc::new(AtomicUsize::new(if has_audio { 2 } else { 1 }));
+        let sinks_open = Arc::new(SinkState::new(if has_audio { 2 } else { 1 }));
 
         let video_entry = entry_queue("video-entry", capture.live).build()?;
         bin.add(&video_entry)
@@ -157,6 +162,7 @@ impl MediaPipeline {
             looped: settings.looped,
             is_file,
             entries,
+            sink_state: sinks_open,
         })
     }
 
@@ -234,7 +240,18 @@ impl MediaPipeline {
 
     /// Ends every branch: encoders flush, appsinks see EOS, and the fan-out
     /// closes each output's channel once its queued frames are read.
+    ///
+    /// Frames timed later than now plus `STOP_MARGIN` are dropped from then
+    /// on, so every branch ends at the same time: on EOS, `videorate` repeats
+    /// the last frame up to the end of a clip's segment, which would add up
+    /// to a second of still video after the audio has ended.
     pub fn request_stop(&self) {
+        if let Some(now) = self.pipeline.current_running_time() {
+            let cutoff = now + STOP_MARGIN;
+            self.sink_state
+                .cutoff_ns
+                .store(cutoff.nseconds(), Ordering::Release);
+        }
         for pad in &self.entries {
             pad.send_event(gst::event::Eos::new());
         }
@@ -473,19 +490,38 @@ fn discard_pad(bin: Option<&gst::Bin>, pad: &gst::Pad) {
     }
 }
 
+/// What the appsink callbacks share.
+struct SinkState {
+    /// Appsinks that have not seen EOS yet.
+    open: AtomicUsize,
+    /// Running time (ns) after which frames are dropped, once a stop has
+    /// been requested.
+    cutoff_ns: AtomicU64,
+}
+
+impl SinkState {
+    fn new(sinks: usize) -> Self {
+        Self {
+            open: AtomicUsize::new(sinks),
+            cutoff_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
 fn attach_appsink(
     appsink: &gst_app::AppSink,
     kind: MediaKind,
     offset_ns: i64,
     sync: bool,
     fanout: &Fanout,
-    sinks_open: &Arc<AtomicUsize>,
+    sinks_open: &Arc<SinkState>,
 ) {
     appsink.set_sync(sync);
     appsink.set_max_buffers(8);
     appsink.set_drop(false);
     let fanout_samples = fanout.clone();
     let fanout_eos = fanout.clone();
+    let sink_state = sinks_open.clone();
     let sinks_open = sinks_open.clone();
     let mut last_dts: Option<gst::ClockTime> = None;
     appsink.set_callbacks(
@@ -497,6 +533,12 @@ fn attach_appsink(
                 };
                 // A looped clip's audio can run a frame past its video; the
                 // overlap would step DTS back at the loop point, so it goes.
+                let pts = sample.buffer().and_then(|buffer| buffer.pts());
+                if pts.is_some_and(|pts| {
+                    pts.nseconds() > sink_state.cutoff_ns.load(Ordering::Acquire)
+                }) {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
                 let dts = sample.buffer().and_then(|buffer| buffer.dts());
                 if dts.is_some() && last_dts.is_some() && dts <= last_dts {
                     tracing::trace!(?kind, "dropped a frame whose DTS does not increase");
@@ -507,7 +549,7 @@ fn attach_appsink(
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| {
-                if sinks_open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                if sinks_open.open.fetch_sub(1, Ordering::AcqRel) == 1 {
                     fanout_eos.close();
                 }
             })
