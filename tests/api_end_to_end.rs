@@ -7,6 +7,7 @@ mod support;
 use serde_json::{json, Value};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::media::output_text;
 use support::receiver::{free_udp_port, Receiver};
 use support::standin::Standin;
 
@@ -27,16 +28,8 @@ fn bridge(args: &[&str], standin: &Standin) -> Output {
         .expect("the bridge binary runs")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn assert_exit(output: &Output, code: i32, expected: &str, standin: &Standin) {
-    let log = text(output);
+    let log = output_text(output);
     assert_eq!(output.status.code(), Some(code), "{log}");
     assert!(log.contains(expected), "expected '{expected}' in: {log}");
     assert!(!log.contains(&standin.key), "the API key is in: {log}");
@@ -83,7 +76,7 @@ fn api_check_reports_operations() {
         "found    POST /v1/sources/{sourceId}/publish-credentials",
         &standin,
     );
-    assert!(text(&output).contains("spec version 1.3.0"));
+    assert!(output_text(&output).contains("spec version 1.3.0"));
 
     let standin = Standin::start(&[
         "--omit-operation",
@@ -97,9 +90,9 @@ fn api_check_reports_operations() {
         &standin,
     );
     assert!(
-        text(&output).contains("lacks 1 operation"),
+        output_text(&output).contains("lacks 1 operation"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -110,7 +103,7 @@ fn rejected_key_exits_3_with_request_id() {
     std::fs::write(standin.key_path(), "sk_live_wrong_key").unwrap();
     let output = bridge(&["sources"], &standin);
     assert_exit(&output, 3, "401", &standin);
-    let log = text(&output);
+    let log = output_text(&output);
     assert!(log.contains("req_"), "no request id in: {log}");
     assert!(!log.contains("sk_live_wrong_key"), "{log}");
     assert_eq!(standin.count("GET /v1/sources"), 1, "a 401 was retried");
@@ -243,7 +236,7 @@ fn acquired_token_publishes_to_ingest_url() {
         .collect();
     assert_eq!(accepted.len(), 1, "{events:?}");
     assert!(std::fs::metadata(&received).unwrap().len() > 10_000);
-    let log = text(&output);
+    let log = output_text(&output);
     assert!(log.contains("path=inputs/srt-"), "{log}");
     assert!(!log.contains("eyJ"), "something JWT-shaped is in: {log}");
 }
@@ -339,5 +332,5 @@ fn peers_pass_their_self_check() {
         .arg(support::receiver::peer_script("check_peers.py"))
         .output()
         .expect("cannot run /usr/bin/python3 tests/peers/check_peers.py");
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
 }

@@ -7,6 +7,7 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use support::media::{decode_errors, output_text};
 use support::nginx::{Nginx, RtmpsCertificate, TlsFiles};
 use support::receiver::{free_udp_port, Receiver};
 use support::standin::Standin;
@@ -22,14 +23,6 @@ fn bridge(args: &[&str], standin: &Standin) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("the bridge binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn codecs(file: &Path) -> Vec<String> {
@@ -54,16 +47,6 @@ fn codecs(file: &Path) -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-fn decode_errors(file: &Path) -> String {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn media_seconds(file: &Path) -> f64 {
@@ -133,7 +116,7 @@ fn each_placement_publishes_and_records() {
             "3",
         ];
         let output = bridge(&args, &standin);
-        let log = text(&output);
+        let log = output_text(&output);
         assert_eq!(output.status.code(), Some(0), "{placement}: {log}");
         assert!(
             !log.contains("eyJ"),
@@ -165,7 +148,7 @@ fn wrong_placement_is_rejected_with_exit_3() {
         "tcurl",
     ];
     let output = bridge(&args, &standin);
-    let log = text(&output);
+    let log = output_text(&output);
     assert_eq!(output.status.code(), Some(3), "{log}");
     assert!(log.contains("rejected"), "{log}");
     let hooks = hook_results(&standin);
@@ -198,11 +181,11 @@ fn rtmps_verifies_the_certificate() {
         .chain(["--ca-file", &ca, "--duration", "3"])
         .collect();
     let output = bridge(&trusted, &standin);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     assert_recorded(&nginx, 2.0);
 
     let output = bridge(&base, &standin);
-    let log = text(&output);
+    let log = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("TLS"), "{log}");
     assert!(log.contains("--ca-file"), "{log}");
@@ -226,7 +209,7 @@ fn rtmps_verifies_the_certificate() {
         &ca,
     ];
     let output = bridge(&args, &standin);
-    let log = text(&output);
+    let log = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("TLS"), "{log}");
     assert!(nginx.recordings().is_empty());
@@ -267,7 +250,7 @@ fn srt_and_rtmp_from_one_encode() {
     ];
     let output = bridge(&args, &standin);
     let events = receiver.stop();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
     assert!(events
         .iter()
         .any(|e| e["event"] == "connecting" && e["accepted"] == true));

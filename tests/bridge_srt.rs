@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::media::{decode_errors, ffprobe_streams, output_text};
 use support::receiver::{free_udp_port, Receiver};
 
 const PATH: &str = "inputs/srt-bridge-test";
@@ -65,39 +66,6 @@ fn run_bridge(args: &[&str], token: &str) -> Output {
     bridge_command(args, token)
         .output()
         .expect("the bridge binary runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ffprobe_streams(file: &Path) -> Vec<Value> {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-of", "json"])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        output.status.success(),
-        "ffprobe failed on {}",
-        file.display()
-    );
-    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    parsed["streams"].as_array().cloned().unwrap_or_default()
-}
-
-fn decode_errors(file: &Path) -> String {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn stream_of<'a>(streams: &'a [Value], kind: &str) -> &'a Value {
@@ -163,7 +131,7 @@ fn test_source_arrives_decodable() {
     let cmdline = read_cmdline_while_running(&mut child);
     let output = child.wait_with_output().unwrap();
     let events = receiver.stop();
-    let log = text(&output);
+    let log = output_text(&output);
 
     assert_eq!(output.status.code(), Some(0), "{log}");
     assert!(
@@ -303,7 +271,7 @@ fn looped_clip_keeps_timestamps_rising() {
     ];
     let output = run_bridge(&args, &token);
     receiver.stop();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
 
     let streams = ffprobe_streams(&received);
     let video = stream_of(&streams, "video");
@@ -383,7 +351,7 @@ fn audio_offset_moves_audio_later() {
         ];
         let output = run_bridge(&args, &token);
         receiver.stop();
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
         let streams = ffprobe_streams(&received);
         let lead =
             start_time(stream_of(&streams, "audio")) - start_time(stream_of(&streams, "video"));
@@ -411,7 +379,7 @@ fn rejected_twice_exits_3() {
     let started = Instant::now();
     let output = run_bridge(&args, &token);
     let events = receiver.stop();
-    let log = text(&output);
+    let log = output_text(&output);
 
     assert_eq!(output.status.code(), Some(3), "{log}");
     assert!(log.contains("token, path or passphrase rejected"), "{log}");
@@ -443,7 +411,7 @@ fn refusals_reach_no_receiver() {
     for (token, path, code, expected) in cases {
         let args = ["--device", "test", "--output", &url, "--path", path];
         let output = run_bridge(&args, token);
-        let log = text(&output);
+        let log = output_text(&output);
         assert_eq!(output.status.code(), Some(code), "{expected}: {log}");
         assert!(log.contains(expected), "expected '{expected}' in: {log}");
         assert!(!log.contains(token), "token in: {log}");
@@ -471,7 +439,7 @@ fn reconnect_starts_on_requested_keyframe() {
     );
     let url = format!("srt://127.0.0.1:{port}");
     // With a 20 s GOP the second connection would see no IDR for the whole
-    // run unless the bridge asks the encoder for one.
+    // run unless the bridge requests one from the encoder.
     let args = [
         "--device",
         "test",
@@ -488,7 +456,7 @@ fn reconnect_starts_on_requested_keyframe() {
     ];
     let output = run_bridge(&args, &token);
     let events = receiver.stop();
-    let log = text(&output);
+    let log = output_text(&output);
     assert_eq!(output.status.code(), Some(0), "{log}");
     assert!(log.contains("connection failed; reconnecting"), "{log}");
     let accepted = events
@@ -540,7 +508,7 @@ fn audio_stays_in_sync_across_loops() {
     ];
     let output = run_bridge(&args, &token);
     receiver.stop();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
 
     let measured = Command::new(support::receiver::PYTHON)
         .arg(&avsync)

@@ -1,4 +1,4 @@
-//! The bridge binary's answers to bad input: the message names the value and
+//! The bridge binary's responses to bad input: the message names the value and
 //! the fix, the exit code follows the documented table, and no secret shows.
 
 use std::process::{Command, Output};

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::media::decode_errors;
 use support::nginx::{redact_log, Nginx, RtmpsCertificate, TlsFiles};
 use support::standin::Standin;
 
@@ -104,22 +105,6 @@ fn codec_names(recording: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Decodes the whole file with ffmpeg and returns its error output, which is
-/// empty when the file decodes cleanly.
-fn decode_errors(recording: &Path) -> String {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(recording)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("cannot run ffmpeg");
-    assert!(
-        output.status.success(),
-        "ffmpeg cannot decode {recording:?}"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Checks one accepted publish: its hook verdict and its recording.

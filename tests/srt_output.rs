@@ -11,12 +11,11 @@ use bridge::pipeline::fanout::Fanout;
 use bridge::pipeline::KeyframeRequester;
 use bridge::trax::credential::Credential;
 use bridge::trax::provider::StaticCredentials;
-use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::encoder::{EncoderSettings, TestEncoder};
+use support::media::{decode_errors, ffprobe_streams};
 use support::receiver::{free_udp_port, Receiver};
 use support::{captured_logs, mint_token, setup};
 
@@ -112,35 +111,6 @@ fn message_sizes(path: &Path) -> Vec<usize> {
         .lines()
         .map(|line| line.parse().unwrap())
         .collect()
-}
-
-fn ffprobe_streams(path: &Path) -> Vec<Value> {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,codec_type,width,height",
-        ])
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is missing");
-    assert!(output.status.success(), "ffprobe failed");
-    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    parsed["streams"].as_array().unwrap().clone()
-}
-
-/// Decodes the whole file and returns what ffmpeg reported as errors.
-fn decode_errors(path: &Path) -> String {
-    let output = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is missing");
-    assert!(output.status.success(), "ffmpeg failed");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn fatal_parts(result: Result<(), OutputError>) -> (ExitStatus, String) {

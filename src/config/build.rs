@@ -17,7 +17,7 @@ use std::time::Duration;
 const SRT_CONNECT_TIMEOUT_MS: u32 = 3000;
 
 /// How long each step of an RTMP connection (TCP, TLS, handshake, each
-/// command's answer) may take.
+/// command's response) may take.
 const RTMP_CONNECT_TIMEOUT_MS: u32 = 5000;
 
 /// Builds the configuration from the command line and the environment.

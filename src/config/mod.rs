@@ -1,5 +1,5 @@
-//! Validated configuration: what the command line (or a config file) asks
-//! for, checked and with its defaults filled in.
+//! Validated configuration: what the command line (or a config file)
+//! requests, checked and with its defaults filled in.
 
 pub mod build;
 pub mod credentials;

@@ -9,7 +9,7 @@ use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
 use gstreamer as gst;
 
-/// Which elementary stream a frame belongs to.
+/// The elementary stream a frame belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaKind {
     Video,
@@ -24,7 +24,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Whether a decoder can start at this frame: an IDR for video, any
+    /// Returns whether a decoder can start at this frame: an IDR for video, any
     /// frame for audio.
     pub fn is_keyframe(&self) -> bool {
         match self.kind {
@@ -41,7 +41,7 @@ impl Frame {
     }
 }
 
-/// What one connection needs from the rest of the bridge.
+/// The parts of the bridge that one connection uses.
 pub struct Session<'a> {
     /// Encoded frames; the channel closes when the bridge stops cleanly.
     pub frames: &'a FrameReceiver,
@@ -52,7 +52,7 @@ pub struct Session<'a> {
     pub has_audio: bool,
 }
 
-/// Why a connection ended other than by a clean stop.
+/// The reason a connection ended other than by a clean stop.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// The server refused the credentials (or, for SRT, the path or the
@@ -69,7 +69,7 @@ pub enum OutputError {
 
 /// A transport that publishes the shared encode to one destination.
 pub trait Output: Send {
-    /// A name for logs: transport, host and path, never a credential.
+    /// Returns a name for logs: transport, host and path, never a credential.
     fn label(&self) -> String;
 
     /// Checks made before every dial: streamid size, field characters,

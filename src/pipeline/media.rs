@@ -242,9 +242,9 @@ impl MediaPipeline {
     /// closes each output's channel once its queued frames are read.
     ///
     /// Frames timed later than now plus `STOP_MARGIN` are dropped from then
-    /// on, so every branch ends at the same time: on EOS, `videorate` repeats
-    /// the last frame up to the end of a clip's segment, which would add up
-    /// to a second of still video after the audio has ended.
+    /// on, so every branch ends at the same time. Without that, `videorate`
+    /// repeats a clip's last frame on EOS up to the end of its segment, up to
+    /// a second of still video after the audio has ended.
     pub fn request_stop(&self) {
         if let Some(now) = self.pipeline.current_running_time() {
             let cutoff = now + STOP_MARGIN;
@@ -490,7 +490,7 @@ fn discard_pad(bin: Option<&gst::Bin>, pad: &gst::Pad) {
     }
 }
 
-/// What the appsink callbacks share.
+/// State shared by the appsink callbacks.
 struct SinkState {
     /// Appsinks that have not seen EOS yet.
     open: AtomicUsize,

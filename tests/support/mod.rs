@@ -5,6 +5,7 @@
 
 pub mod encoder;
 pub mod h264_frames;
+pub mod media;
 pub mod nginx;
 pub mod receiver;
 pub mod rtmp_server;
