@@ -9,6 +9,7 @@ all: build
 
 setup:
 	bash scripts/install-deps.sh
+	bash scripts/install-peers.sh
 	bash scripts/fetch-sample.sh
 
 build: setup

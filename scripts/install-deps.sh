@@ -19,6 +19,9 @@ packages=(
   # RTMP and RTMPS test peer: nginx with the RTMP module, and the stream
   # module that terminates TLS in front of it
   nginx libnginx-mod-rtmp libnginx-mod-stream
+  # WHIP: webrtcbin's ICE transport (libnice), the aiortc receiver's
+  # virtual environment, and a TURN server for relay candidates
+  gstreamer1.0-nice python3-venv coturn
 )
 
 missing=()
@@ -42,18 +45,18 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 
-# The tests run their own nginx on free loopback ports. Installing the nginx
-# package would start the system service on port 80, so a policy-rc.d that
-# denies every service start stays in place while apt runs (unless the
-# machine already has one, as container images do).
+# The tests run their own nginx and TURN server on free loopback ports.
+# Installing the nginx or coturn package would start its system service, so
+# a policy-rc.d that denies every service start stays in place while apt
+# runs (unless the machine already has one, as container images do).
 policy=/usr/sbin/policy-rc.d
-installs_nginx=false
+installs_service=false
 for package in "${missing[@]}"; do
-  if [ "$package" = nginx ]; then
-    installs_nginx=true
+  if [ "$package" = nginx ] || [ "$package" = coturn ]; then
+    installs_service=true
   fi
 done
-if $installs_nginx && [ ! -e "$policy" ]; then
+if $installs_service && [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
   $sudo_cmd chmod 755 "$policy"
   trap '$sudo_cmd rm -f "$policy"' EXIT
@@ -63,6 +66,6 @@ $sudo_cmd apt-get update -q
 $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 
 # Under systemd the unit is still enabled for the next boot: disable it.
-if $installs_nginx && [ -d /run/systemd/system ]; then
-  $sudo_cmd systemctl disable nginx.service || true
+if $installs_service && [ -d /run/systemd/system ]; then
+  $sudo_cmd systemctl disable nginx.service coturn.service || true
 fi
