@@ -3,6 +3,7 @@
 
 pub mod rtmp;
 pub mod srt;
+pub mod whip;
 
 use crate::exit::ExitStatus;
 use crate::pipeline::fanout::FrameReceiver;
