@@ -29,6 +29,10 @@ pub use lists::{Source, Studio, MAX_PAGES, PAGE_LIMIT};
 pub use origin::API_PREFIX;
 pub use retry::{backoff_delay, parse_retry_after, rate_limit_delay, RetryPolicy};
 
+// Shared with the WHIP signaling client, which talks HTTPS the same way.
+pub(crate) use error::sanitize;
+pub(crate) use transport::{find_tls_error, innermost_cause, is_timeout};
+
 use crate::config::Secret;
 use reqwest::header::HeaderValue;
 use std::fmt;

@@ -429,7 +429,7 @@ fn tls_error(operation: String, error: &rustls::Error) -> ApiError {
 /// Finds the rustls error in a chain of errors, where hyper wraps it in an
 /// `io::Error`. `io::Error::source` skips the wrapped error itself, so each
 /// `io::Error` is opened with `get_ref`.
-fn find_tls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+pub(crate) fn find_tls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
@@ -448,7 +448,7 @@ fn find_tls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rustls:
     None
 }
 
-fn is_timeout(error: &io::Error) -> bool {
+pub(crate) fn is_timeout(error: &io::Error) -> bool {
     error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
@@ -457,7 +457,7 @@ fn is_timeout(error: &io::Error) -> bool {
 
 /// Returns the last error in the chain, which names the cause without the URL
 /// prefixes that the wrappers add.
-fn innermost_cause(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn innermost_cause(error: &(dyn StdError + 'static)) -> String {
     let mut current = error;
     loop {
         let next = match current
