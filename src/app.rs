@@ -9,7 +9,8 @@ use crate::encode::{self, EncodeSettings, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
 use crate::output::rtmp::RtmpOutput;
 use crate::output::srt::SrtOutput;
-use crate::output::Output;
+use crate::output::whip::WhipOutput;
+use crate::output::{AudioCodec, Output};
 use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
@@ -62,6 +63,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         encoder: &selection.plan,
         encode: &settings,
         audio_bitrate_kbps: config.audio_bitrate_kbps,
+        opus_bitrate_kbps: outputs
+            .iter()
+            .any(|output| output.audio_codec() == AudioCodec::Opus)
+            .then_some(config.opus_bitrate_kbps),
         av_offset_ms: config.av_offset_ms,
     };
     if let Ok(description) = media::describe(&media_settings) {
@@ -79,7 +84,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let output_count = outputs.len();
     for output in outputs {
         let supervisor = Supervisor {
-            frames: fanout.add_output(),
+            frames: fanout.add_output_for(output.audio_codec()),
             output,
             keyframes: media.keyframes(),
             has_audio: media.has_audio(),
@@ -288,6 +293,18 @@ fn build_outputs(config: &Config) -> Result<Outputs, Fatal> {
                     .outputs
                     .push(Box::new(RtmpOutput::new(rtmp.settle(credentials))));
             }
+            OutputConfig::Whip(whip) => {
+                let (credentials, _) = settle_credentials(
+                    &whip.credentials,
+                    config,
+                    &client,
+                    Protocol::Whip,
+                    &mut built,
+                )?;
+                built
+                    .outputs
+                    .push(Box::new(WhipOutput::new(whip.settle(credentials))));
+            }
         }
     }
     Ok(built)
@@ -327,8 +344,8 @@ fn srt_target(
     let ingest = match &ingest_url {
         Some(url) => match output_url::parse(url) {
             Ok(OutputUrl::Srt { host, port }) => Some((host, port)),
-            Ok(OutputUrl::Rtmp { .. }) => {
-                warn!("ignoring an RTMP ingest URL returned for an SRT output");
+            Ok(OutputUrl::Rtmp { .. } | OutputUrl::Whip { .. }) => {
+                warn!("ignoring a non-SRT ingest URL returned for an SRT output");
                 None
             }
             Err(error) => {

@@ -114,9 +114,9 @@ pub struct RunArgs {
     #[arg(long = "loop")]
     pub looped: bool,
 
-    /// Destination, repeatable: srt://host:port, rtmp://host:port/path or
-    /// rtmps://host:port/path (WHIP is not built yet). With --source it may
-    /// be left out.
+    /// Destination, repeatable: srt://host:port, rtmp://host:port/path,
+    /// rtmps://host:port/path or a WHIP endpoint https://host:port/path/whip.
+    /// With --source it may be left out.
     #[arg(long = "output", value_name = "URL")]
     pub outputs: Vec<String>,
 
@@ -181,8 +181,9 @@ pub struct RunArgs {
     pub gop: f64,
 
     /// H.264 profile: constrained-baseline, baseline, main or high.
-    #[arg(long, default_value = "high")]
-    pub profile: String,
+    /// Default: high, or constrained-baseline when a WHIP output is present.
+    #[arg(long)]
+    pub profile: Option<String>,
 
     /// Audio: auto (the source's own), none, or an ALSA device such as hw:1.
     #[arg(long, default_value = "auto")]
@@ -196,6 +197,15 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub audio_bitrate: u32,
+
+    /// Opus bitrate in kb/s, for WHIP outputs.
+    #[arg(
+        long,
+        value_name = "KBPS",
+        default_value_t = 96,
+        allow_negative_numbers = true
+    )]
+    pub opus_bitrate: u32,
 
     /// Shift audio against video, in milliseconds (positive: audio later).
     #[arg(
@@ -216,6 +226,26 @@ pub struct RunArgs {
     /// deployments.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// STUN or TURN server for WHIP outputs, repeatable: stun:host:port,
+    /// turn:host:port?transport=udp or turns:host:port. Used with the ones
+    /// the WHIP server names.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+
+    /// User name for the --ice-server TURN servers. Their password comes
+    /// from TRAX_TURN_CREDENTIAL or --turn-credential-file.
+    #[arg(long, value_name = "NAME")]
+    pub turn_username: Option<String>,
+
+    /// File that contains the TURN password. Default: TRAX_TURN_CREDENTIAL.
+    #[arg(long, value_name = "FILE")]
+    pub turn_credential_file: Option<PathBuf>,
+
+    /// Send the session token along when a WHIP server redirects to another
+    /// host, scheme or port (otherwise such a redirect fails).
+    #[arg(long)]
+    pub whip_cross_origin: bool,
 
     /// SRT latency in milliseconds.
     #[arg(

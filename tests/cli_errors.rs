@@ -106,6 +106,99 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn whip_usage_errors_exit_2() {
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let whip = "http://127.0.0.1:9/inputs/whip-1/whip";
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                "--device",
+                "test",
+                "--output",
+                "https://127.0.0.1:9/inputs/x",
+            ],
+            token.to_vec(),
+            "ends in /whip",
+        ),
+        (
+            vec!["--device", "test", "--output", "https://127.0.0.1:9/whip"],
+            token.to_vec(),
+            "the stream path is missing before /whip",
+        ),
+        (
+            vec!["--device", "test", "--output", "https://127.0.0.1:9"],
+            token.to_vec(),
+            "needs the stream path",
+        ),
+        (
+            vec!["--device", "test", "--output", whip],
+            vec![("TRAX_STREAM_KEY", "sk_0123456789")],
+            "takes a session token as its Bearer, not a stream key",
+        ),
+        (
+            vec!["--device", "test", "--output", whip],
+            vec![],
+            "needs a session token",
+        ),
+        (
+            vec![
+                "--device",
+                "test",
+                "--output",
+                whip,
+                "--ice-server",
+                "http://stun.example",
+            ],
+            token.to_vec(),
+            "invalid --ice-server 'http://stun.example'",
+        ),
+        (
+            vec![
+                "--device",
+                "test",
+                "--output",
+                whip,
+                "--ice-server",
+                "turn:127.0.0.1:3478",
+            ],
+            token.to_vec(),
+            "needs --turn-username",
+        ),
+        (
+            vec!["--device", "test", "--output", whip, "--turn-username", "u"],
+            token.to_vec(),
+            "no --ice-server is a turn: or turns: URL",
+        ),
+        (
+            with_srt(&["--device", "test", "--ice-server", "stun:127.0.0.1:3478"]),
+            token.to_vec(),
+            "apply to WHIP outputs only",
+        ),
+        (
+            vec!["--device", "test", "--output", whip, "--opus-bitrate", "8"],
+            token.to_vec(),
+            "invalid --opus-bitrate 8",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        assert_fails(&args, &env, 2, expected);
+    }
+}
+
+#[test]
+fn whip_token_audience_checked_before_capture() {
+    // An SRT token (audience trax-mediamtx) on a WHIP output.
+    let token = [("TRAX_SESSION_TOKEN", TOKEN)];
+    let args = [
+        "--device",
+        "/dev/video97",
+        "--output",
+        "http://127.0.0.1:9/inputs/whip-1/whip",
+    ];
+    assert_fails(&args, &token, 3, "not 'publish'");
+}
+
+#[test]
 fn secret_flags_rejected_without_echo() {
     for flag in ["--token", "--stream-key", "--passphrase"] {
         let args = with_srt(&["--device", "test", flag, TOKEN]);

@@ -160,6 +160,7 @@ fn render(case: &Case) -> String {
         encoder: &encoder,
         encode: &settings,
         audio_bitrate_kbps: 128,
+        opus_bitrate_kbps: None,
         av_offset_ms: 0,
     };
     let body = describe(&media).unwrap();

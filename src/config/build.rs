@@ -4,10 +4,13 @@ use super::credentials::{read_secret, EnvLookup, SecretSource};
 use super::output_url::{self, OutputUrl};
 use super::{
     ApiSettings, Config, ConfigError, OutputConfig, RtmpOutputConfig, Secret, SrtOutputConfig,
+    WhipOutputConfig,
 };
 use crate::capture::CaptureRequest;
 use crate::cli::{ApiArgs, RunArgs};
+use crate::encode::Profile;
 use crate::output::rtmp::Placement;
+use crate::output::whip::link::IceServer;
 use crate::trax::credential::Credential;
 use crate::trax::provider::{CredentialSource, StaticCredentials};
 use std::sync::Arc;
@@ -19,6 +22,9 @@ const SRT_CONNECT_TIMEOUT_MS: u32 = 3000;
 /// How long each step of an RTMP connection (TCP, TLS, handshake, each
 /// command's response) may take.
 const RTMP_CONNECT_TIMEOUT_MS: u32 = 5000;
+
+/// How long each WHIP request (OPTIONS, POST, DELETE) may take.
+const WHIP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the configuration from the command line and the environment.
 pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
@@ -92,6 +98,14 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
     check_passphrase(passphrase.as_ref(), args.pbkeylen)?;
 
     let acquire = source_id.is_some();
+    let ice_servers = ice_servers(args, env)?;
+    let common = OutputArgs {
+        args,
+        credential: credential.as_ref(),
+        passphrase: passphrase.as_ref(),
+        acquire,
+        ice_servers: &ice_servers,
+    };
     let outputs = if args.outputs.is_empty() {
         vec![OutputConfig::Srt(srt_output(
             None,
@@ -102,8 +116,22 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
     } else {
         args.outputs
             .iter()
-            .map(|url| build_output(url, args, credential.as_ref(), passphrase.as_ref(), acquire))
+            .map(|url| build_output(url, &common))
             .collect::<Result<Vec<_>, _>>()?
+    };
+    let has_whip = outputs.iter().any(OutputConfig::is_whip);
+    if !has_whip && (!ice_servers.is_empty() || args.whip_cross_origin) {
+        return Err(ConfigError::Invalid(
+            "--ice-server and --whip-cross-origin apply to WHIP outputs only; add a WHIP \
+             --output (https://host:port/path/whip) or drop them"
+                .into(),
+        ));
+    }
+    // Constrained Baseline is the one H.264 profile every WebRTC peer takes.
+    let profile = match &args.profile {
+        Some(text) => text.parse().map_err(invalid)?,
+        None if has_whip => Profile::ConstrainedBaseline,
+        None => Profile::High,
     };
 
     Ok(Config {
@@ -113,8 +141,9 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         encoder: args.encoder.parse().map_err(invalid)?,
         bitrate_kbps: args.bitrate,
         gop_seconds: args.gop,
-        profile: args.profile.parse().map_err(invalid)?,
+        profile,
         audio_bitrate_kbps: args.audio_bitrate,
+        opus_bitrate_kbps: args.opus_bitrate,
         av_offset_ms: args.av_offset_ms,
         outputs,
         source_id,
@@ -158,6 +187,12 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
         return fail(format!(
             "invalid --audio-bitrate {}: give kb/s between 16 and 512",
             args.audio_bitrate
+        ));
+    }
+    if !(16..=510).contains(&args.opus_bitrate) {
+        return fail(format!(
+            "invalid --opus-bitrate {}: give kb/s between 16 and 510",
+            args.opus_bitrate
         ));
     }
     if args.av_offset_ms.abs() > 10_000 {
@@ -238,13 +273,23 @@ fn check_passphrase(passphrase: Option<&Secret>, pbkeylen: u32) -> Result<(), Co
     }
 }
 
-fn build_output(
-    url: &str,
-    args: &RunArgs,
-    credential: Option<&Credential>,
-    passphrase: Option<&Secret>,
+/// What every `--output` is built with.
+struct OutputArgs<'a> {
+    args: &'a RunArgs,
+    credential: Option<&'a Credential>,
+    passphrase: Option<&'a Secret>,
     acquire: bool,
-) -> Result<OutputConfig, ConfigError> {
+    ice_servers: &'a [IceServer],
+}
+
+fn build_output(url: &str, common: &OutputArgs<'_>) -> Result<OutputConfig, ConfigError> {
+    let OutputArgs {
+        args,
+        credential,
+        passphrase,
+        acquire,
+        ..
+    } = *common;
     match output_url::parse(url)? {
         OutputUrl::Srt { host, port } => {
             if acquire {
@@ -311,7 +356,98 @@ fn build_output(
                 connect_timeout_ms: RTMP_CONNECT_TIMEOUT_MS,
             }))
         }
+        OutputUrl::Whip {
+            tls,
+            host,
+            port,
+            path,
+        } => {
+            let credentials = if acquire {
+                None
+            } else {
+                let path = path.or_else(|| args.path.clone()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "--output {url} needs the stream path: put it in the URL \
+                         (https://host:8889/inputs/whip-<uuid>/whip) or add --path"
+                    ))
+                })?;
+                let token = match credential {
+                    Some(Credential::SessionToken(token)) => token.clone(),
+                    Some(Credential::StreamKey(_)) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "--output {url} is WHIP, which takes a session token as its \
+                             Bearer, not a stream key: set TRAX_SESSION_TOKEN or \
+                             --token-file, or acquire one with --source"
+                        )))
+                    }
+                    None => {
+                        return Err(ConfigError::Invalid(format!(
+                            "--output {url} needs a session token: set TRAX_SESSION_TOKEN \
+                             (or --token-file), or acquire one with --source"
+                        )))
+                    }
+                };
+                Some(
+                    StaticCredentials::new(&path, Credential::SessionToken(token))
+                        as Arc<dyn CredentialSource>,
+                )
+            };
+            Ok(OutputConfig::Whip(WhipOutputConfig {
+                tls,
+                host,
+                port,
+                credentials,
+                ice_servers: common.ice_servers.to_vec(),
+                ca_file: args.ca_file.clone(),
+                allow_cross_origin: args.whip_cross_origin,
+                request_timeout: WHIP_REQUEST_TIMEOUT,
+            }))
+        }
     }
+}
+
+/// Reads `--ice-server`, with the TURN user name and password for the TURN
+/// servers among them.
+fn ice_servers(args: &RunArgs, env: EnvLookup<'_>) -> Result<Vec<IceServer>, ConfigError> {
+    let credential = read_secret(
+        &SecretSource {
+            kind: "TURN password",
+            file: args.turn_credential_file.as_deref(),
+            env_var: "TRAX_TURN_CREDENTIAL",
+            credential: "trax-turn-credential",
+        },
+        env,
+    )?;
+    let is_turn = |url: &String| url.starts_with("turn:") || url.starts_with("turns:");
+    let has_turn = args.ice_servers.iter().any(is_turn);
+    if !has_turn && (args.turn_username.is_some() || credential.is_some()) {
+        return Err(ConfigError::Invalid(
+            "a TURN user name or password is set but no --ice-server is a turn: or turns: \
+             URL; add one, or drop --turn-username and the TURN password"
+                .into(),
+        ));
+    }
+    if has_turn && (args.turn_username.is_none() || credential.is_none()) {
+        return Err(ConfigError::Invalid(
+            "a TURN --ice-server needs --turn-username and a password in \
+             TRAX_TURN_CREDENTIAL or --turn-credential-file"
+                .into(),
+        ));
+    }
+    let servers = args
+        .ice_servers
+        .iter()
+        .map(|url| {
+            let (username, password) = if is_turn(url) {
+                (args.turn_username.clone(), credential.clone())
+            } else {
+                (None, None)
+            };
+            IceServer::parse(url, username, password)
+                .map_err(|why| ConfigError::Invalid(format!("invalid --ice-server '{url}': {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(servers)
 }
 
 fn srt_output(

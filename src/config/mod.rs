@@ -17,6 +17,8 @@ use crate::capture::{CaptureRequest, SourceSpec};
 use crate::encode::{EncoderName, Profile};
 use crate::output::rtmp::{Placement, RtmpSettings};
 use crate::output::srt::SrtSettings;
+use crate::output::whip::link::IceServer;
+use crate::output::whip::WhipSettings;
 use crate::trax::provider::CredentialSource;
 
 pub use build::build;
@@ -36,6 +38,8 @@ pub struct Config {
     pub gop_seconds: f64,
     pub profile: Profile,
     pub audio_bitrate_kbps: u32,
+    /// Opus bitrate for WHIP outputs.
+    pub opus_bitrate_kbps: u32,
     pub av_offset_ms: i64,
     pub outputs: Vec<OutputConfig>,
     /// The TRaX source whose credentials /v1 provides, with `--source`.
@@ -50,6 +54,44 @@ pub struct Config {
 pub enum OutputConfig {
     Srt(SrtOutputConfig),
     Rtmp(RtmpOutputConfig),
+    Whip(WhipOutputConfig),
+}
+
+impl OutputConfig {
+    pub fn is_whip(&self) -> bool {
+        matches!(self, Self::Whip(_))
+    }
+}
+
+/// A WHIP output before its credentials are settled.
+#[derive(Debug, Clone)]
+pub struct WhipOutputConfig {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// `None`: acquire the path and token through /v1.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// STUN and TURN servers from `--ice-server`, checked.
+    pub ice_servers: Vec<IceServer>,
+    pub ca_file: Option<PathBuf>,
+    pub allow_cross_origin: bool,
+    pub request_timeout: Duration,
+}
+
+impl WhipOutputConfig {
+    /// The output's settings once its credentials are settled.
+    pub fn settle(&self, credentials: Arc<dyn CredentialSource>) -> WhipSettings {
+        WhipSettings {
+            tls: self.tls,
+            host: self.host.clone(),
+            port: self.port,
+            credentials,
+            ice_servers: self.ice_servers.clone(),
+            ca_file: self.ca_file.clone(),
+            allow_cross_origin: self.allow_cross_origin,
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// An RTMP or RTMPS output before its credentials are settled.

@@ -18,6 +18,14 @@ pub enum OutputUrl {
         /// The stream path from the URL, as in `inputs/rtmp-<uuid>`.
         path: Option<String>,
     },
+    /// A WHIP endpoint, `https://host:port/<path>/whip` (or `http://`).
+    Whip {
+        tls: bool,
+        host: String,
+        port: u16,
+        /// The stream path from the URL, without the `/whip` that ends it.
+        path: Option<String>,
+    },
 }
 
 /// The SRT port of the TRaX edge, used when the URL gives none.
@@ -29,18 +37,17 @@ pub const RTMPS_DEFAULT_PORT: u16 = 1936;
 pub fn parse(url: &str) -> Result<OutputUrl, ConfigError> {
     let invalid =
         |why: &str| ConfigError::Invalid(format!("invalid --output '{}': {why}", redact_url(url)));
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| invalid("use srt://host:port or rtmp(s)://host:port/path"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        invalid("use srt://host:port, rtmp(s)://host:port/path or https://host:port/path/whip")
+    })?;
     let scheme = scheme.to_ascii_lowercase();
     match scheme.as_str() {
         "srt" => parse_srt(rest).map_err(|why| invalid(&why)),
         "rtmp" | "rtmps" => parse_rtmp(scheme == "rtmps", rest).map_err(|why| invalid(&why)),
-        "http" | "https" => Err(invalid(
-            "WHIP outputs are not built yet; use srt://host:port or rtmp(s)://host:port/path",
-        )),
+        "http" | "https" => parse_whip(scheme == "https", rest).map_err(|why| invalid(&why)),
         _ => Err(invalid(
-            "unknown scheme; use srt://host:port or rtmp(s)://host:port/path",
+            "unknown scheme; use srt://host:port, rtmp(s)://host:port/path or \
+             https://host:port/path/whip",
         )),
     }
 }
@@ -103,6 +110,45 @@ fn parse_rtmp(tls: bool, rest: &str) -> Result<OutputUrl, String> {
         host,
         port,
         path: (!path.is_empty()).then(|| path.to_string()),
+    })
+}
+
+fn parse_whip(tls: bool, rest: &str) -> Result<OutputUrl, String> {
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    if rest[..authority_end].contains('@') {
+        return Err(
+            "the URL carries credentials, which would show in the process list; give the \
+             session token through TRAX_SESSION_TOKEN or --token-file, and the bridge sends \
+             it as a Bearer header"
+                .into(),
+        );
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(
+            "a WHIP URL takes no query or fragment: the token goes in the Authorization \
+             header; give https://host:port/<path>/whip"
+                .into(),
+        );
+    }
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path.trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })?;
+    let path = match path {
+        "" => None,
+        "whip" => return Err("the stream path is missing before /whip".into()),
+        _ => Some(
+            path.strip_suffix("/whip")
+                .ok_or("a WHIP URL ends in /whip, as in https://host:8889/inputs/whip-<uuid>/whip")?
+                .to_string(),
+        ),
+    };
+    Ok(OutputUrl::Whip {
+        tls,
+        host,
+        port,
+        path,
     })
 }
 
@@ -236,14 +282,42 @@ mod tests {
     }
 
     #[test]
+    fn parses_whip_urls() {
+        let whip = |tls: bool, host: &str, port: u16, path: Option<&str>| OutputUrl::Whip {
+            tls,
+            host: host.into(),
+            port,
+            path: path.map(str::to_string),
+        };
+        let cases = [
+            (
+                "https://edge.example:8889/inputs/whip-1/whip",
+                whip(true, "edge.example", 8889, Some("inputs/whip-1")),
+            ),
+            (
+                "http://127.0.0.1:8080/a/b/whip/",
+                whip(false, "127.0.0.1", 8080, Some("a/b")),
+            ),
+            (
+                "https://edge.example",
+                whip(true, "edge.example", 443, None),
+            ),
+            ("HTTP://[::1]/", whip(false, "::1", 80, None)),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(parse(url).unwrap(), expected, "{url}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         let cases = [
             ("127.0.0.1:9000", "use srt://"),
             ("udp://127.0.0.1:9000", "unknown scheme"),
-            (
-                "https://host:8889/inputs/x/whip",
-                "WHIP outputs are not built yet",
-            ),
+            ("https://host:8889/inputs/x", "ends in /whip"),
+            ("https://host:8889/whip", "missing before /whip"),
+            ("https://host/inputs/x/whip?token=1", "no query"),
+            ("https://t:secret@host/inputs/x/whip", "carries credentials"),
             ("rtmp://trax:secret@host/inputs/x", "carries credentials"),
             (
                 "rtmps://host/inputs/x?user=trax&pass=secret",

@@ -17,7 +17,16 @@ pub enum MediaKind {
     Audio,
 }
 
-/// One encoded frame (an H.264 access unit or an AAC frame) with its caps.
+/// The audio codec an output takes: AAC for SRT and RTMP, Opus for WHIP.
+/// The media pipeline encodes the captured audio once per codec in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    Aac,
+    Opus,
+}
+
+/// One encoded frame (an H.264 access unit, an AAC or an Opus frame) with
+/// its caps.
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub kind: MediaKind,
@@ -35,6 +44,24 @@ impl Frame {
                 .buffer()
                 .is_some_and(|buffer| !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)),
         }
+    }
+
+    /// Returns the codec of an audio frame, read from its caps (AAC when
+    /// they say nothing else); `None` for video.
+    pub fn audio_codec(&self) -> Option<AudioCodec> {
+        if self.kind != MediaKind::Audio {
+            return None;
+        }
+        let opus = self
+            .sample
+            .caps()
+            .and_then(|caps| caps.structure(0))
+            .is_some_and(|structure| structure.name() == "audio/x-opus");
+        Some(if opus {
+            AudioCodec::Opus
+        } else {
+            AudioCodec::Aac
+        })
     }
 
     pub fn pts(&self) -> Option<gst::ClockTime> {
@@ -72,6 +99,11 @@ pub enum OutputError {
 pub trait Output: Send {
     /// Returns a name for logs: transport, host and path, never a credential.
     fn label(&self) -> String;
+
+    /// The audio codec this output sends.
+    fn audio_codec(&self) -> AudioCodec {
+        AudioCodec::Aac
+    }
 
     /// Checks made before every dial: streamid size, field characters,
     /// token claims. A `Transient` error here (credentials that cannot be

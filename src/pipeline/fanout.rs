@@ -1,7 +1,7 @@
 //! Hands encoded frames from the media pipeline to every output through one
 //! bounded channel each, without ever blocking a GStreamer streaming thread.
 
-use crate::output::{Frame, MediaKind};
+use crate::output::{AudioCodec, Frame, MediaKind};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,10 +25,15 @@ struct TapState {
 struct Tap {
     sender: Sender<Frame>,
     state: Arc<TapState>,
+    /// The audio codec this output takes; audio in any other is not offered.
+    audio: AudioCodec,
 }
 
 impl Tap {
     fn offer(&self, frame: &Frame) {
+        if frame.audio_codec().is_some_and(|codec| codec != self.audio) {
+            return;
+        }
         let state = &self.state;
         if !state.accepting.load(Ordering::Acquire) {
             return;
@@ -104,13 +109,20 @@ impl Fanout {
         Self::default()
     }
 
-    /// Adds an output and returns its end of the channel.
+    /// Adds an output that takes AAC audio and returns its end of the
+    /// channel.
     pub fn add_output(&self) -> FrameReceiver {
+        self.add_output_for(AudioCodec::Aac)
+    }
+
+    /// Adds an output that takes `audio` and returns its end of the channel.
+    pub fn add_output_for(&self, audio: AudioCodec) -> FrameReceiver {
         let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_FRAMES);
         let state = Arc::new(TapState::default());
         self.lock().push(Tap {
             sender,
             state: state.clone(),
+            audio,
         });
         FrameReceiver { receiver, state }
     }
@@ -194,6 +206,31 @@ mod tests {
         );
         fanout.publish(frame(MediaKind::Video, true));
         assert!(receiver.recv_timeout(Duration::ZERO).unwrap().is_keyframe());
+    }
+
+    #[test]
+    fn audio_goes_only_to_outputs_of_its_codec() {
+        let fanout = Fanout::new();
+        let aac = fanout.add_output();
+        let opus = fanout.add_output_for(AudioCodec::Opus);
+        aac.start();
+        opus.start();
+        fanout.publish(frame(MediaKind::Video, true));
+        let mut opus_frame = frame(MediaKind::Audio, true);
+        opus_frame.sample = gst::Sample::builder()
+            .buffer(&opus_frame.sample.buffer_owned().unwrap())
+            .caps(&gst::Caps::builder("audio/x-opus").build())
+            .build();
+        fanout.publish(opus_frame);
+        fanout.publish(frame(MediaKind::Audio, true));
+
+        let codecs = |receiver: &FrameReceiver| {
+            std::iter::from_fn(|| receiver.recv_timeout(Duration::ZERO).ok())
+                .map(|frame| frame.audio_codec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codecs(&aac), [None, Some(AudioCodec::Aac)]);
+        assert_eq!(codecs(&opus), [None, Some(AudioCodec::Opus)]);
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! ```text
 //! source ─► queue ─► videoconvert ─► videoscale ─► videorate ─► caps ─► encoder ─► h264parse ─► appsink ─┐
 //!   └────► queue ─► audioconvert ─► audioresample ─► caps ─► AAC encoder ─► aacparse ──────► appsink ─┤
+//!                                                       └─► (tee) queue ─► opusenc ─────────► appsink ─┤
 //!                                                                          Fanout: one channel per output ◄┘
 //! ```
+//!
+//! The Opus branch exists only while a WHIP output is configured.
 //!
 //! Appsink callbacks rewrite timestamps to running time (so a looped file
 //! keeps counting up), apply the audio offset and hand frames to the fan-out
@@ -53,6 +56,8 @@ pub struct MediaSettings<'a> {
     pub encoder: &'a EncoderPlan,
     pub encode: &'a EncodeSettings,
     pub audio_bitrate_kbps: u32,
+    /// `Some`: also encode the audio to Opus at this bitrate, for WHIP.
+    pub opus_bitrate_kbps: Option<u32>,
     pub av_offset_ms: i64,
 }
 
@@ -94,7 +99,9 @@ impl MediaPipeline {
         let capture = settings.capture;
         let sync = !capture.live;
         let has_audio = !matches!(capture.audio, AudioPlan::None);
-        let sinks_open = Arc::new(SinkState::new(if has_audio { 2 } else { 1 }));
+        let opus = settings.opus_bitrate_kbps.filter(|_| has_audio);
+        let audio_sinks = if opus.is_some() { 2 } else { 1 };
+        let sinks_open = Arc::new(SinkState::new(if has_audio { 1 + audio_sinks } else { 1 }));
 
         let video_entry = entry_queue("video-entry", capture.live).build()?;
         bin.add(&video_entry)
@@ -120,19 +127,35 @@ impl MediaPipeline {
             let entry = entry_queue("audio-entry", capture.live).build()?;
             bin.add(&entry)
                 .map_err(|e| BuildError::Link(e.to_string()))?;
-            let tail = audio_tail(settings.audio_bitrate_kbps)?.build_into(bin)?;
-            link(&entry, &tail.0)?;
-            let appsink = tail.1.downcast::<gst_app::AppSink>().expect("appsink");
+            let audio = AudioTail::new(settings.audio_bitrate_kbps, opus)?;
+            let (first, last) = audio.common.build_into(bin)?;
+            link(&entry, &first)?;
+            let (aac_first, aac_sink) = audio.aac.build_into(bin)?;
+            link(&last, &aac_first)?;
             let priming_ns = aac_priming_samples(&aac_encoder()?) * 1_000_000_000 / AUDIO_RATE_HZ;
-            let offset_ns = settings.av_offset_ms * 1_000_000 - priming_ns;
             attach_appsink(
-                &appsink,
+                &aac_sink.downcast::<gst_app::AppSink>().expect("appsink"),
                 MediaKind::Audio,
-                offset_ns,
+                settings.av_offset_ms * 1_000_000 - priming_ns,
                 sync,
                 &fanout,
                 &sinks_open,
             );
+            if let Some(branch) = &audio.opus {
+                let (opus_first, opus_sink) = branch.build_into(bin)?;
+                link(&last, &opus_first)?;
+                // NOTE: opusenc's look-ahead (about 6.5 ms) is not taken
+                // back: RTP cannot signal Opus pre-skip, and the lag is
+                // well under what a viewer notices.
+                attach_appsink(
+                    &opus_sink.downcast::<gst_app::AppSink>().expect("appsink"),
+                    MediaKind::Audio,
+                    settings.av_offset_ms * 1_000_000,
+                    sync,
+                    &fanout,
+                    &sinks_open,
+                );
+            }
             entries.push(entry.static_pad("sink").expect("queue sink pad"));
             Some(entry)
         } else {
@@ -210,8 +233,11 @@ impl MediaPipeline {
     fn hold_audio_for_preroll(&self) -> Option<(gst::Pad, gst::PadProbeId)> {
         let bin = self.pipeline.upcast_ref::<gst::Bin>();
         let queue = bin.by_name("audio-entry")?;
-        let sink = bin.by_name("audio-sink")?;
-        sink.set_property("async", false);
+        for name in ["audio-sink", "opus-sink"] {
+            if let Some(sink) = bin.by_name(name) {
+                sink.set_property("async", false);
+            }
+        }
         let pad = queue.static_pad("src")?;
         let probe = pad.add_probe(
             gst::PadProbeType::BLOCK_DOWNSTREAM | gst::PadProbeType::BUFFER,
@@ -302,6 +328,11 @@ impl MediaPipeline {
             "audio-entry",
             "video-sink",
             "audio-sink",
+            "audio-tee",
+            "aac-queue",
+            "opus-queue",
+            "opusenc",
+            "opus-sink",
             "h264parse",
             "aacparse",
         ];
@@ -344,11 +375,18 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
         AudioPlan::FromFile => Some("decodebin (the clip's audio)".to_string()),
     };
     match audio_source {
-        Some(source) => text.push_str(&format!(
-            "audio: {source} ! {} ! {}\n",
-            entry_queue("audio-entry", capture.live),
-            audio_tail(settings.audio_bitrate_kbps)?
-        )),
+        Some(source) => {
+            let audio = AudioTail::new(settings.audio_bitrate_kbps, settings.opus_bitrate_kbps)?;
+            text.push_str(&format!(
+                "audio: {source} ! {} ! {} ! {}\n",
+                entry_queue("audio-entry", capture.live),
+                audio.common,
+                audio.aac
+            ));
+            if let Some(opus) = &audio.opus {
+                text.push_str(&format!("opus: audio-tee. ! {opus}\n"));
+            }
+        }
         None => text.push_str("audio: none\n"),
     }
     Ok(text)
@@ -412,17 +450,62 @@ fn aac_encoder() -> Result<String, PipelineError> {
         .ok_or(PipelineError::NoAacEncoder)
 }
 
-fn audio_tail(bitrate_kbps: u32) -> Result<ChainSpec, PipelineError> {
-    let encoder = aac_encoder()?;
-    Ok(ChainSpec::new(vec![
-        ElementSpec::new("audioconvert"),
-        ElementSpec::new("audioresample"),
-        ElementSpec::caps_filter("audio/x-raw,rate=48000,channels=2"),
-        ElementSpec::new(&encoder).property("bitrate", u64::from(bitrate_kbps) * 1000),
-        ElementSpec::new("aacparse").named("aacparse"),
-        ElementSpec::caps_filter("audio/mpeg,mpegversion=4,stream-format=raw"),
-        ElementSpec::new("appsink").named("audio-sink"),
-    ]))
+/// The audio branch after its entry queue: conversion shared by every
+/// codec, then one encoder chain per codec in use.
+struct AudioTail {
+    common: ChainSpec,
+    aac: ChainSpec,
+    opus: Option<ChainSpec>,
+}
+
+impl AudioTail {
+    fn new(aac_kbps: u32, opus_kbps: Option<u32>) -> Result<Self, PipelineError> {
+        let mut common = ChainSpec::new(vec![
+            ElementSpec::new("audioconvert"),
+            ElementSpec::new("audioresample"),
+            ElementSpec::caps_filter("audio/x-raw,rate=48000,channels=2"),
+        ]);
+        let mut aac = Vec::new();
+        if opus_kbps.is_some() {
+            common.push(ElementSpec::new("tee").named("audio-tee"));
+            // Each encoder takes its own sample format (avenc_aac planar
+            // float, opusenc interleaved), so each branch converts.
+            aac.push(branch_queue("aac-queue"));
+            aac.push(ElementSpec::new("audioconvert"));
+        }
+        aac.extend([
+            ElementSpec::new(&aac_encoder()?).property("bitrate", u64::from(aac_kbps) * 1000),
+            ElementSpec::new("aacparse").named("aacparse"),
+            ElementSpec::caps_filter("audio/mpeg,mpegversion=4,stream-format=raw"),
+            ElementSpec::new("appsink").named("audio-sink"),
+        ]);
+        let opus = opus_kbps.map(|kbps| {
+            ChainSpec::new(vec![
+                branch_queue("opus-queue"),
+                ElementSpec::new("audioconvert"),
+                ElementSpec::new("opusenc")
+                    .named("opusenc")
+                    .property("bitrate", u64::from(kbps) * 1000),
+                ElementSpec::caps_filter("audio/x-opus,rate=48000,channels=2"),
+                ElementSpec::new("appsink").named("opus-sink"),
+            ])
+        });
+        Ok(Self {
+            common,
+            aac: ChainSpec::new(aac),
+            opus,
+        })
+    }
+}
+
+/// A short queue after the audio tee, so each encoder runs on its own
+/// thread and neither waits on the other.
+fn branch_queue(name: &str) -> ElementSpec {
+    ElementSpec::new("queue")
+        .named(name)
+        .property("max-size-buffers", 0)
+        .property("max-size-bytes", 0)
+        .property("max-size-time", 200_000_000u64)
 }
 
 fn link(source: &gst::Element, sink: &gst::Element) -> Result<(), BuildError> {

@@ -15,6 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The audience the SRT and RTMP edge (MediaMTX) expects in `aud`.
 pub const MEDIAMTX_AUDIENCE: &str = "trax-mediamtx";
 
+/// The audience the edge expects in a WHIP (WebRTC publish) token.
+pub const TALK_AUDIENCE: &str = "trax-mediamtx-talk";
+
 /// The action a publishing token must carry.
 pub const PUBLISH_ACTION: &str = "publish";
 

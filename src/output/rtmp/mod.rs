@@ -9,7 +9,7 @@
 //! Each session dials once, publishes until the frame channel closes or the
 //! connection fails, and returns; the supervisor decides about redialing.
 
-mod avc;
+pub(crate) mod avc;
 mod caps;
 mod connection;
 mod flv;
