@@ -145,8 +145,6 @@ impl WhipOutput {
             Err(error) => return Err(self.signaling_error(error)),
         }
 
-        session.frames.start();
-        session.keyframes.request();
         let mut retried = false;
         loop {
             match self.attempt(session, &prepared, &servers)? {
@@ -179,6 +177,9 @@ impl WhipOutput {
         prepared: &Prepared,
         servers: &[IceServer],
     ) -> Result<Attempt, OutputError> {
+        // Each offer starts from a fresh IDR, whatever the GOP length.
+        session.frames.start();
+        session.keyframes.request();
         let Some(first) = first_keyframe(session)? else {
             return Ok(Attempt::Done);
         };
