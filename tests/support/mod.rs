@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod receiver;
 pub mod rtmp_server;
 pub mod standin;
+pub mod whip_mock;
 
 use receiver::{peer_script, PYTHON};
 use std::io::Write;
