@@ -14,6 +14,7 @@ use bridge::output::whip::signaling::{
 use bridge::output::OutputError;
 use gstreamer_sdp::SDPMessage;
 use serde_json::Value;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -659,6 +660,44 @@ fn silent_server_times_out() {
         OutputError::Transient(_)
     ));
     drop(listener);
+}
+
+#[test]
+fn stalled_body_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let head = "HTTP/1.1 201 Created\r\nContent-Type: application/sdp\r\n\
+                    Content-Length: 100\r\n\r\nv=0\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let endpoint = Url::parse(&format!("http://127.0.0.1:{port}{ENDPOINT_PATH}")).unwrap();
+    let mut settings = config(endpoint);
+    settings.timeout = Duration::from_millis(500);
+    let client = WhipClient::new(settings).unwrap();
+
+    let error = client
+        .publish(&Secret::new("session token", "t"), OFFER)
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            SignalingError::Network {
+                timed_out: true,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        message.contains("201 Created, then reading the body timed out after 500 ms"),
+        "{message}"
+    );
 }
 
 #[test]
