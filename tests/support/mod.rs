@@ -11,6 +11,7 @@ pub mod receiver;
 pub mod rtmp_server;
 pub mod standin;
 pub mod turn;
+pub mod whip_mock;
 
 use receiver::{peer_script, PYTHON};
 use std::io::Write;

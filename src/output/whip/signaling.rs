@@ -227,8 +227,7 @@ impl WhipClient {
                 }
                 _ => {
                     let headers = response.headers().clone();
-                    let body = read_body(response)
-                        .map_err(|cause| network_error_text(&request, cause, self.timeout))?;
+                    let body = read_body(response, &request, status, self.timeout)?;
                     return Ok(Exchange {
                         request,
                         url: current,
@@ -456,25 +455,34 @@ fn redirect_target(
     })
 }
 
-fn read_body(response: Response) -> Result<Vec<u8>, String> {
+/// Reads the body, up to [`MAX_BODY_BYTES`].
+fn read_body(
+    response: Response,
+    request: &str,
+    status: StatusCode,
+    timeout: Duration,
+) -> Result<Vec<u8>, SignalingError> {
     let mut body = Vec::new();
-    response
-        .take(MAX_BODY_BYTES + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| {
-            if error.kind() == io::ErrorKind::TimedOut || is_timeout(&error) {
-                "timed out reading the response body".to_string()
-            } else {
-                format!(
-                    "reading the response body failed: {}",
-                    innermost_cause(&error)
-                )
-            }
-        })?;
+    let read = response.take(MAX_BODY_BYTES + 1).read_to_end(&mut body);
+    if let Err(error) = read {
+        let timed_out = error.kind() == io::ErrorKind::TimedOut || is_timeout(&error);
+        let cause = if timed_out {
+            format!("timed out after {} ms", timeout.as_millis())
+        } else {
+            format!("failed: {}", innermost_cause(&error))
+        };
+        return Err(SignalingError::Network {
+            request: request.to_string(),
+            cause: format!("{status}, then reading the body {cause}"),
+            timed_out,
+        });
+    }
     if body.len() as u64 > MAX_BODY_BYTES {
-        return Err(format!(
-            "the response body is larger than {MAX_BODY_BYTES} bytes"
-        ));
+        return Err(SignalingError::Protocol {
+            request: request.to_string(),
+            status,
+            reason: format!("the response body is larger than {MAX_BODY_BYTES} bytes"),
+        });
     }
     Ok(body)
 }
@@ -488,30 +496,16 @@ fn network_error(request: &str, error: &reqwest::Error, timeout: Duration) -> Si
         };
     }
     let cause = if error.is_timeout() {
-        format!("timed out after {} ms", timeout.as_millis())
+        format!("no response: timed out after {} ms", timeout.as_millis())
     } else if error.is_connect() {
-        format!("cannot connect: {}", innermost_cause(error))
+        format!("no response: cannot connect: {}", innermost_cause(error))
     } else {
-        innermost_cause(error)
+        format!("no response: {}", innermost_cause(error))
     };
     SignalingError::Network {
         request: request.to_string(),
         timed_out: error.is_timeout(),
         cause,
-    }
-}
-
-fn network_error_text(request: &str, cause: String, timeout: Duration) -> SignalingError {
-    let timed_out = cause.starts_with("timed out");
-    let cause = if timed_out {
-        format!("{cause} (limit {} ms)", timeout.as_millis())
-    } else {
-        cause
-    };
-    SignalingError::Network {
-        request: request.to_string(),
-        cause,
-        timed_out,
     }
 }
 

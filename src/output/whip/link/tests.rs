@@ -386,40 +386,9 @@ fn link_empty_values() {
     assert!(parse_link_headers(std::iter::empty()).is_empty());
 }
 
-/// Runs `f` with a tracing subscriber that records every event, and
-/// returns what it logged.
-fn logs_of(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(data.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
-}
-
 #[test]
 fn link_warnings_hide_credentials() {
-    let logs = logs_of(|| {
+    let logs = crate::telemetry::capture_logs(|| {
         parse_link_headers([
             r#"<turn:bad>; rel="ice-server"; username="u"; credential="hunter2"; credential-type="oauth""#,
             r#"<turn:bad?transport=sctp>; rel="ice-server"; username="u"; credential="hunter2""#,

@@ -1,6 +1,6 @@
 //! Failures of a WHIP exchange, and the [`OutputError`] each one becomes,
-//! which tells the supervisor whether to dial again, give up on the
-//! credentials, or give up for good.
+//! which decides whether the supervisor dials again, gives up on the
+//! credentials, or gives up for good.
 
 use crate::exit::ExitStatus;
 use crate::output::OutputError;
@@ -57,8 +57,9 @@ pub enum SignalingError {
         hint: &'static str,
     },
 
-    /// No response: connection refused or reset, DNS failure, timeout.
-    #[error("WHIP {request}: no response: {cause}")]
+    /// No response (connection refused or reset, DNS failure, timeout), or
+    /// a body that stopped arriving.
+    #[error("WHIP {request}: {cause}")]
     Network {
         request: String,
         cause: String,

@@ -195,3 +195,38 @@ fn status_error_caps_body() {
     );
     assert!(!message.contains(&"x".repeat(301)), "{message}");
 }
+
+#[test]
+fn clear_text_warned_once() {
+    let client = WhipClient::new(config("http://edge.example/inputs/cam/whip")).unwrap();
+    let remote = Url::parse("http://edge.example/inputs/cam/whip?token=abc").unwrap();
+    let logs = crate::telemetry::capture_logs(|| {
+        client.warn_if_clear_text(&remote);
+        client.warn_if_clear_text(&remote);
+    });
+    assert_eq!(logs.matches("travels in clear text").count(), 1, "{logs}");
+    assert!(
+        logs.contains("http://edge.example/inputs/cam/whip"),
+        "{logs}"
+    );
+    assert!(!logs.contains("token=abc"), "{logs}");
+}
+
+#[test]
+fn clear_text_silent_on_loopback() {
+    let client = WhipClient::new(config("http://127.0.0.1:8889/whip")).unwrap();
+    let https = WhipClient::new(config(ENDPOINT)).unwrap();
+    let logs = crate::telemetry::capture_logs(|| {
+        client.warn_if_clear_text(&Url::parse("http://127.0.0.1:8889/whip").unwrap());
+        client.warn_if_clear_text(&Url::parse("http://[::1]:8889/whip").unwrap());
+        https.warn_if_clear_text(&Url::parse(ENDPOINT).unwrap());
+    });
+    assert!(logs.is_empty(), "{logs}");
+}
+
+#[test]
+fn client_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<WhipClient>();
+    assert_send_sync::<Answer>();
+}
