@@ -19,6 +19,16 @@ COMMAND LINE
                         content. With neither, every request passes.
   --pli-after-s S       Send a PLI S seconds after a session connects;
                         repeatable.
+  --dtls-role passive|active
+                        The answer's a=setup for an offer with
+                        a=setup:actpass (default passive: this receiver is
+                        the DTLS server). As a DTLS client, aiortc 1.16
+                        offers only ECDHE-ECDSA cipher suites, and
+                        webrtcbin 1.22 serves an RSA certificate, so with
+                        active a webrtcbin publisher fails the handshake
+                        with "no shared cipher".
+  --debug               Log aiortc's and aioice's debug messages to stderr
+                        (SDP, ICE checks, DTLS; tokens are not among them).
 
 HTTP
 
@@ -55,6 +65,7 @@ has aiortc 1.16.0 and sees the system's python3-cryptography.
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -131,6 +142,17 @@ def check_media_lines(offer: str):
     others = sorted(set(kinds) - {"video", "audio"})
     if others:
         raise HttpError(406, f"offer has m-lines of unsupported kinds {others}")
+
+
+def prefer_dtls_role(offer: str, role: str) -> str:
+    """Return the offer edited so that aiortc's answer has a=setup:`role`.
+
+    For an actpass offer, aiortc's answer is active (DTLS client). Told that
+    the offerer is the client, aiortc's answer is passive (DTLS server).
+    """
+    if role == "active":
+        return offer
+    return offer.replace("a=setup:actpass", "a=setup:active")
 
 
 def negotiated_codecs(answer: str):
@@ -286,6 +308,7 @@ class Receiver:
         pc.on("track", lambda track: self.on_track(session, track))
         pc.on("connectionstatechange", lambda: self.on_connection_state(session))
         pc.on("iceconnectionstatechange", lambda: self.on_ice_state(session))
+        offer = prefer_dtls_role(offer, self.args.dtls_role)
         await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in pc.getTransceivers():
             if transceiver.kind == "video":
@@ -296,7 +319,8 @@ class Receiver:
         answer = pc.localDescription.sdp
         codecs = negotiated_codecs(answer)
         recording.set_codecs(codecs["video"], codecs["audio"])
-        recording.note(answer_s=time.time())
+        setup = re.search(r"^a=setup:(\w+)", answer, re.MULTILINE)
+        recording.note(answer_s=time.time(), answer_setup=setup[1] if setup else None)
         return answer
 
     def on_track(self, session: Session, track):
@@ -402,11 +426,20 @@ def parse_args():
         default=[],
         help="send a PLI this many seconds after a session connects; repeatable",
     )
+    parser.add_argument(
+        "--dtls-role",
+        choices=["passive", "active"],
+        default="passive",
+        help="a=setup of the answer to an actpass offer (passive: DTLS server)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log aiortc debug messages")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     aioice.ice.get_host_addresses = only_loopback_addresses
     whip_recording.install_decoder_hook()
     return asyncio.run(Receiver(args).run())

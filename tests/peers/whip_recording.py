@@ -5,7 +5,30 @@ Each session gets a folder with:
                (Annex-B with start codes), before decoding;
   audio.wav    the decoded audio, 16-bit PCM at the track's rate (48 kHz
                for Opus);
-  report.json  what arrived and when (see Recording.report).
+  report.json  what arrived and when, rewritten every 0.5 s and on close.
+
+report.json fields (times are Unix seconds, float; null until known):
+  session, id, path          session number, resource id, stream path
+  post_s, answer_s           POST arrived, answer ready
+  answer_setup               a=setup of the answer (passive: DTLS server)
+  ice_connected_s            ICE connected or completed
+  connected_s                ICE and DTLS connected
+  connection_state           aiortc's connectionState at the last write
+  video                      null without a video m-line, else: codec
+                             (mimeType), payload_type, clock_rate,
+                             parameters (fmtp of the answer), access_units,
+                             bytes, idr_access_units, first_access_unit_s,
+                             first_idr_s, frames_decoded, width, height,
+                             first_frame_s (first decoded frame)
+  audio                      null without an audio m-line, else: codec,
+                             payload_type, clock_rate, channels, parameters,
+                             frames_decoded, samples (per channel),
+                             sample_rate, channels_decoded, rms_dbfs (over
+                             all decoded samples), first_frame_s
+  pli_sent_s                 every PLI sent (aiortc's own and --pli-after-s)
+  fir_sent_s                 every FIR sent: always empty, aiortc sends none
+  delete_received, delete_s  a DELETE with a valid token arrived
+  closed_s                   the peer connection closed
 
 The access units are taken from the decoder thread's input queue:
 install_decoder_hook() wraps aiortc 1.16's decoder_worker so that each
@@ -101,6 +124,7 @@ class Recording:
             "path": path,
             "post_s": post_s,
             "answer_s": None,
+            "answer_setup": None,
             "ice_connected_s": None,
             "connected_s": None,
             "connection_state": "new",
