@@ -1,5 +1,6 @@
 //! Shared pieces of the integration tests: the test encode, the receiver
-//! peer, token minting and a log capture.
+//! peers (SRT, RTMP and the two WHIP receivers), token minting and a log
+//! capture.
 
 #![allow(dead_code)]
 
@@ -12,6 +13,11 @@ pub mod rtmp_server;
 pub mod standin;
 pub mod turn;
 pub mod whip_mock;
+pub mod whip_http;
+pub mod whip_receiver;
+pub mod whip_token;
+pub mod whip_webrtcbin;
+pub mod whip_webrtcbin_session;
 
 use receiver::{peer_script, PYTHON};
 use std::io::Write;
