@@ -233,6 +233,12 @@ pub struct RunArgs {
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
 
+    /// Local address to gather WHIP ICE host candidates on, repeatable
+    /// (default: every interface but loopback). Picks the network on a box
+    /// with several, such as wired over Wi-Fi.
+    #[arg(long = "ice-address", value_name = "IP")]
+    pub ice_addresses: Vec<String>,
+
     /// User name for the --ice-server TURN servers. Their password comes
     /// from TRAX_TURN_CREDENTIAL or --turn-credential-file.
     #[arg(long, value_name = "NAME")]

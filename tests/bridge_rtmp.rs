@@ -7,10 +7,12 @@ mod support;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 use support::media::{decode_errors, output_text};
 use support::nginx::{Nginx, RtmpsCertificate, TlsFiles};
 use support::receiver::{free_udp_port, Receiver};
 use support::standin::Standin;
+use support::whip_receiver::{AiortcReceiver, AiortcToken};
 
 fn bridge(args: &[&str], standin: &Standin) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bridge"))
@@ -216,10 +218,14 @@ fn rtmps_verifies_the_certificate() {
 }
 
 #[test]
-fn srt_and_rtmp_from_one_encode() {
+fn srt_rtmp_and_whip_from_one_encode() {
     let _guard = support::setup();
     let standin = Standin::start(&[]);
     let nginx = Nginx::start(&standin.origin);
+    let whip_dir = tempfile::tempdir().unwrap();
+    let whip = AiortcReceiver::start(whip_dir.path(), AiortcToken::Jwks(&standin.jwks_url()), &[]);
+    // The path comes from /v1: the URL gives only the receiver's origin.
+    let whip_origin = format!("http://127.0.0.1:{}", whip.port);
     let port = free_udp_port();
     let directory = tempfile::tempdir().unwrap();
     let received = directory.path().join("received.ts");
@@ -245,12 +251,32 @@ fn srt_and_rtmp_from_one_encode() {
         &srt,
         "--output",
         &rtmp,
+        "--output",
+        &whip_origin,
+        "--ice-address",
+        "127.0.0.1",
         "--duration",
         "5",
     ];
     let output = bridge(&args, &standin);
     let events = receiver.stop();
-    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+    let log = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(log.contains("constrained-baseline"), "{log}");
+    whip.wait_for("deleted", 1, Duration::from_secs(5));
+    let report = whip.report(1).expect("the WHIP receiver wrote a report");
+    whip.stop();
+    assert_eq!(report["video"]["codec"], "video/H264", "{report}");
+    assert_eq!(report["video"]["width"], 320, "{report}");
+    assert!(
+        report["video"]["frames_decoded"].as_u64().unwrap_or(0) > 50,
+        "{report}"
+    );
+    assert_eq!(report["audio"]["codec"], "audio/opus", "{report}");
+    assert!(
+        report["audio"]["rms_dbfs"].as_f64().unwrap_or(-200.0) > -60.0,
+        "{report}"
+    );
     assert!(events
         .iter()
         .any(|e| e["event"] == "connecting" && e["accepted"] == true));
@@ -260,5 +286,5 @@ fn srt_and_rtmp_from_one_encode() {
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
     assert!(media_seconds(&received) >= 4.0);
     let operation = "POST /v1/sources/{sourceId}/publish-credentials";
-    assert_eq!(standin.count(operation), 2, "one acquisition per output");
+    assert_eq!(standin.count(operation), 3, "one acquisition per output");
 }

@@ -175,6 +175,18 @@ fn whip_usage_errors_exit_2() {
             "apply to WHIP outputs only",
         ),
         (
+            vec![
+                "--device",
+                "test",
+                "--output",
+                whip,
+                "--ice-address",
+                "eth0",
+            ],
+            token.to_vec(),
+            "invalid --ice-address 'eth0'",
+        ),
+        (
             vec!["--device", "test", "--output", whip, "--opus-bitrate", "8"],
             token.to_vec(),
             "invalid --opus-bitrate 8",

@@ -99,12 +99,24 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
 
     let acquire = source_id.is_some();
     let ice_servers = ice_servers(args, env)?;
+    let ice_addresses = args
+        .ice_addresses
+        .iter()
+        .map(|text| {
+            text.parse::<std::net::IpAddr>().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "invalid --ice-address '{text}': give a local IP address, such as 192.168.1.20"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let common = OutputArgs {
         args,
         credential: credential.as_ref(),
         passphrase: passphrase.as_ref(),
         acquire,
         ice_servers: &ice_servers,
+        ice_addresses: &ice_addresses,
     };
     let outputs = if args.outputs.is_empty() {
         vec![OutputConfig::Srt(srt_output(
@@ -120,9 +132,11 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
             .collect::<Result<Vec<_>, _>>()?
     };
     let has_whip = outputs.iter().any(OutputConfig::is_whip);
-    if !has_whip && (!ice_servers.is_empty() || args.whip_cross_origin) {
+    if !has_whip && (!ice_servers.is_empty() || !ice_addresses.is_empty() || args.whip_cross_origin)
+    {
         return Err(ConfigError::Invalid(
-            "--ice-server and --whip-cross-origin apply to WHIP outputs only; add a WHIP \
+            "--ice-server, --ice-address and --whip-cross-origin apply to WHIP outputs only; \
+             add a WHIP \
              --output (https://host:port/path/whip) or drop them"
                 .into(),
         ));
@@ -280,6 +294,7 @@ struct OutputArgs<'a> {
     passphrase: Option<&'a Secret>,
     acquire: bool,
     ice_servers: &'a [IceServer],
+    ice_addresses: &'a [std::net::IpAddr],
 }
 
 fn build_output(url: &str, common: &OutputArgs<'_>) -> Result<OutputConfig, ConfigError> {
@@ -398,6 +413,7 @@ fn build_output(url: &str, common: &OutputArgs<'_>) -> Result<OutputConfig, Conf
                 port,
                 credentials,
                 ice_servers: common.ice_servers.to_vec(),
+                ice_addresses: common.ice_addresses.to_vec(),
                 ca_file: args.ca_file.clone(),
                 allow_cross_origin: args.whip_cross_origin,
                 request_timeout: WHIP_REQUEST_TIMEOUT,

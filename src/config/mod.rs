@@ -8,6 +8,7 @@ pub mod rate;
 pub mod secret;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct WhipOutputConfig {
     pub credentials: Option<Arc<dyn CredentialSource>>,
     /// STUN and TURN servers from `--ice-server`, checked.
     pub ice_servers: Vec<IceServer>,
+    /// Local addresses for ICE host candidates; empty: every interface.
+    pub ice_addresses: Vec<IpAddr>,
     pub ca_file: Option<PathBuf>,
     pub allow_cross_origin: bool,
     pub request_timeout: Duration,
@@ -87,6 +90,7 @@ impl WhipOutputConfig {
             port: self.port,
             credentials,
             ice_servers: self.ice_servers.clone(),
+            ice_addresses: self.ice_addresses.clone(),
             ca_file: self.ca_file.clone(),
             allow_cross_origin: self.allow_cross_origin,
             request_timeout: self.request_timeout,

@@ -13,6 +13,7 @@
 //! more with them.
 
 pub mod answer;
+mod ice;
 pub mod link;
 mod peer;
 pub mod signaling;
@@ -64,6 +65,8 @@ pub struct WhipSettings {
     pub credentials: Arc<dyn CredentialSource>,
     /// STUN and TURN servers to gather with, besides those the server names.
     pub ice_servers: Vec<IceServer>,
+    /// Local addresses for ICE host candidates; empty: every interface.
+    pub ice_addresses: Vec<std::net::IpAddr>,
     /// Extra CA certificates (PEM) trusted for HTTPS, besides the web PKI
     /// roots.
     pub ca_file: Option<PathBuf>,
@@ -183,11 +186,15 @@ impl WhipOutput {
         let Some(first) = first_keyframe(session)? else {
             return Ok(Attempt::Done);
         };
-        let mut peer = Peer::new(&first, session.has_audio, servers).map_err(|message| {
-            OutputError::Fatal {
-                status: ExitStatus::Other,
-                message,
-            }
+        let mut peer = Peer::new(
+            &first,
+            session.has_audio,
+            servers,
+            &self.settings.ice_addresses,
+        )
+        .map_err(|message| OutputError::Fatal {
+            status: ExitStatus::Other,
+            message,
         })?;
         peer.push(first);
         let offer = negotiate_offer(&mut peer, session)?;

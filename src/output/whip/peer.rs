@@ -69,7 +69,12 @@ pub struct Peer {
 impl Peer {
     /// Builds and starts the peer for a stream that begins with `first`,
     /// an IDR with its SPS, and asks webrtcbin for an offer.
-    pub fn new(first: &Frame, has_audio: bool, servers: &[IceServer]) -> Result<Self, String> {
+    pub fn new(
+        first: &Frame,
+        has_audio: bool,
+        servers: &[IceServer],
+        addresses: &[std::net::IpAddr],
+    ) -> Result<Self, String> {
         let profile_level_id = profile_level_id(first)?;
         let pipeline = gst::Pipeline::with_name("whip");
         let webrtc = make("webrtcbin", "webrtc")?;
@@ -78,6 +83,7 @@ impl Peer {
         use_certificate(&webrtc, certificate.pem);
         let fingerprint = certificate.fingerprint;
         configure_ice_servers(&webrtc, servers);
+        super::ice::restrict_host_addresses(&webrtc, addresses)?;
         pipeline
             .add(&webrtc)
             .map_err(|e| format!("adding webrtcbin: {e}"))?;
