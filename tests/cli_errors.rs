@@ -109,7 +109,8 @@ fn usage_errors_exit_2() {
 fn whip_usage_errors_exit_2() {
     let token = [("TRAX_SESSION_TOKEN", TOKEN)];
     let whip = "http://127.0.0.1:9/inputs/whip-1/whip";
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 "--device",
