@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Streams the looped sample clip through the bridge to a local libsrt
-# receiver for about 10 seconds, then prints what the receiver got.
+# receiver and a local WHIP (WebRTC) receiver for about 10 seconds, then
+# prints what each receiver got.
 #
 # The bridge gets its stream path, session token and ingest URL from a local
 # stand-in for TRaX's /v1 API with an API key, as it would from TRaX. The
-# receiver checks the streamid's structure and verifies the token's claims
-# and ES256 signature against the stand-in's JWKS, as the TRaX edge does.
+# receivers check the credentials (the SRT streamid, the WHIP Bearer token)
+# and verify the token's claims and ES256 signature against the stand-in's
+# JWKS, as the TRaX edge does. The WHIP receiver is aiortc, a WebRTC stack
+# independent of the bridge's GStreamer one.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +17,7 @@ work="$root/out/demo"
 duration=${DEMO_DURATION:-10}
 source_id="src_cam1"
 python=/usr/bin/python3
+venv_python="$root/.venv/bin/python"
 bridge="${CARGO_TARGET_DIR:-$root/target}/debug/bridge"
 
 rm -rf "$work"
@@ -70,6 +74,14 @@ receiver=$!
 trap 'stop_peer "$receiver"; stop_peer "$api"' EXIT
 wait_for_event "$work/receiver.log" listening || { cat "$work/receiver.stderr" >&2; exit 1; }
 
+echo "demo: starting the WHIP receiver (aiortc)"
+"$venv_python" tests/peers/whip_receiver.py --jwks-url "$origin/.well-known/jwks.json" \
+  --record-dir "$work/whip" > "$work/whip.log" 2> "$work/whip.stderr" &
+whip=$!
+trap 'stop_peer "$whip"; stop_peer "$receiver"; stop_peer "$api"' EXIT
+wait_for_event "$work/whip.log" listening || { cat "$work/whip.stderr" >&2; exit 1; }
+whip_port=$($python -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$work/whip.log")
+
 echo "demo: sources the API key can see:"
 "$bridge" sources --api-url "$origin" --api-key-file "$work/api-key" | sed 's/^/  /'
 
@@ -77,10 +89,12 @@ echo "demo: running bridge for $duration s on source $source_id"
 set +e
 "$bridge" --device "file:$root/media/bigbuckbunny.mp4" --loop \
   --source "$source_id" --api-url "$origin" --api-key-file "$work/api-key" \
-  --duration "$duration" 2>&1 | tee "$work/bridge.log"
+  --output "srt://127.0.0.1:$srt_port" --output "http://127.0.0.1:$whip_port" \
+  --ice-address 127.0.0.1 --duration "$duration" 2>&1 | tee "$work/bridge.log"
 bridge_status=${PIPESTATUS[0]}
 set -e
 
+stop_peer "$whip"
 stop_peer "$receiver"
 stop_peer "$api"
 trap - EXIT
@@ -95,5 +109,13 @@ $python "$root/scripts/report.py" "$work/received.ts" --sizes "$work/message-siz
   --expect-codecs h264,aac --expect-size 1280x720 --min-duration $((duration - 1))
 report_status=$?
 set -e
+echo
+echo "demo: what the WHIP receiver got (decoded by aiortc):"
+set +e
+$python "$root/scripts/whip_report.py" "$work/whip/session-1" --expect-size 1280x720 \
+  --min-seconds $((duration - 2))
+whip_status=$?
+set -e
 [ "$bridge_status" -eq 0 ] || exit "$bridge_status"
-exit "$report_status"
+[ "$report_status" -eq 0 ] || exit "$report_status"
+exit "$whip_status"
