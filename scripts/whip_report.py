@@ -37,7 +37,7 @@ def main():
     parser.add_argument("session", help="the receiver's session-N folder")
     parser.add_argument("--expect-size", help="WIDTHxHEIGHT of the video")
     parser.add_argument("--min-seconds", type=float, default=0.0,
-                        help="least seconds of decoded video, at the clip's 25 fps")
+                        help="minimum seconds of decoded video, at the clip's 25 fps")
     args = parser.parse_args()
 
     session = Path(args.session)
