@@ -222,8 +222,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PLACE", default_value = "tcurl")]
     pub rtmp_credentials: String,
 
-    /// Extra CA certificate (PEM) to trust for RTMPS outputs, for private
-    /// deployments.
+    /// Extra CA certificate (PEM) to trust for RTMPS and https WHIP
+    /// outputs, for private deployments.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
