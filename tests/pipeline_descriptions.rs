@@ -22,6 +22,8 @@ struct Case {
     encoder: Candidate,
     size: Size,
     fps: FrameRate,
+    /// A WHIP output is present: Constrained Baseline and an Opus branch.
+    whip: bool,
 }
 
 fn root() -> PathBuf {
@@ -75,6 +77,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::Vaapi, "vah264enc"),
             size: p1080,
             fps: fps30,
+            whip: false,
         },
         Case {
             file: "v4l2-uvc-hdmi-raw-qsv.pipeline",
@@ -88,6 +91,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::Qsv, "qsvh264enc"),
             size: p1080,
             fps: FrameRate::new(60, 1),
+            whip: false,
         },
         Case {
             file: "decklink-nvenc.pipeline",
@@ -97,6 +101,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::Nvenc, "nvh264enc"),
             size: p1080,
             fps: ntsc,
+            whip: false,
         },
         Case {
             file: "avf-videotoolbox.pipeline",
@@ -106,6 +111,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::VideoToolbox, "vtenc_h264_hw"),
             size: p720,
             fps: fps30,
+            whip: false,
         },
         Case {
             file: "libcamera-pi-v4l2.pipeline",
@@ -115,6 +121,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
             size: p1080,
             fps: fps30,
+            whip: false,
         },
         Case {
             file: "test-x264.pipeline",
@@ -123,6 +130,7 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::X264, "x264enc"),
             size: p720,
             fps: fps30,
+            whip: false,
         },
         Case {
             file: "file-openh264.pipeline",
@@ -141,6 +149,32 @@ fn cases() -> Vec<Case> {
             encoder: candidate(EncoderName::OpenH264, "openh264enc"),
             size: p720,
             fps: FrameRate::new(25, 1),
+            whip: false,
+        },
+        Case {
+            file: "v4l2-usb2-webcam-mjpeg-vaapi-whip.pipeline",
+            header: "the USB 2 webcam and VAAPI above with a WHIP output among the outputs: \
+                     Constrained Baseline, and the webcam's audio encoded to Opus as well",
+            plan: v4l2_plan(
+                "usb2-webcam-c920.txt",
+                p1080,
+                fps30,
+                AudioPlan::Chain(audio::alsa_chain("hw:CARD=C920")),
+            ),
+            encoder: candidate(EncoderName::Vaapi, "vah264enc"),
+            size: p1080,
+            fps: fps30,
+            whip: true,
+        },
+        Case {
+            file: "libcamera-pi-v4l2-whip.pipeline",
+            header: "the Raspberry Pi camera and encoder above publishing over WHIP: \
+                     Constrained Baseline at level 4; no audio, so no Opus branch",
+            plan: planned("libcamera", p1080, fps30),
+            encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
+            size: p1080,
+            fps: fps30,
+            whip: true,
         },
     ]
 }
@@ -151,7 +185,11 @@ fn render(case: &Case) -> String {
         fps: case.fps,
         bitrate_kbps: encode::default_bitrate_kbps(case.size),
         gop_frames: encode::gop_frames(2.0, case.fps),
-        profile: Profile::High,
+        profile: if case.whip {
+            Profile::ConstrainedBaseline
+        } else {
+            Profile::High
+        },
     };
     let encoder = encode::describe(&case.encoder, &settings);
     let media = MediaSettings {
@@ -160,7 +198,7 @@ fn render(case: &Case) -> String {
         encoder: &encoder,
         encode: &settings,
         audio_bitrate_kbps: 128,
-        opus_bitrate_kbps: None,
+        opus_bitrate_kbps: case.whip.then_some(96),
         av_offset_ms: 0,
     };
     let body = describe(&media).unwrap();

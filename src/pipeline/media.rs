@@ -384,7 +384,7 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
                 audio.aac
             ));
             if let Some(opus) = &audio.opus {
-                text.push_str(&format!("opus: audio-tee. ! {opus}\n"));
+                text.push_str(&format!("opus: (the audio tee) ! {opus}\n"));
             }
         }
         None => text.push_str("audio: none\n"),
