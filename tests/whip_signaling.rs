@@ -481,6 +481,16 @@ fn options_without_links_empty() {
 }
 
 #[test]
+fn options_bad_request_means_no_servers() {
+    // Some WHIP servers reject OPTIONS as a bad request; the POST decides.
+    let mock = WhipMock::start("options-bad-request");
+    let servers = client(&mock).ice_servers(&token(&mock)).unwrap();
+    assert!(servers.is_empty(), "{servers:?}");
+    let options = mock.requests_with_method("OPTIONS");
+    assert_eq!(statuses(&options), vec![400]);
+}
+
+#[test]
 fn unauthorized_is_rejected() {
     let mock = WhipMock::start("unauthorized");
     let error = publish_error(&mock);

@@ -63,6 +63,7 @@ session resource; OPTIONS gets 204 without Link headers unless stated)
   options-ice            OPTIONS: 204 with the two Link headers of ok.
                          POST: 201 without Link headers.
   no-options             OPTIONS: 405. POST: as ok.
+  options-bad-request    OPTIONS: 400 with a text/plain body. POST: as ok.
   unauthorized           Every request: 401, the body naming the token
                          received (so the client must redact it).
   not-acceptable         POST: 406 with a text/plain body.
@@ -113,6 +114,7 @@ SCENARIOS = (
     "link-forms",
     "options-ice",
     "no-options",
+    "options-bad-request",
     "unauthorized",
     "not-acceptable",
     "bad-request",
@@ -421,6 +423,8 @@ class Handler(BaseHTTPRequestHandler):
     def options_reply(self, scenario) -> Reply:
         if scenario == "no-options":
             return text_reply(405, "OPTIONS is not supported")
+        if scenario == "options-bad-request":
+            return text_reply(400, "OPTIONS is not understood")
         links = OK_LINKS if scenario == "options-ice" else []
         headers = [("Link", link) for link in links]
         headers.append(("Access-Control-Allow-Methods", "OPTIONS, POST, DELETE"))

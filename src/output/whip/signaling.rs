@@ -118,14 +118,17 @@ impl WhipClient {
 
     /// Authenticated OPTIONS on the endpoint (Bearer token). Returns the ICE
     /// servers from its Link headers, or an empty list when the server
-    /// responds to OPTIONS with no Link headers or with 404/405/501 (servers
-    /// that do not support OPTIONS are normal). 401 is an error (credentials
-    /// rejected).
+    /// responds to OPTIONS with no Link headers, with 501 or with a client
+    /// error other than 401, 403, 408 and 429 (servers that do not support
+    /// OPTIONS are normal). 401 is an error (credentials rejected).
     pub fn ice_servers(&self, token: &Secret) -> Result<Vec<IceServer>, SignalingError> {
         let exchange = self.exchange(Method::OPTIONS, &self.endpoint, token, None)?;
         match exchange.status.as_u16() {
             200..=299 => Ok(link_servers(&exchange.headers)),
-            404 | 405 | 501 => {
+            // Servers without OPTIONS support answer it in many ways (404,
+            // 405, 501, even 400); only the POST's answer counts for them.
+            401 | 403 | 408 | 429 => Err(status_error(exchange, token)),
+            400..=499 | 501 => {
                 debug!(
                     request = %exchange.request,
                     status = exchange.status.as_u16(),
