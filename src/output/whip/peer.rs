@@ -75,6 +75,7 @@ impl Peer {
         servers: &[IceServer],
         addresses: &[std::net::IpAddr],
     ) -> Result<Self, String> {
+        route_libnice_messages();
         let profile_level_id = profile_level_id(first)?;
         let pipeline = gst::Pipeline::with_name("whip");
         let webrtc = make("webrtcbin", "webrtc")?;
@@ -306,6 +307,22 @@ impl Drop for Peer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sends libnice's GLib messages to the bridge's log at debug level. Its
+/// warnings on teardown (TURN refreshes still pending) are expected and
+/// would otherwise print raw to stderr.
+fn route_libnice_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        glib::log_set_handler(
+            Some("libnice"),
+            glib::LogLevels::all(),
+            false,
+            false,
+            |_, level, message| tracing::debug!(?level, "libnice: {message}"),
+        );
+    });
 }
 
 fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
