@@ -168,13 +168,56 @@ fn watch(
     drop(stop_sender);
     media.request_stop();
     let remaining = output_count - ended;
-    if !wait_outputs(outcomes, remaining) {
-        warn!(
+    match wait_outputs_or_signal(outcomes, remaining, &signals) {
+        Stopped::AllFinished => {}
+        Stopped::TimedOut => warn!(
             "outputs did not finish within {} s; exiting anyway",
             STOP_TIMEOUT.as_secs()
-        );
+        ),
+        Stopped::SecondSignal => {
+            return Err(Fatal::new(
+                ExitStatus::Other,
+                anyhow::anyhow!(
+                    "a second stop signal arrived; exited before every output finished \
+                     (SRT drain, RTMP unpublish, WHIP DELETE may be missing)"
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+enum Stopped {
+    AllFinished,
+    TimedOut,
+    SecondSignal,
+}
+
+/// Waits for `count` supervisors to end, at most `STOP_TIMEOUT`; another
+/// SIGINT or SIGTERM ends the wait at once.
+fn wait_outputs_or_signal(
+    outcomes: &Receiver<Outcome>,
+    count: usize,
+    signals: &Receiver<i32>,
+) -> Stopped {
+    let deadline = crossbeam_channel::at(Instant::now() + STOP_TIMEOUT);
+    let mut remaining = count;
+    while remaining > 0 {
+        select! {
+            recv(outcomes) -> outcome => {
+                if outcome.is_err() {
+                    return Stopped::AllFinished;
+                }
+                remaining -= 1;
+            }
+            recv(signals) -> _ => {
+                warn!("a second stop signal arrived; exiting now");
+                return Stopped::SecondSignal;
+            }
+            recv(deadline) -> _ => return Stopped::TimedOut,
+        }
+    }
+    Stopped::AllFinished
 }
 
 /// Turns a capture failure into a device error (exit 4). A V4L2 camera that
