@@ -22,6 +22,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
+use std::net::IpAddr;
 
 /// RTP payload types of the offer.
 pub const VIDEO_PAYLOAD: u32 = 96;
@@ -68,8 +69,14 @@ pub struct Peer {
 
 impl Peer {
     /// Builds and starts the peer for a stream that begins with `first`,
-    /// an IDR with its SPS, and asks webrtcbin for an offer.
-    pub fn new(first: &Frame, has_audio: bool, servers: &[IceServer]) -> Result<Self, String> {
+    /// an IDR with its SPS, and asks webrtcbin for an offer. ICE gathers on
+    /// `local_addresses`, or where libnice chooses when that is empty.
+    pub fn new(
+        first: &Frame,
+        has_audio: bool,
+        servers: &[IceServer],
+        local_addresses: &[IpAddr],
+    ) -> Result<Self, String> {
         let profile_level_id = profile_level_id(first)?;
         let pipeline = gst::Pipeline::with_name("whip");
         let webrtc = make("webrtcbin", "webrtc")?;
@@ -78,6 +85,7 @@ impl Peer {
         use_certificate(&webrtc, certificate.pem);
         let fingerprint = certificate.fingerprint;
         configure_ice_servers(&webrtc, servers);
+        gather_on(&webrtc, local_addresses);
         pipeline
             .add(&webrtc)
             .map_err(|e| format!("adding webrtcbin: {e}"))?;
@@ -447,6 +455,24 @@ fn configure_ice_servers(webrtc: &gst::Element, servers: &[IceServer]) {
             tracing::warn!(server = %server.describe(), "webrtcbin refused a TURN server");
         }
     }
+}
+
+/// Limits ICE gathering to `addresses`, when there are any.
+fn gather_on(webrtc: &gst::Element, addresses: &[IpAddr]) {
+    if addresses.is_empty() {
+        return;
+    }
+    let agent = webrtc.property::<glib::Object>("ice-agent");
+    for address in addresses {
+        let added = agent.emit_by_name::<bool>("add-local-ip-address", &[&address.to_string()]);
+        if !added {
+            tracing::warn!(%address, "libnice did not take a local address for ICE");
+        }
+    }
+    tracing::debug!(
+        ?addresses,
+        "gathering ICE candidates on these local addresses"
+    );
 }
 
 /// Asks for an offer; the returned state receives it.
