@@ -34,6 +34,12 @@ main one.
 CONTROL (on either listener, no token, not logged)
 
   POST /_control {"scenario":"NAME"}   switch scenario, reset its counters
+  POST /_control {"scenario":"NAME","turn":{"url":URL,"username":U,
+                  "credential":C}}
+                                       the same, and from then on the Link
+                                       headers of ok and options-ice name
+                                       only this TURN server (the password
+                                       stays out of the process arguments)
   GET  /_control                       {"scenario":"NAME","sessions":[paths]}
 
 SCENARIOS (POST means the POST of an offer to any path that is not a
@@ -231,6 +237,24 @@ def answer_section(section, ufrag, password, fingerprint):
     return lines
 
 
+def turn_links(turn):
+    """Return the Link header values naming the TURN server of a control request,
+    or None when it names none. Raise KeyError or TypeError when turn is
+    not an object with url, username and credential."""
+    if turn is None:
+        return None
+    url, username, credential = (str(turn[name]) for name in ("url", "username", "credential"))
+    return [
+        f'<{url}>; rel="ice-server"; username="{quoted(username)}"; '
+        f'credential="{quoted(credential)}"; credential-type="password"'
+    ]
+
+
+def quoted(text):
+    """Escape backslashes and double quotes for an HTTP quoted-string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class State:
     """Scenario, sessions and log, shared by both listeners' threads."""
 
@@ -241,11 +265,14 @@ class State:
         self.log = open(log_path, "a", encoding="utf-8")
         self.posts = 0
         self.sessions = set()
+        self.ice_links = OK_LINKS
 
-    def set_scenario(self, scenario):
+    def set_scenario(self, scenario, ice_links=None):
         with self.lock:
             self.scenario = scenario
             self.posts = 0
+            if ice_links is not None:
+                self.ice_links = ice_links
 
     def count_post(self) -> int:
         with self.lock:
@@ -321,13 +348,16 @@ class Handler(BaseHTTPRequestHandler):
         body = self.read_body()
         if self.command == "POST":
             try:
-                scenario = json.loads(body or b"{}").get("scenario")
-            except (ValueError, AttributeError):
-                scenario = None
+                request = json.loads(body or b"{}")
+                scenario = request.get("scenario")
+                ice_links = turn_links(request.get("turn"))
+            except (ValueError, AttributeError, KeyError, TypeError) as error:
+                self.send(text_reply(400, f"invalid control request: {error}"))
+                return
             if scenario not in SCENARIOS:
                 self.send(text_reply(400, f"scenario {scenario!r} is not one of {SCENARIOS}"))
                 return
-            self.state.set_scenario(scenario)
+            self.state.set_scenario(scenario, ice_links)
         with self.state.lock:
             payload = {"scenario": self.state.scenario, "sessions": sorted(self.state.sessions)}
         self.send(Reply(200, json.dumps(payload), "application/json"))
@@ -425,7 +455,8 @@ class Handler(BaseHTTPRequestHandler):
             return text_reply(405, "OPTIONS is not supported")
         if scenario == "options-bad-request":
             return text_reply(400, "OPTIONS is not understood")
-        links = OK_LINKS if scenario == "options-ice" else []
+        with self.state.lock:
+            links = self.state.ice_links if scenario == "options-ice" else []
         headers = [("Link", link) for link in links]
         headers.append(("Access-Control-Allow-Methods", "OPTIONS, POST, DELETE"))
         return Reply(204, headers=headers)
@@ -484,7 +515,8 @@ class Handler(BaseHTTPRequestHandler):
         elif scenario == "options-ice":
             links = []
         else:
-            links = OK_LINKS
+            with self.state.lock:
+                links = self.state.ice_links
         headers += [("Link", link) for link in links]
         return Reply(201, answer, "application/sdp", headers, resource)
 

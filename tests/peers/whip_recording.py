@@ -17,7 +17,8 @@ report.json fields (times are Unix seconds, float; null until known):
   video                      null without a video m-line, else: codec
                              (mimeType), payload_type, clock_rate,
                              parameters (fmtp of the answer), access_units,
-                             bytes, idr_access_units, first_access_unit_s,
+                             bytes, idr_access_units, idr_s (arrival of
+                             each IDR access unit), first_access_unit_s,
                              first_idr_s, frames_decoded, width, height,
                              first_frame_s (first decoded frame)
   audio                      null without an audio m-line, else: codec,
@@ -157,6 +158,7 @@ class Recording:
                     "access_units": 0,
                     "bytes": 0,
                     "idr_access_units": 0,
+                    "idr_s": [],
                     "first_access_unit_s": None,
                     "first_idr_s": None,
                     "frames_decoded": 0,
@@ -201,6 +203,7 @@ class Recording:
                 video["first_access_unit_s"] = now
             if NAL_TYPE_IDR in set(nal_types(data)):
                 video["idr_access_units"] += 1
+                video["idr_s"].append(now)
                 if video["first_idr_s"] is None:
                     video["first_idr_s"] = now
 

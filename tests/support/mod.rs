@@ -12,6 +12,7 @@ pub mod receiver;
 pub mod rtmp_server;
 pub mod standin;
 pub mod turn;
+pub mod whip_bridge;
 pub mod whip_http;
 pub mod whip_mock;
 pub mod whip_receiver;

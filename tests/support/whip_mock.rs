@@ -19,6 +19,13 @@ pub struct TlsFiles<'a> {
     pub key: &'a Path,
 }
 
+/// A TURN server for the mock's Link headers to name.
+pub struct MockTurn<'a> {
+    pub url: &'a str,
+    pub username: &'a str,
+    pub credential: &'a str,
+}
+
 pub struct WhipMock {
     child: Child,
     pub port: u16,
@@ -41,8 +48,18 @@ impl WhipMock {
     /// Starts the mock in `scenario`, over https:// when `tls` is given, and
     /// waits until it listens. The token goes to the mock in a file.
     pub fn start_with(scenario: &str, tls: Option<TlsFiles<'_>>) -> Self {
-        let directory = tempfile::tempdir().unwrap();
         let token = format!("whip-test-token-{}-{}", std::process::id(), scenario);
+        Self::launch(scenario, tls, token)
+    }
+
+    /// Starts the mock over http:// in `scenario`, expecting `token` as the
+    /// Bearer, such as a talk token the bridge binary accepts.
+    pub fn start_for_token(scenario: &str, token: &str) -> Self {
+        Self::launch(scenario, None, token.to_string())
+    }
+
+    fn launch(scenario: &str, tls: Option<TlsFiles<'_>>, token: String) -> Self {
+        let directory = tempfile::tempdir().unwrap();
         let token_path = directory.path().join("token");
         std::fs::write(&token_path, &token).unwrap();
         let log_path = directory.path().join("requests.jsonl");
@@ -115,6 +132,23 @@ impl WhipMock {
     /// Switches the scenario through the control endpoint and resets its
     /// counters.
     pub fn set_scenario(&self, scenario: &str) {
+        self.control(serde_json::json!({ "scenario": scenario }));
+    }
+
+    /// Switches the scenario and makes the Link headers of the ok and
+    /// options-ice scenarios name only this TURN server.
+    pub fn set_scenario_with_turn(&self, scenario: &str, turn: &MockTurn<'_>) {
+        self.control(serde_json::json!({
+            "scenario": scenario,
+            "turn": {
+                "url": turn.url,
+                "username": turn.username,
+                "credential": turn.credential,
+            },
+        }));
+    }
+
+    fn control(&self, body: Value) {
         // The control call needs no trust: it goes to the mock this test
         // started on loopback.
         let client = reqwest::blocking::Client::builder()
@@ -124,12 +158,13 @@ impl WhipMock {
             .unwrap();
         let response = client
             .post(format!("{}/_control", self.origin))
-            .json(&serde_json::json!({ "scenario": scenario }))
+            .json(&body)
             .send()
             .expect("the WHIP mock's control endpoint responds");
         assert!(
             response.status().is_success(),
-            "switching the WHIP mock to {scenario} failed: {}",
+            "switching the WHIP mock to {} failed: {}",
+            body["scenario"],
             response.text().unwrap_or_default()
         );
     }

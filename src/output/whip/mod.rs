@@ -2,8 +2,9 @@
 //!
 //! `signaling` speaks HTTP to the WHIP endpoint (OPTIONS, POST, DELETE,
 //! redirects, `Location`, `Link`), `link` reads the ICE servers that
-//! `Link` headers name, `answer` checks what the server accepted, and
-//! `peer` runs webrtcbin with the RTP payloaders for one session.
+//! `Link` headers name, and `answer` checks what the server accepted.
+//! `local_addresses` picks the addresses ICE gathers on, and `peer` runs
+//! webrtcbin with the RTP payloaders for one session.
 //!
 //! One session: ask for the ICE servers (OPTIONS), build the peer, wait
 //! until every candidate is gathered, POST the offer, apply the answer,
@@ -13,8 +14,8 @@
 //! more with them.
 
 pub mod answer;
-mod ice;
 pub mod link;
+mod local_addresses;
 mod peer;
 pub mod signaling;
 
@@ -186,16 +187,18 @@ impl WhipOutput {
         let Some(first) = first_keyframe(session)? else {
             return Ok(Attempt::Done);
         };
-        let mut peer = Peer::new(
-            &first,
-            session.has_audio,
-            servers,
-            &self.settings.ice_addresses,
-        )
-        .map_err(|message| OutputError::Fatal {
-            status: ExitStatus::Other,
-            message,
-        })?;
+        let gather_on = if self.settings.ice_addresses.is_empty() {
+            local_addresses::for_endpoint(&prepared.endpoint)
+        } else {
+            self.settings.ice_addresses.clone()
+        };
+        let mut peer =
+            Peer::new(&first, session.has_audio, servers, &gather_on).map_err(|message| {
+                OutputError::Fatal {
+                    status: ExitStatus::Other,
+                    message,
+                }
+            })?;
         peer.push(first);
         let offer = negotiate_offer(&mut peer, session)?;
         let Some(offer) = offer else {
@@ -300,6 +303,13 @@ impl WhipOutput {
                 Ok(frame) => peer.push(frame),
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => {
+                    if connected_at.is_none() {
+                        warn!(
+                            after_ms = answered.elapsed().as_millis() as u64,
+                            "the stream ended before WebRTC connected, so no media reached \
+                             the WHIP server"
+                        );
+                    }
                     info!(
                         video_frames = peer.video_frames(),
                         audio_frames = peer.audio_frames(),

@@ -22,6 +22,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
+use std::net::IpAddr;
 
 /// RTP payload types of the offer.
 pub const VIDEO_PAYLOAD: u32 = 96;
@@ -68,12 +69,13 @@ pub struct Peer {
 
 impl Peer {
     /// Builds and starts the peer for a stream that begins with `first`,
-    /// an IDR with its SPS, and asks webrtcbin for an offer.
+    /// an IDR with its SPS, and asks webrtcbin for an offer. ICE gathers on
+    /// `local_addresses`, or where libnice chooses when that is empty.
     pub fn new(
         first: &Frame,
         has_audio: bool,
         servers: &[IceServer],
-        addresses: &[std::net::IpAddr],
+        local_addresses: &[IpAddr],
     ) -> Result<Self, String> {
         route_libnice_messages();
         let profile_level_id = profile_level_id(first)?;
@@ -84,7 +86,7 @@ impl Peer {
         use_certificate(&webrtc, certificate.pem);
         let fingerprint = certificate.fingerprint;
         configure_ice_servers(&webrtc, servers);
-        super::ice::restrict_host_addresses(&webrtc, addresses)?;
+        gather_on(&webrtc, local_addresses);
         pipeline
             .add(&webrtc)
             .map_err(|e| format!("adding webrtcbin: {e}"))?;
@@ -470,6 +472,24 @@ fn configure_ice_servers(webrtc: &gst::Element, servers: &[IceServer]) {
             tracing::warn!(server = %server.describe(), "webrtcbin refused a TURN server");
         }
     }
+}
+
+/// Limits ICE gathering to `addresses`, when there are any.
+fn gather_on(webrtc: &gst::Element, addresses: &[IpAddr]) {
+    if addresses.is_empty() {
+        return;
+    }
+    let agent = webrtc.property::<glib::Object>("ice-agent");
+    for address in addresses {
+        let added = agent.emit_by_name::<bool>("add-local-ip-address", &[&address.to_string()]);
+        if !added {
+            tracing::warn!(%address, "libnice did not take a local address for ICE");
+        }
+    }
+    tracing::debug!(
+        ?addresses,
+        "gathering ICE candidates on these local addresses"
+    );
 }
 
 /// Asks for an offer; the returned state receives it.
