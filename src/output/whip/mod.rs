@@ -258,6 +258,7 @@ impl WhipOutput {
                                 after_ms = answered.elapsed().as_millis() as u64,
                                 "WebRTC connected; asking the encoder for an IDR"
                             );
+                            peer.start_media();
                             session.keyframes.request();
                             last_request = Some(Instant::now());
                         }

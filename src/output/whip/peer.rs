@@ -44,6 +44,16 @@ pub enum PeerEvent {
     Error(String),
 }
 
+/// Which frames `push` lets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaGate {
+    /// Before the connection: only the first frame.
+    Held,
+    /// Connected: nothing until the next video keyframe.
+    AwaitingKeyframe,
+    Open,
+}
+
 enum OfferState {
     Requested(Receiver<Result<WebRTCSessionDescription, String>>),
     /// Set as the local description; waiting for ICE gathering.
@@ -58,6 +68,7 @@ pub struct Peer {
     audio: Option<gst_app::AppSrc>,
     events: Receiver<PeerEvent>,
     offer: OfferState,
+    media: MediaGate,
     /// The DTLS certificate's SHA-256 fingerprint, as SDP writes it.
     fingerprint: String,
     /// The first frame's PTS and the peer's running time when it was
@@ -167,6 +178,7 @@ impl Peer {
             audio,
             events,
             offer,
+            media: MediaGate::Held,
             fingerprint,
             base: None,
             video_frames: 0,
@@ -234,8 +246,27 @@ impl Peer {
         }
     }
 
+    /// Starts sending media: from the next video keyframe on (the session
+    /// asks the encoder for one), with the audio from the same moment.
+    /// Until then only the first frame, which settles the caps, is sent,
+    /// because webrtcbin drops what comes before DTLS is up and a burst of
+    /// stale frames at connect makes receivers' lip sync jump.
+    pub fn start_media(&mut self) {
+        self.media = MediaGate::AwaitingKeyframe;
+    }
+
     /// Sends one frame, timed from the first frame pushed.
     pub fn push(&mut self, frame: Frame) {
+        match self.media {
+            MediaGate::Held if self.base.is_some() => return,
+            MediaGate::AwaitingKeyframe => {
+                if frame.kind != MediaKind::Video || !frame.is_keyframe() {
+                    return;
+                }
+                self.media = MediaGate::Open;
+            }
+            _ => {}
+        }
         let Some(buffer) = frame.sample.buffer() else {
             return;
         };
