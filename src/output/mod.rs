@@ -2,6 +2,7 @@
 //! runs one connection at a time; the supervisor decides when to dial again.
 
 pub mod mpegts;
+pub mod record;
 pub mod rtmp;
 pub mod srt;
 pub mod whip;
