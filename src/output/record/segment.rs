@@ -31,9 +31,18 @@ pub struct SegmentFile {
 
 impl SegmentFile {
     /// Creates the file; an existing file of that name is never overwritten
-    /// (`ErrorKind::AlreadyExists`).
+    /// (`ErrorKind::AlreadyExists`). The directory is synced too, so that
+    /// the new file's name survives a power cut.
     pub fn create(path: PathBuf) -> std::io::Result<Self> {
         let file = File::options().write(true).create_new(true).open(&path)?;
+        if let Some(directory) = path.parent() {
+            // Some file systems cannot sync a directory. The segment is
+            // recorded all the same, only its name is less safe there.
+            let synced = File::open(directory).and_then(|directory| directory.sync_all());
+            if let Err(error) = synced {
+                tracing::debug!(%error, "cannot sync the recording directory");
+            }
+        }
         Ok(Self {
             path,
             file,
