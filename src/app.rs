@@ -7,6 +7,7 @@ use crate::config::output_url::{self, OutputUrl};
 use crate::config::{ApiSettings, Config, OutputConfig, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
+use crate::output::record::RecordOutput;
 use crate::output::rtmp::RtmpOutput;
 use crate::output::srt::SrtOutput;
 use crate::output::whip::WhipOutput;
@@ -31,7 +32,11 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
 
     let Outputs { outputs, acquired } = build_outputs(&config)?;
-    for output in &outputs {
+    let recording: Option<Box<dyn Output>> = config
+        .record
+        .clone()
+        .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>);
+    for output in outputs.iter().chain(&recording) {
         output.preflight().map_err(|e| match e {
             crate::output::OutputError::Fatal { status, message } => {
                 Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
@@ -81,8 +86,15 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         source.spawn_renewal(stop.clone());
     }
     let (outcome_sender, outcomes) = crossbeam_channel::unbounded();
-    let output_count = outputs.len();
-    for output in outputs {
+    let counts = OutputCounts {
+        live: outputs.len(),
+        total: outputs.len() + usize::from(recording.is_some()),
+    };
+    let roles = outputs
+        .into_iter()
+        .map(|output| (Role::Live, output))
+        .chain(recording.map(|output| (Role::Recording, output)));
+    for (role, output) in roles {
         let supervisor = Supervisor {
             frames: fanout.add_output_for(output.audio_codec()),
             output,
@@ -95,7 +107,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         thread::Builder::new()
             .name("output".into())
             .spawn(move || {
-                let _ = outcome_sender.send(supervisor.run());
+                let _ = outcome_sender.send((role, supervisor.run()));
             })
             .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     }
@@ -104,20 +116,41 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     media
         .start()
         .map_err(|e| Fatal::new(ExitStatus::Device, e))?;
-    info!(outputs = output_count, "streaming");
+    info!(
+        outputs = counts.live,
+        recording = counts.total > counts.live,
+        "streaming"
+    );
 
-    let result = watch(&config, &media, &outcomes, output_count, stop_sender);
+    let result = watch(&config, &media, &outcomes, counts, stop_sender);
     media.shutdown();
     result
 }
 
+/// The kind of a supervised output, as the bridge's exit sees it. The
+/// recording never keeps the bridge running once every live output has
+/// given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Live,
+    Recording,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OutputCounts {
+    live: usize,
+    /// The live outputs and the recording.
+    total: usize,
+}
+
 /// Waits for the end: the duration, a signal, the source ending, a pipeline
-/// error, or every output giving up.
+/// error, or every live output giving up (every output, when the bridge
+/// only records).
 fn watch(
     config: &Config,
     media: &MediaPipeline,
-    outcomes: &Receiver<Outcome>,
-    output_count: usize,
+    outcomes: &Receiver<(Role, Outcome)>,
+    counts: OutputCounts,
     stop_sender: crossbeam_channel::Sender<()>,
 ) -> Result<(), Fatal> {
     let bus_events = forward_bus(media);
@@ -128,6 +161,7 @@ fn watch(
         .unwrap_or_else(crossbeam_channel::never);
     let mut first_failure: Option<(ExitStatus, String)> = None;
     let mut ended = 0;
+    let mut live_ended = 0;
 
     let stop_reason = loop {
         select! {
@@ -141,7 +175,7 @@ fn watch(
                         error!(%message, "media pipeline failed");
                         drop(stop_sender);
                         media.request_stop();
-                        wait_outputs(outcomes, output_count - ended);
+                        wait_outputs(outcomes, counts.total - ended);
                         return Err(if from_source {
                             source_failure(config, message)
                         } else {
@@ -153,10 +187,21 @@ fn watch(
             }
             recv(outcomes) -> outcome => {
                 ended += 1;
-                if let Ok(Outcome::GaveUp { status, cause }) = outcome {
+                let Ok((role, outcome)) = outcome else { continue };
+                if let Outcome::GaveUp { status, cause } = outcome {
                     first_failure.get_or_insert((status, cause));
                 }
-                if ended == output_count {
+                if role == Role::Live {
+                    live_ended += 1;
+                }
+                let every_live_ended = counts.live > 0 && live_ended == counts.live;
+                if ended == counts.total || every_live_ended {
+                    if ended < counts.total {
+                        info!("every live output gave up; finishing the recording");
+                        drop(stop_sender);
+                        media.request_stop();
+                        wait_outputs(outcomes, counts.total - ended);
+                    }
                     let (status, cause) = first_failure.take().unwrap_or((ExitStatus::Other, "every output ended".into()));
                     return Err(Fatal::new(status, anyhow::anyhow!("every output gave up; the first cause: {cause}")));
                 }
@@ -167,7 +212,7 @@ fn watch(
     info!(reason = stop_reason, "stopping");
     drop(stop_sender);
     media.request_stop();
-    let remaining = output_count - ended;
+    let remaining = counts.total - ended;
     match wait_outputs_or_signal(outcomes, remaining, &signals) {
         Stopped::AllFinished => {}
         Stopped::TimedOut => warn!(
@@ -196,7 +241,7 @@ enum Stopped {
 /// Waits for `count` supervisors to end, at most `STOP_TIMEOUT`; another
 /// SIGINT or SIGTERM ends the wait at once.
 fn wait_outputs_or_signal(
-    outcomes: &Receiver<Outcome>,
+    outcomes: &Receiver<(Role, Outcome)>,
     count: usize,
     signals: &Receiver<i32>,
 ) -> Stopped {
@@ -234,7 +279,7 @@ fn source_failure(config: &Config, message: String) -> Fatal {
 }
 
 /// Waits for `count` supervisors to end, at most `STOP_TIMEOUT`.
-fn wait_outputs(outcomes: &Receiver<Outcome>, count: usize) -> bool {
+fn wait_outputs(outcomes: &Receiver<(Role, Outcome)>, count: usize) -> bool {
     let deadline = Instant::now() + STOP_TIMEOUT;
     (0..count).all(|_| outcomes.recv_deadline(deadline).is_ok())
 }

@@ -262,6 +262,31 @@ pub struct RunArgs {
     )]
     pub latency: u32,
 
+    /// Record the encoded stream into this directory as MPEG-TS segments,
+    /// next to the outputs or on its own. The directory must exist.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+
+    /// Length of a recorded segment in seconds: a new one starts at the
+    /// first keyframe at or after it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::output::record::DEFAULT_SEGMENT_SECONDS,
+        allow_negative_numbers = true
+    )]
+    pub record_segment: f64,
+
+    /// Delete the oldest recorded segments while they take more than SIZE
+    /// together: bytes, or with K, M, G or T (powers of 1024), such as 20G.
+    #[arg(long, value_name = "SIZE")]
+    pub record_max_size: Option<String>,
+
+    /// Delete recorded segments last written longer ago than DURATION, such
+    /// as 24h, 90m, 30s or 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub record_max_age: Option<String>,
+
     /// Stop cleanly after this many seconds and exit 0 (0: run until a signal).
     #[arg(
         long,

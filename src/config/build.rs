@@ -59,7 +59,8 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
 
     let api = api_settings(&args.api, env)?;
     let source_id = args.source.as_deref().map(check_source_id).transpose()?;
-    if args.outputs.is_empty() && source_id.is_none() {
+    let record = super::recording::settings(args)?;
+    if args.outputs.is_empty() && source_id.is_none() && record.is_none() {
         return Err(ConfigError::MissingOutput);
     }
     let credential = read_credential(args, env)?;
@@ -118,7 +119,10 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         ice_servers: &ice_servers,
         ice_addresses: &ice_addresses,
     };
-    let outputs = if args.outputs.is_empty() {
+    let outputs = if args.outputs.is_empty() && !acquire {
+        // Recording only.
+        Vec::new()
+    } else if args.outputs.is_empty() {
         vec![OutputConfig::Srt(srt_output(
             None,
             None,
@@ -160,6 +164,7 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         opus_bitrate_kbps: args.opus_bitrate,
         av_offset_ms: args.av_offset_ms,
         outputs,
+        record,
         source_id,
         api,
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),

@@ -5,6 +5,7 @@ pub mod build;
 pub mod credentials;
 pub mod output_url;
 pub mod rate;
+pub mod recording;
 pub mod secret;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use crate::capture::{CaptureRequest, SourceSpec};
 use crate::encode::{EncoderName, Profile};
+use crate::output::record::RecordSettings;
 use crate::output::rtmp::{Placement, RtmpSettings};
 use crate::output::srt::SrtSettings;
 use crate::output::whip::link::IceServer;
@@ -43,6 +45,8 @@ pub struct Config {
     pub opus_bitrate_kbps: u32,
     pub av_offset_ms: i64,
     pub outputs: Vec<OutputConfig>,
+    /// The local recording, with `--record`.
+    pub record: Option<RecordSettings>,
     /// The TRaX source whose credentials /v1 provides, with `--source`.
     pub source_id: Option<String>,
     pub api: ApiSettings,
@@ -179,7 +183,7 @@ pub enum ConfigError {
     MissingDevice,
     #[error(
         "missing --output: give at least one destination, e.g. --output srt://ingest.example:8890, \
-         or --source ID to take the ingest URL from the TRaX API"
+         --source ID to take the ingest URL from the TRaX API, or --record DIR to record only"
     )]
     MissingOutput,
     #[error(

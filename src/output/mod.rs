@@ -1,6 +1,8 @@
 //! Outputs: one module per transport behind the `Output` trait. An output
 //! runs one connection at a time; the supervisor decides when to dial again.
 
+pub mod mpegts;
+pub mod record;
 pub mod rtmp;
 pub mod srt;
 pub mod whip;

@@ -1,10 +1,11 @@
 //! SRT output: MPEG-TS over libsrt in caller mode.
 //!
-//! Muxing stays in GStreamer (`mpegtsmux`, see `mux`). Sending goes through
-//! libsrt's C API (see `socket`) rather than `srtsink`, because the output
-//! must tell a rejected handshake from an unreachable listener and drain the
-//! send buffer before closing. `srtsink` (GStreamer 1.22) reports both
-//! failures with the same error and closes with `SRTO_LINGER` at 0.
+//! Muxing stays in GStreamer (`mpegtsmux`, see `output::mpegts`). Sending
+//! goes through libsrt's C API (see `socket`) rather than `srtsink`, because
+//! the output must tell a rejected handshake from an unreachable listener
+//! and drain the send buffer before closing. `srtsink` (GStreamer 1.22)
+//! reports both failures with the same error and closes with `SRTO_LINGER`
+//! at 0.
 //!
 //! Each session dials once, streams until the frame channel closes or the
 //! connection fails, and returns; the supervisor decides about redialing.
@@ -16,12 +17,13 @@ pub mod streamid;
 
 use crate::config::Secret;
 use crate::exit::ExitStatus;
+use crate::output::mpegts::TsMuxer;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::Received;
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::MEDIAMTX_AUDIENCE;
 use gstreamer as gst;
-use mux::{PacketSplitter, TsMuxer};
+use mux::PacketSplitter;
 use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -182,7 +184,7 @@ impl SrtOutput {
     /// Streams until the frame channel closes (`Ok`) or the connection or
     /// the muxer fails.
     fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
-        let muxer = TsMuxer::new(session.has_audio).map_err(transient)?;
+        let muxer = TsMuxer::new("srt-mux", session.has_audio).map_err(transient)?;
         session.frames.start();
         session.keyframes.request();
 
