@@ -15,7 +15,9 @@ pub use error::SignalingError;
 
 use super::link::{parse_link_headers, IceServer};
 use crate::config::Secret;
-use crate::trax::api::{find_tls_error, innermost_cause, is_timeout, sanitize, USER_AGENT};
+use crate::trax::api::{
+    find_tls_error, innermost_cause, is_timeout, read_ca_bundle, sanitize, USER_AGENT,
+};
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{
     HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, LINK, LOCATION,
@@ -374,27 +376,11 @@ fn build_http_client(config: &SignalingConfig) -> Result<Client, SignalingError>
     })
 }
 
-fn read_ca_file(path: &PathBuf) -> Result<Vec<reqwest::Certificate>, SignalingError> {
-    let ca_error = |reason: String| SignalingError::CaFile {
-        path: path.clone(),
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, SignalingError> {
+    read_ca_bundle(path).map_err(|reason| SignalingError::CaFile {
+        path: path.to_path_buf(),
         reason,
-    };
-    let pem = std::fs::read(path)
-        .map_err(|error| ca_error(format!("{error}: check the path and its permissions")))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-        ca_error(format!(
-            "it is not a PEM certificate bundle ({})",
-            innermost_cause(&error)
-        ))
-    })?;
-    if certificates.is_empty() {
-        return Err(ca_error(
-            "it contains no '-----BEGIN CERTIFICATE-----' block: give the CA certificate in \
-             PEM form"
-                .into(),
-        ));
-    }
-    Ok(certificates)
+    })
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -31,7 +31,7 @@ pub use retry::{backoff_delay, parse_retry_after, rate_limit_delay, RetryPolicy}
 
 // Shared with the WHIP signaling client, which talks HTTPS the same way.
 pub(crate) use error::sanitize;
-pub(crate) use transport::{find_tls_error, innermost_cause, is_timeout};
+pub(crate) use transport::{find_tls_error, innermost_cause, is_timeout, read_ca_bundle};
 
 use crate::config::Secret;
 use reqwest::header::HeaderValue;

@@ -144,25 +144,10 @@ pub(crate) fn build_http_client(
     }
 
     if let Some(path) = &config.ca_file {
-        let ca_error = |reason: String| ApiError::CaFile {
+        let certificates = read_ca_bundle(path).map_err(|reason| ApiError::CaFile {
             path: path.clone(),
             reason,
-        };
-        let pem = std::fs::read(path)
-            .map_err(|error| ca_error(format!("{error}: check the path and its permissions")))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-            ca_error(format!(
-                "it is not a PEM certificate bundle ({})",
-                innermost_cause(&error)
-            ))
         })?;
-        if certificates.is_empty() {
-            return Err(ca_error(
-                "it contains no '-----BEGIN CERTIFICATE-----' block: give the CA certificate \
-                 in PEM form"
-                    .into(),
-            ));
-        }
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
@@ -424,6 +409,27 @@ fn tls_error(operation: String, error: &rustls::Error) -> ApiError {
         cause: error.to_string(),
         hint,
     }
+}
+
+/// Reads the certificates of a PEM CA bundle. The error says what is wrong
+/// and how to fix it, without the path, which the caller's error names.
+pub(crate) fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|error| format!("{error}: check the path and its permissions"))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+        format!(
+            "it is not a PEM certificate bundle ({})",
+            innermost_cause(&error)
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(
+            "it contains no '-----BEGIN CERTIFICATE-----' block: give the CA certificate in \
+             PEM form"
+                .into(),
+        );
+    }
+    Ok(certificates)
 }
 
 /// Finds the rustls error in a chain of errors, where hyper wraps it in an
