@@ -5,8 +5,8 @@
 mod support;
 
 use reqwest::blocking::Client;
-use serde_json::Value;
 use support::standin::Standin;
+use support::whip_bridge::standin_talk_credentials;
 use support::whip_receiver::{AiortcReceiver, AiortcToken};
 use support::whip_token::{TokenPolicy, WHIP_AUDIENCE};
 use support::whip_webrtcbin::{WebrtcbinOptions, WebrtcbinReceiver};
@@ -17,25 +17,6 @@ const TWO_VIDEO_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r
 const DATA_CHANNEL_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
     m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n\
     m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
-
-/// Returns the path and token the stand-in issues for a WHIP source.
-fn whip_credentials(standin: &Standin) -> (String, String) {
-    let response = Client::new()
-        .post(format!(
-            "{}/v1/sources/src_cam1/publish-credentials",
-            standin.origin
-        ))
-        .bearer_auth(&standin.key)
-        .json(&serde_json::json!({"protocol": "whip"}))
-        .send()
-        .expect("the stand-in replies to the credential POST");
-    assert_eq!(response.status().as_u16(), 201, "credential POST failed");
-    let body: Value = response.json().unwrap();
-    (
-        body["path"].as_str().unwrap().to_string(),
-        body["token"].as_str().unwrap().to_string(),
-    )
-}
 
 fn post(url: &str, token: &str, content_type: &str, body: &str) -> (u16, String) {
     let response = Client::new()
@@ -97,7 +78,7 @@ fn check_rejections(name: &str, origin: &str, path: &str, token: &str) {
 fn receivers_reject_invalid_requests() {
     let _guard = support::setup();
     let standin = Standin::start(&[]);
-    let (path, token) = whip_credentials(&standin);
+    let (path, token) = standin_talk_credentials(&standin);
     let directory = tempfile::tempdir().unwrap();
 
     let aiortc = AiortcReceiver::start(
