@@ -502,7 +502,10 @@ fn watch_keyframe_requests(video: &gst_app::AppSrc, events: Sender<PeerEvent>) {
             .is_some_and(|event| gstreamer_video::ForceKeyUnitEvent::is(event));
         if is_request {
             let _ = events.send(PeerEvent::KeyframeRequested);
-            return gst::PadProbeReturn::Drop;
+            // Handled, not Drop: gstreamer-rs 0.24 takes the event out of
+            // the probe's data and releases it itself. On Drop, GStreamer
+            // 1.22 unrefs that emptied data and logs a CRITICAL per PLI.
+            return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
     });
@@ -565,6 +568,45 @@ mod tests {
         assert!(error.contains("no SPS"), "{error}");
         let error = profile_level_id(&keyframe(&[0, 0, 1, 0x67, 0x42])).unwrap_err();
         assert!(error.contains("too short"), "{error}");
+    }
+
+    #[test]
+    fn keyframe_request_taken_without_critical() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        gst::init().unwrap();
+        let criticals = Arc::new(AtomicUsize::new(0));
+        let counter = criticals.clone();
+        let handler = glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            move |_, _, _| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        let video = gst_app::AppSrc::builder().build();
+        let (sender, events) = crossbeam_channel::unbounded();
+        watch_keyframe_requests(&video, sender);
+        let downstream = gst::Pad::builder(gst::PadDirection::Sink).build();
+        video.static_pad("src").unwrap().link(&downstream).unwrap();
+        video.set_state(gst::State::Paused).unwrap();
+        downstream.set_active(true).unwrap();
+
+        let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        downstream.push_event(request);
+
+        video.set_state(gst::State::Null).unwrap();
+        glib::log_remove_handler(Some("GStreamer"), handler);
+        assert!(matches!(
+            events.try_recv(),
+            Ok(PeerEvent::KeyframeRequested)
+        ));
+        assert_eq!(criticals.load(Ordering::SeqCst), 0, "GStreamer criticals");
     }
 
     #[test]
