@@ -15,6 +15,7 @@
 pub mod answer;
 mod ice;
 pub mod link;
+mod liveness;
 mod peer;
 pub mod signaling;
 
@@ -26,6 +27,7 @@ use crate::trax::credential::Credential;
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::TALK_AUDIENCE;
 use link::IceServer;
+use liveness::RtcpWatch;
 use peer::{Peer, PeerEvent};
 use signaling::{SignalingConfig, WhipClient};
 use std::path::PathBuf;
@@ -246,6 +248,7 @@ impl WhipOutput {
         let mut connected_at: Option<Instant> = None;
         let mut disconnected_since: Option<Instant> = None;
         let mut last_request: Option<Instant> = None;
+        let mut rtcp = RtcpWatch::default();
         loop {
             while let Some(event) = peer.next_event() {
                 match event {
@@ -282,10 +285,19 @@ impl WhipOutput {
                             last_request = Some(Instant::now());
                         }
                     }
+                    PeerEvent::RtcpReceived => rtcp.received(Instant::now()),
                     PeerEvent::Error(message) => {
                         return Err(OutputError::Transient(format!("WebRTC: {message}")));
                     }
                 }
+            }
+            if let Some(silence) = rtcp.lost_for(Instant::now()) {
+                return Err(OutputError::Transient(format!(
+                    "the WHIP receiver sent no RTCP for {} ms (allowed: {} ms), so the \
+                     session counts as lost although ICE still shows it connected",
+                    silence.as_millis(),
+                    rtcp.allowed_silence().as_millis()
+                )));
             }
             if connected_at.is_none() && answered.elapsed() > CONNECT_TIMEOUT {
                 return Ok(Streamed::IceFailed);

@@ -40,6 +40,8 @@ pub enum PeerEvent {
     Failed,
     /// The remote side sent a PLI or FIR.
     KeyframeRequested,
+    /// An RTCP packet (a report or feedback) arrived from the remote side.
+    RtcpReceived,
     Error(String),
 }
 
@@ -151,6 +153,7 @@ impl Peer {
 
         let (sender, events) = crossbeam_channel::unbounded();
         watch_connection(&webrtc, sender.clone());
+        watch_rtcp(&webrtc, sender.clone())?;
         watch_keyframe_requests(&video, sender);
 
         pipeline
@@ -490,6 +493,20 @@ fn watch_connection(webrtc: &gst::Element, events: Sender<PeerEvent>) {
         };
         let _ = events.send(event);
     });
+}
+
+/// Reports each RTCP packet the remote side sends: webrtcbin's `rtpbin`
+/// emits `on-ssrc-active` for every receiver or sender report it reads.
+fn watch_rtcp(webrtc: &gst::Element, events: Sender<PeerEvent>) -> Result<(), String> {
+    let rtpbin = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|bin| bin.by_name("rtpbin"))
+        .ok_or("webrtcbin has no rtpbin inside")?;
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        let _ = events.send(PeerEvent::RtcpReceived);
+        None
+    });
+    Ok(())
 }
 
 /// Turns the force-key-unit events that webrtcbin sends upstream for a PLI
