@@ -1,6 +1,6 @@
 //! The bridge's WHIP output when its receiver fails: a receiver that
 //! vanishes mid-stream without a word, against the aiortc receiver on
-//! loopback.
+//! loopback. Every new session must start with an IDR.
 
 mod support;
 
@@ -96,11 +96,23 @@ fn vanished_receiver_replaced() {
     std::thread::sleep(Duration::from_secs(2));
 
     let (code, log) = stop(bridge);
+    second.wait_for("closed", 1, Duration::from_secs(10));
+    let report = second.report(1).expect("the new session's report.json");
     second.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("sent no RTCP"), "{log}");
     assert!(
         reconnect < Duration::from_secs(12),
         "the new receiver got a session {reconnect:?} after the old one vanished"
+    );
+
+    let video = &report["video"];
+    assert_eq!(
+        video["first_access_unit_s"], video["first_idr_s"],
+        "the new session did not start with an IDR: {report}"
+    );
+    assert_eq!(
+        video["frames_decoded"], video["access_units"],
+        "access units that did not decode: {report}"
     );
 }

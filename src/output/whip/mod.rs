@@ -14,6 +14,7 @@
 
 pub mod answer;
 mod ice;
+mod idr_gate;
 pub mod link;
 mod liveness;
 mod peer;
@@ -26,6 +27,7 @@ use crate::pipeline::fanout::Received;
 use crate::trax::credential::Credential;
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::TALK_AUDIENCE;
+use idr_gate::IdrGate;
 use link::IceServer;
 use liveness::RtcpWatch;
 use peer::{Peer, PeerEvent};
@@ -236,9 +238,9 @@ impl WhipOutput {
         }
     }
 
-    /// Waits for ICE and DTLS, then streams. The encoder is asked for an
-    /// IDR the moment DTLS connects and whenever the peer sends a PLI or
-    /// FIR.
+    /// Waits for ICE and DTLS, then streams, video from the first IDR on.
+    /// The encoder is asked for an IDR the moment DTLS connects and
+    /// whenever the peer sends a PLI or FIR.
     fn run_connected(
         &self,
         peer: &mut Peer,
@@ -249,6 +251,7 @@ impl WhipOutput {
         let mut disconnected_since: Option<Instant> = None;
         let mut last_request: Option<Instant> = None;
         let mut rtcp = RtcpWatch::default();
+        let mut gate = IdrGate::default();
         loop {
             while let Some(event) = peer.next_event() {
                 match event {
@@ -309,7 +312,11 @@ impl WhipOutput {
                 )));
             }
             match session.frames.recv_timeout(FRAME_POLL) {
-                Ok(frame) => peer.push(frame),
+                Ok(frame) => {
+                    if gate.admit(frame.kind, frame.is_keyframe(), connected_at.is_some()) {
+                        peer.push(frame);
+                    }
+                }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => {
                     info!(
