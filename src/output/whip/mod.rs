@@ -118,6 +118,7 @@ impl WhipOutput {
             }
         };
         publish.check_claims(TALK_AUDIENCE)?;
+        ice::check_local_addresses(&self.settings.ice_addresses).map_err(usage)?;
         let endpoint = self.settings.endpoint(&publish.path).map_err(usage)?;
         let client = WhipClient::new(SignalingConfig {
             endpoint: endpoint.clone(),
