@@ -184,6 +184,7 @@ impl SrtOutput {
     fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
         let muxer = TsMuxer::new(session.has_audio).map_err(transient)?;
         session.frames.start();
+        session.frames.mark_streaming();
         session.keyframes.request();
 
         let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);

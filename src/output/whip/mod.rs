@@ -263,6 +263,7 @@ impl WhipOutput {
                                 "WebRTC connected; asking the encoder for an IDR"
                             );
                             session.keyframes.request();
+                            session.frames.mark_streaming();
                             last_request = Some(Instant::now());
                         }
                         connected_at.get_or_insert_with(Instant::now);
