@@ -106,7 +106,11 @@ impl Peer {
             .caps_owned()
             .ok_or("the encoder's first frame has no caps")?;
         let payloader = make("rtph264pay", "video-pay")?;
-        payloader.set_property("config-interval", -1i32);
+        // The shared encode's h264parse already puts SPS and PPS in front
+        // of every IDR access unit. rtph264pay 1.22 with config-interval -1
+        // inserts them before every IDR slice, between the slices of one
+        // picture, where they start a new access unit (H.264 7.4.1.2.3).
+        payloader.set_property("config-interval", 0i32);
         payloader.set_property_from_str("aggregate-mode", "zero-latency");
         payloader.set_property("pt", VIDEO_PAYLOAD);
         payloader.set_property("mtu", RTP_MTU);
