@@ -63,6 +63,8 @@ fn token_file(directory: &Path) -> std::path::PathBuf {
         "--out",
         file.to_str().unwrap(),
     ]);
+    let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&file, owner_only).unwrap();
     file
 }
 

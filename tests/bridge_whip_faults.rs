@@ -1,13 +1,18 @@
 //! The bridge's WHIP output when its receiver fails: a receiver that
-//! vanishes mid-stream without a word, against the aiortc receiver on
-//! loopback. Every new session must start with an IDR.
+//! vanishes mid-stream without a word (the aiortc receiver on loopback;
+//! every new session must start with an IDR), and a server whose answer
+//! cannot be used (an HTTP server of the test's own), whose session must
+//! be deleted all the same.
 
 mod support;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::whip_http::{Request, Response, Server};
 use support::whip_receiver::{AiortcReceiver, AiortcToken};
 use support::whip_token::WHIP_AUDIENCE;
 
@@ -30,6 +35,8 @@ fn token_file(directory: &Path) -> std::path::PathBuf {
         "--out",
         file.to_str().unwrap(),
     ]);
+    let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&file, owner_only).unwrap();
     file
 }
 
@@ -115,4 +122,70 @@ fn vanished_receiver_replaced() {
         video["frames_decoded"], video["access_units"],
         "access units that did not decode: {report}"
     );
+}
+
+/// An answer that rejects the video: port 0 on its video m-line.
+const VIDEO_REJECTED_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+    m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n";
+
+/// Serves OPTIONS and DELETE, and responds to every POST with 201, a
+/// `Location` and `body` of `content_type`. Returns the server and the
+/// count of DELETEs of that location.
+fn unusable_answer_server(
+    content_type: &'static str,
+    body: &'static str,
+) -> (Server, Arc<AtomicUsize>) {
+    let deletes = Arc::new(AtomicUsize::new(0));
+    let counter = deletes.clone();
+    let handler = move |request: &Request| match request.method.as_str() {
+        "POST" => Response {
+            status: 201,
+            headers: vec![
+                ("Content-Type".to_string(), content_type.to_string()),
+                ("Location".to_string(), "/session/1".to_string()),
+            ],
+            body: body.as_bytes().to_vec(),
+        },
+        "DELETE" if request.target == "/session/1" => {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Response::text(200, "deleted")
+        }
+        "OPTIONS" => Response::text(204, ""),
+        _ => Response::text(404, "not found"),
+    };
+    (Server::start(Arc::new(handler)).unwrap(), deletes)
+}
+
+#[test]
+fn unusable_answer_session_deleted() {
+    let _guard = support::setup();
+    let directory = tempfile::tempdir().unwrap();
+    let token = token_file(directory.path());
+    let cases = [
+        (
+            "video rejected",
+            "application/sdp",
+            VIDEO_REJECTED_ANSWER,
+            2,
+        ),
+        ("HTML answer", "text/html", "<html>welcome</html>", 1),
+    ];
+    for (name, content_type, body, exit_code) in cases {
+        let (server, deletes) = unusable_answer_server(content_type, body);
+        let url = format!("http://{}/{PATH}/whip", server.address);
+        let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["--device", "test", "--size", "320x240", "--output", &url])
+            .arg("--token-file")
+            .arg(&token)
+            .args(["--ice-address", "127.0.0.1", "--duration", "20"])
+            .env_remove("TRAX_SESSION_TOKEN")
+            .env_remove("TRAX_STREAM_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the bridge binary runs");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(exit_code), "{name}: {log}");
+        assert_eq!(deletes.load(Ordering::SeqCst), 1, "{name}: {log}");
+    }
 }

@@ -387,7 +387,9 @@ enum Streamed {
     IceFailed,
 }
 
-/// The session resource on the server, deleted once.
+/// The session resource on the server, deleted once: after streaming, or
+/// when dropped because the session ended early (an answer that fails its
+/// checks), so no session stays behind holding the stream path.
 struct Resource<'a> {
     client: &'a WhipClient,
     token: &'a Secret,
@@ -400,11 +402,21 @@ impl<'a> Resource<'a> {
     }
 
     fn delete(mut self) {
+        self.delete_once();
+    }
+
+    fn delete_once(&mut self) {
         let Some(url) = self.url.take() else { return };
         match self.client.delete(self.token, &url) {
             Ok(()) => info!("WHIP session deleted"),
             Err(error) => warn!(%error, "failed to delete the WHIP session"),
         }
+    }
+}
+
+impl Drop for Resource<'_> {
+    fn drop(&mut self) {
+        self.delete_once();
     }
 }
 
