@@ -22,7 +22,8 @@ use tracing::{info, info_span, warn};
 /// Consecutive credential rejections after which an output gives up.
 pub const MAX_REJECTIONS: u32 = 2;
 
-/// A session that streamed at least this long resets the backoff.
+/// A session that streamed at least this long resets the backoff. Time
+/// spent dialing does not count: see [`FrameReceiver::mark_streaming`].
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug)]
@@ -107,13 +108,12 @@ impl Supervisor {
             // A transient preflight failure backs off like a failed dial,
             // e.g. expired credentials while the API is unreachable. Any
             // other preflight failure ends the output.
-            let mut started = None;
+            self.frames.take_streaming_since();
             let result = match self.output.preflight() {
                 Err(error @ OutputError::Transient(_)) => Err(error),
                 Err(error) => return give_up(error),
                 Ok(()) => {
                     info!(attempt, "connecting");
-                    started = Some(Instant::now());
                     let result = self.output.run_session(Session {
                         frames: &self.frames,
                         keyframes: &self.keyframes,
@@ -144,7 +144,7 @@ impl Supervisor {
                     cause
                 }
             };
-            if started.is_some_and(|at| at.elapsed() >= HEALTHY_SESSION) {
+            if streamed_long_enough(self.frames.take_streaming_since(), Instant::now()) {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
@@ -164,6 +164,13 @@ impl Supervisor {
         }
         unreachable!("the attempt counter does not run out")
     }
+}
+
+/// Returns whether a session that began streaming at `streaming_since`
+/// (`None`: it never did) and ended at `ended` streamed for at least
+/// `HEALTHY_SESSION`.
+fn streamed_long_enough(streaming_since: Option<Instant>, ended: Instant) -> bool {
+    streaming_since.is_some_and(|since| ended.saturating_duration_since(since) >= HEALTHY_SESSION)
 }
 
 fn give_up(error: OutputError) -> Outcome {
@@ -197,6 +204,16 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(625));
+    }
+
+    #[test]
+    fn only_streaming_time_is_healthy() {
+        let ended = Instant::now() + Duration::from_secs(60);
+        let before = |seconds| Some(ended - Duration::from_secs(seconds));
+        assert!(!streamed_long_enough(None, ended), "never streamed");
+        assert!(!streamed_long_enough(before(9), ended), "9 s");
+        assert!(streamed_long_enough(before(10), ended), "10 s");
+        assert!(streamed_long_enough(before(40), ended), "40 s");
     }
 
     #[test]

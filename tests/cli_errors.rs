@@ -151,7 +151,7 @@ fn whip_usage_errors_exit_2() {
                 "http://stun.example",
             ],
             token.to_vec(),
-            "invalid --ice-server 'http://stun.example'",
+            "invalid --ice-server: ICE server 'http://stun.example'",
         ),
         (
             vec![
@@ -196,6 +196,32 @@ fn whip_usage_errors_exit_2() {
     for (args, env, expected) in cases {
         assert_fails(&args, &env, 2, expected);
     }
+}
+
+#[test]
+fn ice_server_password_not_echoed() {
+    let args = [
+        "--device",
+        "test",
+        "--output",
+        "http://127.0.0.1:9/inputs/whip-1/whip",
+        "--ice-server",
+        "turn:user:turn-password-secret@127.0.0.1:3478",
+        "--turn-username",
+        "user",
+    ];
+    let env = [
+        ("TRAX_SESSION_TOKEN", TOKEN),
+        ("TRAX_TURN_CREDENTIAL", "turn-password-secret"),
+    ];
+    let output = bridge(&args, &env);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("the URI carries credentials"), "{text}");
+    assert!(
+        !text.contains("turn-password-secret"),
+        "password in: {text}"
+    );
 }
 
 #[test]

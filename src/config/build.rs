@@ -465,7 +465,9 @@ fn ice_servers(args: &RunArgs, env: EnvLookup<'_>) -> Result<Vec<IceServer>, Con
                 (None, None)
             };
             IceServer::parse(url, username, password)
-                .map_err(|why| ConfigError::Invalid(format!("invalid --ice-server '{url}': {why}")))
+                // `why` names the URL with any userinfo redacted, so the
+                // raw value, which may carry a password, is not repeated.
+                .map_err(|why| ConfigError::Invalid(format!("invalid --ice-server: {why}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(servers)

@@ -113,7 +113,8 @@ pub trait Output: Send {
     fn preflight(&self) -> Result<(), OutputError>;
 
     /// Dials, then streams frames until the frame channel closes (returns
-    /// `Ok`) or the connection fails. Blocks; the supervisor gives each
-    /// output its own thread.
+    /// `Ok`) or the connection fails. Calls `session.frames.mark_streaming()`
+    /// once the connection is up, which the backoff reset depends on.
+    /// Blocks; the supervisor gives each output its own thread.
     fn run_session(&mut self, session: Session<'_>) -> Result<(), OutputError>;
 }

@@ -5,7 +5,7 @@ use crate::output::{AudioCodec, Frame, MediaKind};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Frames an output may fall behind before frames are dropped: about four
 /// seconds of 30 fps video with its audio.
@@ -59,6 +59,8 @@ impl Tap {
 pub struct FrameReceiver {
     receiver: Receiver<Frame>,
     state: Arc<TapState>,
+    /// When the current session's connection came up and began to stream.
+    streaming_since: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -96,6 +98,25 @@ impl FrameReceiver {
     pub fn dropped(&self) -> u64 {
         self.state.dropped.load(Ordering::Relaxed)
     }
+
+    /// Records that the session's connection is up and streaming. The
+    /// supervisor measures a session's health from here, so a dial that
+    /// hangs until its timeout never counts as a healthy session.
+    pub fn mark_streaming(&self) {
+        *self.streaming_since() = Some(Instant::now());
+    }
+
+    /// Returns when the session marked itself streaming, if it did, and
+    /// clears the mark for the next session.
+    pub fn take_streaming_since(&self) -> Option<Instant> {
+        self.streaming_since().take()
+    }
+
+    fn streaming_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.streaming_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Every output's tap, shared by the media pipeline's appsink callbacks.
@@ -124,7 +145,11 @@ impl Fanout {
             state: state.clone(),
             audio,
         });
-        FrameReceiver { receiver, state }
+        FrameReceiver {
+            receiver,
+            state,
+            streaming_since: Mutex::new(None),
+        }
     }
 
     /// Offers a frame to every output. Never blocks on an output.

@@ -58,9 +58,9 @@ pub enum TokenError {
     },
 
     #[error(
-        "the session token's audience {} does not include '{expected}': request a token for \
-         the SRT/RTMP edge",
-        audience_text(.audience)
+        "the session token's audience {} does not include '{expected}': {}",
+        audience_text(.audience),
+        audience_hint(.expected)
     )]
     WrongAudience {
         audience: Vec<String>,
@@ -210,6 +210,15 @@ fn audience_text(audience: &[String]) -> String {
     }
     let quoted: Vec<String> = audience.iter().map(|entry| format!("'{entry}'")).collect();
     format!("[{}]", quoted.join(", "))
+}
+
+/// Names the token to request for an output whose edge expects `expected`.
+fn audience_hint(expected: &str) -> &'static str {
+    if expected == TALK_AUDIENCE {
+        "request a WebRTC publish token for the WHIP output"
+    } else {
+        "request a token for the SRT/RTMP edge"
+    }
 }
 
 /// Formats a duration as hours, minutes and seconds, as in "1h 2m 3s".
@@ -389,6 +398,25 @@ mod tests {
                 "{name}: '{error}' lacks '{expected}'"
             );
         }
+    }
+
+    #[test]
+    fn audience_hint_names_the_output() {
+        let claims = decode_claims(&token_with(&good_claims())).unwrap();
+        let error = check_publish(&claims, "live/cam1", TALK_AUDIENCE, now())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("does not include 'trax-mediamtx-talk'"),
+            "{error}"
+        );
+        assert!(error.contains("for the WHIP output"), "{error}");
+        assert!(!error.contains("SRT/RTMP"), "{error}");
+
+        let error = check(with("aud", json!(TALK_AUDIENCE)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("for the SRT/RTMP edge"), "{error}");
     }
 
     #[test]

@@ -131,6 +131,7 @@ pub fn run(
     let mut connection = opened?;
     tracing::info!(tls = dial.tls.is_some(), "RTMP publishing");
     session.frames.start();
+    session.frames.mark_streaming();
     session.keyframes.request();
 
     std::thread::scope(|scope| {

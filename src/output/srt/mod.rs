@@ -186,6 +186,7 @@ impl SrtOutput {
     fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
         let muxer = TsMuxer::new("srt-mux", session.has_audio).map_err(transient)?;
         session.frames.start();
+        session.frames.mark_streaming();
         session.keyframes.request();
 
         let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);

@@ -24,6 +24,21 @@ pub fn for_endpoint(endpoint: &Url) -> Vec<IpAddr> {
     }
 }
 
+/// Checks that each of `addresses` belongs to this machine, by binding a
+/// UDP socket to it. libnice gathers no candidate on another address, so
+/// the session would fail only when ICE times out.
+pub fn check_local(addresses: &[IpAddr]) -> Result<(), String> {
+    for address in addresses {
+        if let Err(error) = std::net::UdpSocket::bind((*address, 0)) {
+            return Err(format!(
+                "--ice-address {address} cannot be used: {error}; give an address of one of \
+                 this machine's interfaces (see `ip address`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +74,18 @@ mod tests {
                 "{endpoint}"
             );
         }
+    }
+
+    #[test]
+    fn foreign_ice_address_rejected() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(check_local(&[loopback]), Ok(()));
+
+        // TEST-NET-1 (RFC 5737) is reserved for documentation, so no
+        // interface of a test machine should carry it.
+        let foreign: IpAddr = "192.0.2.1".parse().unwrap();
+        let error = check_local(&[loopback, foreign]).unwrap_err();
+        assert!(error.contains("--ice-address 192.0.2.1"), "{error}");
+        assert!(error.contains("this machine's interfaces"), "{error}");
     }
 }

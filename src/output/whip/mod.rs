@@ -15,6 +15,7 @@
 
 pub mod answer;
 pub mod link;
+mod liveness;
 mod local_addresses;
 mod peer;
 pub mod signaling;
@@ -27,6 +28,7 @@ use crate::trax::credential::Credential;
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::TALK_AUDIENCE;
 use link::IceServer;
+use liveness::RtcpWatch;
 use peer::{Peer, PeerEvent};
 use signaling::{SignalingConfig, WhipClient};
 use std::path::PathBuf;
@@ -115,6 +117,7 @@ impl WhipOutput {
             }
         };
         publish.check_claims(TALK_AUDIENCE)?;
+        local_addresses::check_local(&self.settings.ice_addresses).map_err(usage)?;
         let endpoint = self.settings.endpoint(&publish.path).map_err(usage)?;
         let client = WhipClient::new(SignalingConfig {
             endpoint: endpoint.clone(),
@@ -237,9 +240,9 @@ impl WhipOutput {
         }
     }
 
-    /// Waits for ICE and DTLS, then streams. The encoder is asked for an
-    /// IDR the moment DTLS connects and whenever the peer sends a PLI or
-    /// FIR.
+    /// Waits for ICE and DTLS, then streams, video from the first IDR on.
+    /// The encoder is asked for an IDR the moment DTLS connects and
+    /// whenever the peer sends a PLI or FIR.
     fn run_connected(
         &self,
         peer: &mut Peer,
@@ -249,6 +252,7 @@ impl WhipOutput {
         let mut connected_at: Option<Instant> = None;
         let mut disconnected_since: Option<Instant> = None;
         let mut last_request: Option<Instant> = None;
+        let mut rtcp = RtcpWatch::default();
         loop {
             while let Some(event) = peer.next_event() {
                 match event {
@@ -260,6 +264,7 @@ impl WhipOutput {
                             );
                             peer.start_media();
                             session.keyframes.request();
+                            session.frames.mark_streaming();
                             last_request = Some(Instant::now());
                         }
                         connected_at.get_or_insert_with(Instant::now);
@@ -286,10 +291,19 @@ impl WhipOutput {
                             last_request = Some(Instant::now());
                         }
                     }
+                    PeerEvent::RtcpReceived => rtcp.received(Instant::now()),
                     PeerEvent::Error(message) => {
                         return Err(OutputError::Transient(format!("WebRTC: {message}")));
                     }
                 }
+            }
+            if let Some(silence) = rtcp.lost_for(Instant::now()) {
+                return Err(OutputError::Transient(format!(
+                    "the WHIP receiver sent no RTCP for {} ms (allowed: {} ms), so the \
+                     session counts as lost although ICE still shows it connected",
+                    silence.as_millis(),
+                    rtcp.allowed_silence().as_millis()
+                )));
             }
             if connected_at.is_none() && answered.elapsed() > CONNECT_TIMEOUT {
                 return Ok(Streamed::IceFailed);
@@ -301,6 +315,8 @@ impl WhipOutput {
                 )));
             }
             match session.frames.recv_timeout(FRAME_POLL) {
+                // The peer holds media back until the IDR asked for on
+                // connect (see `Peer::start_media`).
                 Ok(frame) => peer.push(frame),
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => {
@@ -377,7 +393,9 @@ enum Streamed {
     IceFailed,
 }
 
-/// The session resource on the server, deleted once.
+/// The session resource on the server, deleted once: after streaming, or
+/// when dropped because the session ended early (an answer that fails its
+/// checks), so no session stays behind holding the stream path.
 struct Resource<'a> {
     client: &'a WhipClient,
     token: &'a Secret,
@@ -390,11 +408,21 @@ impl<'a> Resource<'a> {
     }
 
     fn delete(mut self) {
+        self.delete_once();
+    }
+
+    fn delete_once(&mut self) {
         let Some(url) = self.url.take() else { return };
         match self.client.delete(self.token, &url) {
             Ok(()) => info!("WHIP session deleted"),
             Err(error) => warn!(%error, "failed to delete the WHIP session"),
         }
+    }
+}
+
+impl Drop for Resource<'_> {
+    fn drop(&mut self) {
+        self.delete_once();
     }
 }
 

@@ -41,6 +41,8 @@ pub enum PeerEvent {
     Failed,
     /// The remote side sent a PLI or FIR.
     KeyframeRequested,
+    /// An RTCP packet (a report or feedback) arrived from the remote side.
+    RtcpReceived,
     Error(String),
 }
 
@@ -118,7 +120,11 @@ impl Peer {
             .caps_owned()
             .ok_or("the encoder's first frame has no caps")?;
         let payloader = make("rtph264pay", "video-pay")?;
-        payloader.set_property("config-interval", -1i32);
+        // The shared encode's h264parse already puts SPS and PPS in front
+        // of every IDR access unit. rtph264pay 1.22 with config-interval -1
+        // inserts them before every IDR slice, between the slices of one
+        // picture, where they start a new access unit (H.264 7.4.1.2.3).
+        payloader.set_property("config-interval", 0i32);
         payloader.set_property_from_str("aggregate-mode", "zero-latency");
         payloader.set_property("pt", VIDEO_PAYLOAD);
         payloader.set_property("mtu", RTP_MTU);
@@ -165,6 +171,7 @@ impl Peer {
 
         let (sender, events) = crossbeam_channel::unbounded();
         watch_connection(&webrtc, sender.clone());
+        watch_rtcp(&webrtc, sender.clone())?;
         watch_keyframe_requests(&video, sender);
 
         pipeline
@@ -560,6 +567,20 @@ fn watch_connection(webrtc: &gst::Element, events: Sender<PeerEvent>) {
     });
 }
 
+/// Reports each RTCP packet the remote side sends: webrtcbin's `rtpbin`
+/// emits `on-ssrc-active` for every receiver or sender report it reads.
+fn watch_rtcp(webrtc: &gst::Element, events: Sender<PeerEvent>) -> Result<(), String> {
+    let rtpbin = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|bin| bin.by_name("rtpbin"))
+        .ok_or("webrtcbin has no rtpbin inside")?;
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        let _ = events.send(PeerEvent::RtcpReceived);
+        None
+    });
+    Ok(())
+}
+
 /// Turns the force-key-unit events that webrtcbin sends upstream for a PLI
 /// or FIR into events for the session thread, which asks the encoder.
 fn watch_keyframe_requests(video: &gst_app::AppSrc, events: Sender<PeerEvent>) {
@@ -570,7 +591,10 @@ fn watch_keyframe_requests(video: &gst_app::AppSrc, events: Sender<PeerEvent>) {
             .is_some_and(|event| gstreamer_video::ForceKeyUnitEvent::is(event));
         if is_request {
             let _ = events.send(PeerEvent::KeyframeRequested);
-            return gst::PadProbeReturn::Drop;
+            // Handled, not Drop: gstreamer-rs 0.24 takes the event out of
+            // the probe's data and releases it itself. On Drop, GStreamer
+            // 1.22 unrefs that emptied data and logs a CRITICAL per PLI.
+            return gst::PadProbeReturn::Handled;
         }
         gst::PadProbeReturn::Ok
     });
@@ -633,6 +657,45 @@ mod tests {
         assert!(error.contains("no SPS"), "{error}");
         let error = profile_level_id(&keyframe(&[0, 0, 1, 0x67, 0x42])).unwrap_err();
         assert!(error.contains("too short"), "{error}");
+    }
+
+    #[test]
+    fn keyframe_request_taken_without_critical() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        gst::init().unwrap();
+        let criticals = Arc::new(AtomicUsize::new(0));
+        let counter = criticals.clone();
+        let handler = glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            move |_, _, _| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+        let video = gst_app::AppSrc::builder().build();
+        let (sender, events) = crossbeam_channel::unbounded();
+        watch_keyframe_requests(&video, sender);
+        let downstream = gst::Pad::builder(gst::PadDirection::Sink).build();
+        video.static_pad("src").unwrap().link(&downstream).unwrap();
+        video.set_state(gst::State::Paused).unwrap();
+        downstream.set_active(true).unwrap();
+
+        let request = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        downstream.push_event(request);
+
+        video.set_state(gst::State::Null).unwrap();
+        glib::log_remove_handler(Some("GStreamer"), handler);
+        assert!(matches!(
+            events.try_recv(),
+            Ok(PeerEvent::KeyframeRequested)
+        ));
+        assert_eq!(criticals.load(Ordering::SeqCst), 0, "GStreamer criticals");
     }
 
     #[test]

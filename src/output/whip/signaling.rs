@@ -154,8 +154,20 @@ impl WhipClient {
             return Err(status_error(exchange, token));
         }
 
-        let sdp = answer_sdp(&exchange).map_err(|reason| protocol_error(&exchange, reason))?;
         let resource = resource_url(&exchange);
+        let sdp = match answer_sdp(&exchange) {
+            Ok(sdp) => sdp,
+            Err(reason) => {
+                // The server created a session that cannot stream: end it,
+                // so that it does not hold the stream path until it times out.
+                if let Some(url) = &resource {
+                    if let Err(error) = self.delete(token, url) {
+                        warn!(%error, "failed to delete the WHIP session whose answer was unusable");
+                    }
+                }
+                return Err(protocol_error(&exchange, reason));
+            }
+        };
         let etag = header_text(&exchange.headers, ETAG);
         debug!(
             request = %exchange.request,
