@@ -13,6 +13,7 @@ use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
+use crate::telemetry::status::OutputStatus;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -93,6 +94,8 @@ pub struct Supervisor {
     pub policy: BackoffPolicy,
     /// Disconnected when the bridge is stopping: no new attempt starts then.
     pub stop: Receiver<()>,
+    /// This output's status, shown on the terminal or in the log.
+    pub status: OutputStatus,
 }
 
 impl Supervisor {
@@ -104,13 +107,14 @@ impl Supervisor {
         let mut rejections = 0;
 
         for attempt in 1u64.. {
+            self.status.connecting(attempt);
             // A transient preflight failure backs off like a failed dial,
             // e.g. expired credentials while the API is unreachable. Any
             // other preflight failure ends the output.
             let mut started = None;
             let result = match self.output.preflight() {
                 Err(error @ OutputError::Transient(_)) => Err(error),
-                Err(error) => return give_up(error),
+                Err(error) => return give_up(error, &self.status),
                 Ok(()) => {
                     info!(attempt, "connecting");
                     started = Some(Instant::now());
@@ -118,6 +122,7 @@ impl Supervisor {
                         frames: &self.frames,
                         keyframes: &self.keyframes,
                         has_audio: self.has_audio,
+                        status: &self.status,
                     });
                     self.frames.pause();
                     result
@@ -127,15 +132,16 @@ impl Supervisor {
             let cause = match result {
                 Ok(()) => {
                     info!("stopped cleanly");
+                    self.status.stopped();
                     return Outcome::Finished;
                 }
-                Err(error @ OutputError::Fatal { .. }) => return give_up(error),
+                Err(error @ OutputError::Fatal { .. }) => return give_up(error, &self.status),
                 Err(OutputError::Rejected(cause)) => {
                     rejections += 1;
                     if rejections >= MAX_REJECTIONS {
-                        return give_up(OutputError::Rejected(format!(
-                            "{cause}; rejected {rejections} times in a row, giving up"
-                        )));
+                        let cause =
+                            format!("{cause}; rejected {rejections} times in a row, giving up");
+                        return give_up(OutputError::Rejected(cause), &self.status);
                     }
                     cause
                 }
@@ -148,6 +154,8 @@ impl Supervisor {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
+            let now = Instant::now();
+            self.status.backing_off(&cause, now + delay);
             warn!(
                 attempt,
                 delay_ms = delay.as_millis() as u64,
@@ -158,6 +166,7 @@ impl Supervisor {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                     info!("stopping before the next attempt");
+                    self.status.stopped();
                     return Outcome::Finished;
                 }
             }
@@ -166,13 +175,14 @@ impl Supervisor {
     }
 }
 
-fn give_up(error: OutputError) -> Outcome {
+fn give_up(error: OutputError, output_status: &OutputStatus) -> Outcome {
     let (status, cause) = match error {
         OutputError::Rejected(cause) => (ExitStatus::Credentials, cause),
         OutputError::Fatal { status, message } => (status, message),
         OutputError::Transient(cause) => (ExitStatus::Other, cause),
     };
     tracing::error!(%cause, "giving up on this output");
+    output_status.gave_up(&cause);
     Outcome::GaveUp { status, cause }
 }
 
@@ -270,6 +280,7 @@ mod tests {
                 max: Duration::from_millis(4),
             },
             stop,
+            status: OutputStatus::detached("scripted"),
         };
         let outcome = supervisor.run();
         let count = *sessions.lock().unwrap();
@@ -343,9 +354,39 @@ mod tests {
             has_audio: false,
             policy: BackoffPolicy::default(),
             stop,
+            status: OutputStatus::detached("scripted"),
         };
         let started = Instant::now();
         assert_eq!(supervisor.run(), Outcome::Finished);
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn gave_up_shows_in_status() {
+        let status = OutputStatus::detached("scripted");
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: vec![rejected(), rejected()].into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+            stop,
+            status: status.clone(),
+        };
+        assert!(matches!(supervisor.run(), Outcome::GaveUp { .. }));
+        let snapshot = status.snapshot(Instant::now());
+        assert_eq!(snapshot.state, crate::telemetry::status::State::GaveUp);
+        assert_eq!(snapshot.attempt, 2);
+        let error = snapshot.last_error.unwrap();
+        assert!(error.contains("rejected 2 times in a row"), "{error}");
     }
 }

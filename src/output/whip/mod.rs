@@ -259,6 +259,7 @@ impl WhipOutput {
                                 "WebRTC connected; asking the encoder for an IDR"
                             );
                             peer.start_media();
+                            session.status.live();
                             session.keyframes.request();
                             last_request = Some(Instant::now());
                         }
@@ -301,7 +302,13 @@ impl WhipOutput {
                 )));
             }
             match session.frames.recv_timeout(FRAME_POLL) {
-                Ok(frame) => peer.push(frame),
+                Ok(frame) => {
+                    // Encoded bytes, before RTP; Opus audio included.
+                    if connected_at.is_some() {
+                        session.status.add_bytes(frame.size());
+                    }
+                    peer.push(frame);
+                }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => {
                     if connected_at.is_none() {
