@@ -13,12 +13,13 @@ use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
+use crate::telemetry::flood::{self, RepeatFilter, Verdict};
 use crate::telemetry::status::OutputStatus;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 /// Consecutive credential rejections after which an output gives up.
 pub const MAX_REJECTIONS: u32 = 2;
@@ -105,6 +106,7 @@ impl Supervisor {
         let _entered = span.enter();
         let mut backoff = Backoff::new(self.policy, rand::rng().random());
         let mut rejections = 0;
+        let mut failures = RepeatFilter::new();
 
         for attempt in 1u64.. {
             self.status.connecting(attempt);
@@ -116,7 +118,12 @@ impl Supervisor {
                 Err(error @ OutputError::Transient(_)) => Err(error),
                 Err(error) => return give_up(error, &self.status),
                 Ok(()) => {
-                    info!(attempt, "connecting");
+                    // While a failure repeats unlogged, so do its attempts.
+                    if failures.skipped_last() {
+                        debug!(attempt, "connecting");
+                    } else {
+                        info!(attempt, "connecting");
+                    }
                     started = Some(Instant::now());
                     let result = self.output.run_session(Session {
                         frames: &self.frames,
@@ -156,12 +163,14 @@ impl Supervisor {
             let delay = backoff.next_delay();
             let now = Instant::now();
             self.status.backing_off(&cause, now + delay);
-            warn!(
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                %cause,
-                "connection failed; reconnecting"
-            );
+            if let Verdict::Log { run } = failures.check(&cause, now) {
+                warn!(
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    cause = %flood::with_run(&cause, run),
+                    "connection failed; reconnecting"
+                );
+            }
             match self.stop.recv_timeout(delay) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
@@ -359,6 +368,41 @@ mod tests {
         let started = Instant::now();
         assert_eq!(supervisor.run(), Outcome::Finished);
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn repeated_failures_logged_once() {
+        let mut results: Vec<_> = (0..20).map(|_| transient()).collect();
+        results.push(Ok(()));
+        let status = OutputStatus::detached("scripted");
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: results.into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+            stop,
+            status: status.clone(),
+        };
+
+        let logs = crate::telemetry::capture_logs(|| {
+            assert_eq!(supervisor.run(), Outcome::Finished);
+        });
+        let failures = logs.matches("connection failed; reconnecting").count();
+        assert_eq!(failures, 1, "{logs}");
+        let snapshot = status.snapshot(Instant::now());
+        assert_eq!(snapshot.attempt, 21);
+        assert_eq!(snapshot.state, crate::telemetry::status::State::Stopped);
+        assert_eq!(snapshot.last_error.as_deref(), Some("timed out"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Logging: tracing to standard error, at the level `--log-level` sets
 //! unless `RUST_LOG` is given, and each output's status (`status`).
 
+pub mod flood;
 pub mod status;
 
 use std::io::IsTerminal;
