@@ -15,6 +15,7 @@ use crate::output::{AudioCodec, Output};
 use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
+use crate::telemetry::reporter::StatusReporter;
 use crate::telemetry::status::StatusBoard;
 use crate::trax::acquired::AcquiredSource;
 use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
@@ -127,7 +128,9 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         "streaming"
     );
 
+    let reporter = StatusReporter::start(board, config.status_interval);
     let result = watch(&config, &media, &outcomes, counts, stop_sender);
+    drop(reporter);
     media.shutdown();
     result
 }
