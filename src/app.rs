@@ -15,6 +15,8 @@ use crate::output::{AudioCodec, Output};
 use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
+use crate::telemetry::reporter::StatusReporter;
+use crate::telemetry::status::StatusBoard;
 use crate::trax::acquired::AcquiredSource;
 use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
 use crate::trax::provider::CredentialSource;
@@ -94,14 +96,18 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .into_iter()
         .map(|output| (Role::Live, output))
         .chain(recording.map(|output| (Role::Recording, output)));
+    let board = StatusBoard::new();
     for (role, output) in roles {
+        let frames = fanout.add_output_for(output.audio_codec());
+        let status = board.add(output.label(), frames.drop_counter());
         let supervisor = Supervisor {
-            frames: fanout.add_output_for(output.audio_codec()),
+            frames,
             output,
             keyframes: media.keyframes(),
             has_audio: media.has_audio(),
             policy: BackoffPolicy::default(),
             stop: stop.clone(),
+            status,
         };
         let outcome_sender = outcome_sender.clone();
         thread::Builder::new()
@@ -122,7 +128,9 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         "streaming"
     );
 
+    let reporter = StatusReporter::start(board, config.status_interval);
     let result = watch(&config, &media, &outcomes, counts, stop_sender);
+    drop(reporter);
     media.shutdown();
     result
 }

@@ -296,6 +296,17 @@ pub struct RunArgs {
     )]
     pub duration: f64,
 
+    /// Seconds between status log lines, one per output, when standard
+    /// error is not a terminal (a terminal shows the status live). 0 turns
+    /// the status off in both places.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub status_interval: f64,
+
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(long, default_value = "info")]
     pub log_level: String,

@@ -13,11 +13,13 @@ use crate::exit::ExitStatus;
 use crate::output::{Output, OutputError, Session};
 use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
+use crate::telemetry::flood::{self, RepeatFilter, Verdict};
+use crate::telemetry::status::OutputStatus;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 /// Consecutive credential rejections after which an output gives up.
 pub const MAX_REJECTIONS: u32 = 2;
@@ -94,6 +96,8 @@ pub struct Supervisor {
     pub policy: BackoffPolicy,
     /// Disconnected when the bridge is stopping: no new attempt starts then.
     pub stop: Receiver<()>,
+    /// This output's status, shown on the terminal or in the log.
+    pub status: OutputStatus,
 }
 
 impl Supervisor {
@@ -103,21 +107,29 @@ impl Supervisor {
         let _entered = span.enter();
         let mut backoff = Backoff::new(self.policy, rand::rng().random());
         let mut rejections = 0;
+        let mut failures = RepeatFilter::new();
 
         for attempt in 1u64.. {
+            self.status.connecting(attempt);
             // A transient preflight failure backs off like a failed dial,
             // e.g. expired credentials while the API is unreachable. Any
             // other preflight failure ends the output.
             self.frames.take_streaming_since();
             let result = match self.output.preflight() {
                 Err(error @ OutputError::Transient(_)) => Err(error),
-                Err(error) => return give_up(error),
+                Err(error) => return give_up(error, &self.status),
                 Ok(()) => {
-                    info!(attempt, "connecting");
+                    // While a failure repeats unlogged, so do its attempts.
+                    if failures.skipped_last() {
+                        debug!(attempt, "connecting");
+                    } else {
+                        info!(attempt, "connecting");
+                    }
                     let result = self.output.run_session(Session {
                         frames: &self.frames,
                         keyframes: &self.keyframes,
                         has_audio: self.has_audio,
+                        status: &self.status,
                     });
                     self.frames.pause();
                     result
@@ -127,15 +139,16 @@ impl Supervisor {
             let cause = match result {
                 Ok(()) => {
                     info!("stopped cleanly");
+                    self.status.stopped();
                     return Outcome::Finished;
                 }
-                Err(error @ OutputError::Fatal { .. }) => return give_up(error),
+                Err(error @ OutputError::Fatal { .. }) => return give_up(error, &self.status),
                 Err(OutputError::Rejected(cause)) => {
                     rejections += 1;
                     if rejections >= MAX_REJECTIONS {
-                        return give_up(OutputError::Rejected(format!(
-                            "{cause}; rejected {rejections} times in a row, giving up"
-                        )));
+                        let cause =
+                            format!("{cause}; rejected {rejections} times in a row, giving up");
+                        return give_up(OutputError::Rejected(cause), &self.status);
                     }
                     cause
                 }
@@ -148,16 +161,21 @@ impl Supervisor {
                 backoff.reset();
             }
             let delay = backoff.next_delay();
-            warn!(
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                %cause,
-                "connection failed; reconnecting"
-            );
+            let now = Instant::now();
+            self.status.backing_off(&cause, now + delay);
+            if let Verdict::Log { run } = failures.check(&cause, now) {
+                warn!(
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    cause = %flood::with_run(&cause, run),
+                    "connection failed; reconnecting"
+                );
+            }
             match self.stop.recv_timeout(delay) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                     info!("stopping before the next attempt");
+                    self.status.stopped();
                     return Outcome::Finished;
                 }
             }
@@ -173,13 +191,14 @@ fn streamed_long_enough(streaming_since: Option<Instant>, ended: Instant) -> boo
     streaming_since.is_some_and(|since| ended.saturating_duration_since(since) >= HEALTHY_SESSION)
 }
 
-fn give_up(error: OutputError) -> Outcome {
+fn give_up(error: OutputError, output_status: &OutputStatus) -> Outcome {
     let (status, cause) = match error {
         OutputError::Rejected(cause) => (ExitStatus::Credentials, cause),
         OutputError::Fatal { status, message } => (status, message),
         OutputError::Transient(cause) => (ExitStatus::Other, cause),
     };
     tracing::error!(%cause, "giving up on this output");
+    output_status.gave_up(&cause);
     Outcome::GaveUp { status, cause }
 }
 
@@ -287,6 +306,7 @@ mod tests {
                 max: Duration::from_millis(4),
             },
             stop,
+            status: OutputStatus::detached("scripted"),
         };
         let outcome = supervisor.run();
         let count = *sessions.lock().unwrap();
@@ -360,9 +380,74 @@ mod tests {
             has_audio: false,
             policy: BackoffPolicy::default(),
             stop,
+            status: OutputStatus::detached("scripted"),
         };
         let started = Instant::now();
         assert_eq!(supervisor.run(), Outcome::Finished);
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn repeated_failures_logged_once() {
+        let mut results: Vec<_> = (0..20).map(|_| transient()).collect();
+        results.push(Ok(()));
+        let status = OutputStatus::detached("scripted");
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: results.into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+            stop,
+            status: status.clone(),
+        };
+
+        let logs = crate::telemetry::capture_logs(|| {
+            assert_eq!(supervisor.run(), Outcome::Finished);
+        });
+        let failures = logs.matches("connection failed; reconnecting").count();
+        assert_eq!(failures, 1, "{logs}");
+        let snapshot = status.snapshot(Instant::now());
+        assert_eq!(snapshot.attempt, 21);
+        assert_eq!(snapshot.state, crate::telemetry::status::State::Stopped);
+        assert_eq!(snapshot.last_error.as_deref(), Some("timed out"));
+    }
+
+    #[test]
+    fn gave_up_shows_in_status() {
+        let status = OutputStatus::detached("scripted");
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: vec![rejected(), rejected()].into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            },
+            stop,
+            status: status.clone(),
+        };
+        assert!(matches!(supervisor.run(), Outcome::GaveUp { .. }));
+        let snapshot = status.snapshot(Instant::now());
+        assert_eq!(snapshot.state, crate::telemetry::status::State::GaveUp);
+        assert_eq!(snapshot.attempt, 2);
+        let error = snapshot.last_error.unwrap();
+        assert!(error.contains("rejected 2 times in a row"), "{error}");
     }
 }

@@ -10,6 +10,7 @@ use bridge::output::rtmp::{Placement, RtmpOutput, RtmpSettings};
 use bridge::output::{Frame, MediaKind as FrameKind, Output, OutputError, Session};
 use bridge::pipeline::fanout::Fanout;
 use bridge::pipeline::KeyframeRequester;
+use bridge::telemetry::status::OutputStatus;
 use bridge::trax::credential::Credential;
 use bridge::trax::provider::{CredentialSource, Publish, StaticCredentials};
 use gstreamer as gst;
@@ -118,6 +119,7 @@ fn dial_once(output: &mut RtmpOutput) -> Result<(), OutputError> {
         frames: &frames,
         keyframes: &KeyframeRequester::default(),
         has_audio: false,
+        status: &OutputStatus::detached("test"),
     })
 }
 
@@ -136,6 +138,7 @@ fn stream_for(
             frames: &frames,
             keyframes: &keyframes,
             has_audio,
+            status: &OutputStatus::detached("test"),
         });
         (output, result)
     });
@@ -473,6 +476,7 @@ fn parameter_sets_in_separate_buffers_make_header() {
             frames: &frames,
             keyframes: &KeyframeRequester::default(),
             has_audio: false,
+            status: &OutputStatus::detached("test"),
         })
     });
 
@@ -740,6 +744,7 @@ fn stop_while_dialing_a_silent_server_ends_promptly() {
         frames: &frames,
         keyframes: &KeyframeRequester::default(),
         has_audio: false,
+        status: &OutputStatus::detached("test"),
     });
     let waited = started.elapsed();
     closer.join().unwrap();

@@ -9,6 +9,7 @@ use bridge::output::srt::{SrtOutput, SrtSettings};
 use bridge::output::{Output, OutputError, Session};
 use bridge::pipeline::fanout::Fanout;
 use bridge::pipeline::KeyframeRequester;
+use bridge::telemetry::status::OutputStatus;
 use bridge::trax::credential::Credential;
 use bridge::trax::provider::StaticCredentials;
 use std::path::Path;
@@ -63,6 +64,7 @@ fn stream_for(
             frames: &frames,
             keyframes: &keyframes,
             has_audio,
+            status: &OutputStatus::detached("test"),
         });
         (output, result, frames.dropped())
     });
@@ -89,6 +91,7 @@ fn dial_once(output: &mut SrtOutput) -> Result<(), OutputError> {
         frames: &frames,
         keyframes: &KeyframeRequester::default(),
         has_audio: false,
+        status: &OutputStatus::detached("test"),
     })
 }
 
@@ -629,6 +632,7 @@ fn stream_until_receiver_goes(end: fn(Receiver)) -> (Result<(), OutputError>, Du
             frames: &frames,
             keyframes: &keyframes,
             has_audio: true,
+            status: &OutputStatus::detached("test"),
         })
     });
 

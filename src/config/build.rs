@@ -168,6 +168,8 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         source_id,
         api,
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
+        status_interval: (args.status_interval > 0.0)
+            .then(|| Duration::from_secs_f64(args.status_interval)),
     })
 }
 
@@ -232,6 +234,12 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
         return fail(format!(
             "invalid --duration {}: give seconds, or 0 to run until stopped",
             args.duration
+        ));
+    }
+    if Duration::try_from_secs_f64(args.status_interval).is_err() {
+        return fail(format!(
+            "invalid --status-interval {}: give seconds, or 0 to show no status",
+            args.status_interval
         ));
     }
     if crate::telemetry::parse_level(&args.log_level).is_none() {

@@ -52,6 +52,8 @@ pub struct Config {
     pub api: ApiSettings,
     /// `None`: run until a signal.
     pub duration: Option<Duration>,
+    /// Time between status log lines; `None` shows no status.
+    pub status_interval: Option<Duration>,
 }
 
 /// One destination and its transport settings.

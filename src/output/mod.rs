@@ -10,6 +10,7 @@ pub mod whip;
 use crate::exit::ExitStatus;
 use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
+use crate::telemetry::status::OutputStatus;
 use gstreamer as gst;
 
 /// The elementary stream a frame belongs to.
@@ -69,6 +70,13 @@ impl Frame {
     pub fn pts(&self) -> Option<gst::ClockTime> {
         self.sample.buffer().and_then(|buffer| buffer.pts())
     }
+
+    /// Returns the size of the encoded frame in bytes.
+    pub fn size(&self) -> u64 {
+        self.sample
+            .buffer()
+            .map_or(0, |buffer| buffer.size() as u64)
+    }
 }
 
 /// The parts of the bridge that one connection uses.
@@ -80,6 +88,9 @@ pub struct Session<'a> {
     /// Whether audio frames will come. An output that muxes waits for every
     /// stream it expects.
     pub has_audio: bool,
+    /// The output's status: the output marks itself live once media flows
+    /// and counts the bytes it sends.
+    pub status: &'a OutputStatus,
 }
 
 /// The reason a connection ended other than by a clean stop.

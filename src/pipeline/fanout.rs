@@ -117,6 +117,21 @@ impl FrameReceiver {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Returns a reader of `dropped` that other threads can keep.
+    pub fn drop_counter(&self) -> DropCounter {
+        DropCounter(self.state.clone())
+    }
+}
+
+/// Reads one output's count of dropped frames from any thread.
+#[derive(Clone)]
+pub struct DropCounter(Arc<TapState>);
+
+impl DropCounter {
+    pub fn get(&self) -> u64 {
+        self.0.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Every output's tap, shared by the media pipeline's appsink callbacks.
@@ -223,6 +238,7 @@ mod tests {
             fanout.publish(frame(MediaKind::Video, false));
         }
         assert_eq!(receiver.dropped(), 1);
+        assert_eq!(receiver.drop_counter().get(), 1);
         while receiver.recv_timeout(Duration::ZERO).is_ok() {}
         fanout.publish(frame(MediaKind::Video, false));
         assert_eq!(

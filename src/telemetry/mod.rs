@@ -1,5 +1,12 @@
 //! Logging: tracing to standard error, at the level `--log-level` sets
-//! unless `RUST_LOG` is given.
+//! unless `RUST_LOG` is given, and each output's status (`status`) shown
+//! live on a terminal or logged every `--status-interval` seconds.
+
+pub mod flood;
+pub mod reporter;
+pub mod status;
+pub mod status_line;
+pub mod terminal;
 
 use std::io::IsTerminal;
 use tracing::Level;
@@ -23,7 +30,7 @@ pub fn init(level: &str) {
         .unwrap_or_else(|_| EnvFilter::new(format!("bridge={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(terminal::Stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

@@ -162,7 +162,10 @@ impl RecordOutput {
         let mut next_upkeep = Instant::now() + UPKEEP_INTERVAL;
         loop {
             match session.frames.recv_timeout(FRAME_POLL) {
-                Ok(frame) => self.take_frame(frame, session, current)?,
+                Ok(frame) => {
+                    session.status.add_bytes(frame.size());
+                    self.take_frame(frame, session, current)?;
+                }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => break,
             }
@@ -343,6 +346,7 @@ impl Output for RecordOutput {
     fn run_session(&mut self, session: Session<'_>) -> Result<(), OutputError> {
         self.started = true;
         session.frames.start();
+        session.status.live();
         let mut current = None;
         let result = self.record(&session, &mut current);
         session.frames.pause();

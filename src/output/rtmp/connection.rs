@@ -11,6 +11,7 @@ use super::protocol::{ProtocolError, Publisher, Stage};
 use super::transport::{self, Connection, TransportError};
 use crate::output::{Frame, MediaKind, Session};
 use crate::pipeline::fanout::{FrameReceiver, Received};
+use crate::telemetry::status::OutputStatus;
 use gstreamer as gst;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rustls::ClientConfig;
@@ -130,6 +131,7 @@ pub fn run(
     };
     let mut connection = opened?;
     tracing::info!(tls = dial.tls.is_some(), "RTMP publishing");
+    session.status.live();
     session.frames.start();
     session.frames.mark_streaming();
     session.keyframes.request();
@@ -143,6 +145,7 @@ pub fn run(
             muxer: &mut muxer,
             peer: &dial.peer,
             stats,
+            status: session.status,
         };
         runtime.block_on(streaming.run(receiver))
     })
@@ -380,6 +383,7 @@ struct Streaming<'a> {
     muxer: &'a mut FlvMuxer,
     peer: &'a str,
     stats: &'a mut SessionStats,
+    status: &'a OutputStatus,
 }
 
 impl Streaming<'_> {
@@ -469,6 +473,7 @@ impl Streaming<'_> {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         write(self.connection, bytes, self.peer).await?;
         self.stats.bytes_sent += bytes.len() as u64;
+        self.status.add_bytes(bytes.len() as u64);
         Ok(())
     }
 

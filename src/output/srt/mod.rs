@@ -43,6 +43,9 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(2);
 /// acknowledged and delivered when stopping.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
+/// How often the session reads libsrt's link counters for the status.
+const LINK_STATS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Maximum time a clean stop waits for the receiver, whatever the latency.
 const MAX_DRAIN: Duration = Duration::from_secs(5);
 
@@ -165,6 +168,7 @@ impl SrtOutput {
             encrypted = self.settings.passphrase.is_some(),
             "SRT connected"
         );
+        session.status.live();
 
         let started = Instant::now();
         let result = self.stream(&mut socket, session);
@@ -193,6 +197,7 @@ impl SrtOutput {
         // Time the first frame went into the muxer after its last output, or
         // `None` when no frame is pending.
         let mut pending_since: Option<Instant> = None;
+        let mut next_link_stats = Instant::now();
         loop {
             match session.frames.recv_timeout(FRAME_POLL) {
                 Ok(frame) => {
@@ -202,8 +207,18 @@ impl SrtOutput {
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => break,
             }
+            let sent_before = self.last_session.bytes_sent;
             if self.forward(socket, &mut splitter, &muxer)? {
                 pending_since = None;
+            }
+            session
+                .status
+                .add_bytes(self.last_session.bytes_sent - sent_before);
+            if Instant::now() >= next_link_stats {
+                if let Some(stats) = socket.link_stats() {
+                    session.status.set_srt(stats);
+                }
+                next_link_stats = Instant::now() + LINK_STATS_INTERVAL;
             }
             muxer.check().map_err(transient)?;
             if !socket.is_connected() {

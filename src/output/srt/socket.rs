@@ -8,6 +8,7 @@
 
 use super::ffi;
 use crate::config::Secret;
+use crate::telemetry::status::SrtLinkStats;
 use libc::{c_char, c_int, c_void};
 use std::ffi::CStr;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -161,6 +162,24 @@ impl SrtSocket {
     pub fn is_connected(&self) -> bool {
         // SAFETY: libsrt accepts any socket id here, closed ones included.
         unsafe { ffi::srt_getsockstate(self.handle) == ffi::SRTS_CONNECTED }
+    }
+
+    /// Reads libsrt's RTT, loss and retransmission counters for this
+    /// connection, or `None` when libsrt reports none (the connection is
+    /// gone).
+    pub fn link_stats(&self) -> Option<SrtLinkStats> {
+        let mut stats = ffi::SRT_TRACEBSTATS::default();
+        // SAFETY: `stats` is a whole SRT_TRACEBSTATS for libsrt to fill, and
+        // `clear` 0 leaves the counters as they are.
+        let result = unsafe { ffi::srt_bstats(self.handle, &mut stats, 0) };
+        if result == ffi::SRT_ERROR {
+            return None;
+        }
+        Some(SrtLinkStats {
+            rtt_ms: stats.msRTT,
+            lost: u64::try_from(stats.pktSndLossTotal).unwrap_or(0),
+            retransmitted: u64::try_from(stats.pktRetransTotal).unwrap_or(0),
+        })
     }
 
     /// Packets and bytes sent but not yet acknowledged by the receiver, or

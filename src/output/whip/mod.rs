@@ -263,6 +263,7 @@ impl WhipOutput {
                                 "WebRTC connected; asking the encoder for an IDR"
                             );
                             peer.start_media();
+                            session.status.live();
                             session.keyframes.request();
                             session.frames.mark_streaming();
                             last_request = Some(Instant::now());
@@ -317,7 +318,13 @@ impl WhipOutput {
             match session.frames.recv_timeout(FRAME_POLL) {
                 // The peer holds media back until the IDR asked for on
                 // connect (see `Peer::start_media`).
-                Ok(frame) => peer.push(frame),
+                Ok(frame) => {
+                    // Encoded bytes, before RTP; Opus audio included.
+                    if connected_at.is_some() {
+                        session.status.add_bytes(frame.size());
+                    }
+                    peer.push(frame);
+                }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => {
                     if connected_at.is_none() {
