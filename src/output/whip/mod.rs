@@ -46,6 +46,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// counts as lost.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the remote side may send no RTCP report, once it has sent one,
+/// before the session counts as lost. RFC 3550 spaces reports by 5 s at
+/// most plus up to 50 % random spread; WebRTC peers send one about every
+/// second.
+const REPORT_SILENCE_LIMIT: Duration = Duration::from_secs(10);
+
 /// How long the first keyframe may take to reach the output.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -249,6 +255,7 @@ impl WhipOutput {
         let mut connected_at: Option<Instant> = None;
         let mut disconnected_since: Option<Instant> = None;
         let mut last_request: Option<Instant> = None;
+        let mut last_report: Option<Instant> = None;
         loop {
             while let Some(event) = peer.next_event() {
                 match event {
@@ -286,6 +293,7 @@ impl WhipOutput {
                             last_request = Some(Instant::now());
                         }
                     }
+                    PeerEvent::RemoteReport => last_report = Some(Instant::now()),
                     PeerEvent::Error(message) => {
                         return Err(OutputError::Transient(format!("WebRTC: {message}")));
                     }
@@ -298,6 +306,12 @@ impl WhipOutput {
                 return Err(OutputError::Transient(format!(
                     "the WebRTC connection stayed down for {} s",
                     DISCONNECT_GRACE.as_secs()
+                )));
+            }
+            if last_report.is_some_and(|at| at.elapsed() > REPORT_SILENCE_LIMIT) {
+                return Err(OutputError::Transient(format!(
+                    "the WHIP server sent no RTCP report for {} s; the connection counts as lost",
+                    REPORT_SILENCE_LIMIT.as_secs()
                 )));
             }
             match session.frames.recv_timeout(FRAME_POLL) {

@@ -41,6 +41,8 @@ pub enum PeerEvent {
     Failed,
     /// The remote side sent a PLI or FIR.
     KeyframeRequested,
+    /// An RTCP sender or receiver report arrived from the remote side.
+    RemoteReport,
     Error(String),
 }
 
@@ -165,6 +167,7 @@ impl Peer {
 
         let (sender, events) = crossbeam_channel::unbounded();
         watch_connection(&webrtc, sender.clone());
+        watch_remote_reports(&webrtc, sender.clone());
         watch_keyframe_requests(&video, sender);
 
         pipeline
@@ -557,6 +560,24 @@ fn watch_connection(webrtc: &gst::Element, events: Sender<PeerEvent>) {
             _ => return,
         };
         let _ = events.send(event);
+    });
+}
+
+/// Reports every RTCP SR or RR from the remote side. webrtcbin 1.22 has no
+/// ICE consent freshness, so its connection stays "connected" after a
+/// receiver vanished without a DTLS close. The silence of the receiver's
+/// reports shows that it is gone.
+fn watch_remote_reports(webrtc: &gst::Element, events: Sender<PeerEvent>) {
+    let Some(rtpbin) = webrtc
+        .downcast_ref::<gst::Bin>()
+        .and_then(|bin| bin.by_name("rtpbin"))
+    else {
+        tracing::warn!("webrtcbin has no rtpbin: a receiver that vanishes goes unnoticed");
+        return;
+    };
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        let _ = events.send(PeerEvent::RemoteReport);
+        None
     });
 }
 
