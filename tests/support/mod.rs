@@ -15,6 +15,7 @@ pub mod rtmp_server;
 pub mod standin;
 pub mod timeline;
 pub mod turn;
+pub mod udp_relay;
 pub mod whip_bridge;
 pub mod whip_http;
 pub mod whip_mock;
