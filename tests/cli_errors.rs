@@ -84,6 +84,10 @@ fn usage_errors_exit_2() {
             "invalid --duration 100000000000000000000",
         ),
         (
+            with_srt(&["--device", "test", "--reconnect-max-delay", "0"]),
+            "invalid --reconnect-max-delay 0",
+        ),
+        (
             with_srt(&["--device", "test", "--log-level", "loud"]),
             "invalid --log-level 'loud'",
         ),

@@ -168,6 +168,7 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         source_id,
         api,
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
+        reconnect_max_delay: Duration::from_secs_f64(args.reconnect_max_delay),
     })
 }
 
@@ -232,6 +233,12 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
         return fail(format!(
             "invalid --duration {}: give seconds, or 0 to run until stopped",
             args.duration
+        ));
+    }
+    if !(0.1..=600.0).contains(&args.reconnect_max_delay) {
+        return fail(format!(
+            "invalid --reconnect-max-delay {}: give seconds between 0.1 and 600",
+            args.reconnect_max_delay
         ));
     }
     if crate::telemetry::parse_level(&args.log_level).is_none() {

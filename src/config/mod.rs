@@ -52,6 +52,8 @@ pub struct Config {
     pub api: ApiSettings,
     /// `None`: run until a signal.
     pub duration: Option<Duration>,
+    /// The maximum backoff delay between reconnect attempts.
+    pub reconnect_max_delay: Duration,
 }
 
 /// One destination and its transport settings.
