@@ -294,6 +294,11 @@ impl WhipOutput {
                         }
                     }
                     PeerEvent::RemoteReport => last_report = Some(Instant::now()),
+                    PeerEvent::DtlsClosed => {
+                        return Err(OutputError::Transient(
+                            "the WHIP server closed the DTLS connection".into(),
+                        ));
+                    }
                     PeerEvent::Error(message) => {
                         return Err(OutputError::Transient(format!("WebRTC: {message}")));
                     }
