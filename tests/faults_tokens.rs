@@ -5,7 +5,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::fault_peers::{srt_port, start_bridge, start_srt_receiver, SOURCE_ARGS, SOURCE_ID};
+use support::fault_peers::{
+    check_recording, srt_port, start_bridge, start_srt_receiver, SOURCE_ARGS, SOURCE_ID,
+};
 use support::receiver::Receiver;
 use support::standin::Standin;
 
@@ -41,13 +43,14 @@ fn redial_after_expiry_uses_fresh_token() {
     let standin = Standin::start(&["--token-ttl-s", &ttl]);
     let directory = tempfile::tempdir().unwrap();
     let port = srt_port();
-    let srt = start_srt_receiver(&standin, port, &directory.path().join("before.ts"));
+    let before = directory.path().join("before.ts");
+    let srt = start_srt_receiver(&standin, port, &before);
     let mut bridge = start_bridge(&srt_args(port, &[]), &standin);
     srt.wait_for("connected", Duration::from_secs(20));
     let connected = Instant::now();
 
-    // The first token has expired when the receiver crashes.
-    std::thread::sleep(Duration::from_secs(TOKEN_TTL_S + 2));
+    // The first token has expired well before the receiver crashes.
+    std::thread::sleep(Duration::from_secs(TOKEN_TTL_S + 4));
     srt.kill();
     std::thread::sleep(Duration::from_secs(2));
     let srt = start_srt_receiver(&standin, port, &directory.path().join("after.ts"));
@@ -61,6 +64,10 @@ fn redial_after_expiry_uses_fresh_token() {
     let ended = bridge.terminate(Duration::from_secs(15));
     let log = bridge.log();
     assert_eq!(ended.code, Some(0), "{log}");
+    // The first connection outlived its token: the edge checks a token only
+    // when a session starts.
+    let ttl_s = TOKEN_TTL_S as f64;
+    check_recording("SRT past the expiry", &before, ttl_s + 1.0, false);
     // The receiver checks exp against the clock: an expired token would
     // have been rejected.
     assert_eq!(accepted(&srt), [true], "{:?}", srt.events());

@@ -75,21 +75,18 @@ pub fn wait_for_rtmp_recording(nginx: &Nginx, count: usize, timeout: Duration) -
 /// outputs.
 pub fn output_args(srt_port: u16, nginx: &Nginx, whip_port: u16) -> Vec<String> {
     let mut args: Vec<String> = SOURCE_ARGS.iter().map(|arg| arg.to_string()).collect();
-    args.extend(
-        [
-            "--source".to_string(),
-            SOURCE_ID.to_string(),
-            "--output".to_string(),
-            format!("srt://127.0.0.1:{srt_port}"),
-            "--output".to_string(),
-            nginx.rtmp_url(""),
-            "--output".to_string(),
-            format!("http://127.0.0.1:{whip_port}"),
-            "--ice-address".to_string(),
-            "127.0.0.1".to_string(),
-        ]
-        .into_iter(),
-    );
+    args.extend([
+        "--source".to_string(),
+        SOURCE_ID.to_string(),
+        "--output".to_string(),
+        format!("srt://127.0.0.1:{srt_port}"),
+        "--output".to_string(),
+        nginx.rtmp_url(""),
+        "--output".to_string(),
+        format!("http://127.0.0.1:{whip_port}"),
+        "--ice-address".to_string(),
+        "127.0.0.1".to_string(),
+    ]);
     args
 }
 
