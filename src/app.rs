@@ -105,7 +105,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             output,
             keyframes: media.keyframes(),
             has_audio: media.has_audio(),
-            policy: BackoffPolicy::default(),
+            policy: BackoffPolicy {
+                max: config.reconnect_max_delay,
+                ..BackoffPolicy::default()
+            },
             stop: stop.clone(),
             status,
         };

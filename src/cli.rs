@@ -287,6 +287,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub record_max_age: Option<String>,
 
+    /// Maximum delay in seconds between two reconnect attempts of an
+    /// output. The delay starts at 0.5 s and doubles up to this value.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub reconnect_max_delay: f64,
+
     /// Stop cleanly after this many seconds and exit 0 (0: run until a signal).
     #[arg(
         long,

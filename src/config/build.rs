@@ -170,6 +170,7 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
         status_interval: (args.status_interval > 0.0)
             .then(|| Duration::from_secs_f64(args.status_interval)),
+        reconnect_max_delay: Duration::from_secs_f64(args.reconnect_max_delay),
     })
 }
 
@@ -240,6 +241,12 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
         return fail(format!(
             "invalid --status-interval {}: give seconds, or 0 to show no status",
             args.status_interval
+        ));
+    }
+    if !(0.1..=600.0).contains(&args.reconnect_max_delay) {
+        return fail(format!(
+            "invalid --reconnect-max-delay {}: give seconds between 0.1 and 600",
+            args.reconnect_max_delay
         ));
     }
     if crate::telemetry::parse_level(&args.log_level).is_none() {

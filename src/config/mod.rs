@@ -54,6 +54,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Time between status log lines; `None` shows no status.
     pub status_interval: Option<Duration>,
+    /// The maximum backoff delay between reconnect attempts.
+    pub reconnect_max_delay: Duration,
 }
 
 /// One destination and its transport settings.

@@ -14,9 +14,13 @@ does, when a key source is given:
                     it lacks; an unknown kid after that fetch is rejected.
                     Keys other than EC P-256 for ES256 signing are skipped.
 
+With --drop-after-s S it closes each accepted connection S seconds after
+it started (the caller gets SRT's shutdown message) and listens again, as
+a server that drops its publishers does.
+
 Prints one JSON object per line on stdout: listening, connecting (accepted
-or rejected, with the reason but never the token), connected, bytes,
-eos, error, stopped, and with --jwks-url one
+or rejected, with the reason but never the token), connected, dropped
+(with --drop-after-s), bytes, eos, error, stopped, and with --jwks-url one
 {"event":"jwks","ok":true,"trigger":"start"|"unknown kid","kids":[...],
 "skipped":N} per fetch ({"ok":false,...,"error":"..."} when it failed; the
 keys fetched before stay in use). Exits after SIGTERM or SIGINT once its
@@ -280,6 +284,18 @@ class Receiver:
 
     def on_caller_added(self, _source, _socket, address):
         emit("connected", peer=describe_address(address))
+        if self.args.drop_after_s > 0:
+            GLib.timeout_add(int(self.args.drop_after_s * 1000), self.drop_caller)
+
+    def drop_caller(self):
+        """Close the listener and its connection, then listen again."""
+        if self.stopped:
+            return False
+        self.pipeline.set_state(Gst.State.NULL)
+        emit("dropped")
+        self.listening_sent = False
+        self.pipeline.set_state(Gst.State.PLAYING)
+        return False
 
     def on_new_sample(self, sink):
         sample = sink.emit("pull-sample")
@@ -378,6 +394,12 @@ def parse_args():
     parser.add_argument("--reject-all", action="store_true", help="reject every caller")
     parser.add_argument(
         "--reject-first", type=int, default=0, help="reject the first N callers, then check as usual"
+    )
+    parser.add_argument(
+        "--drop-after-s",
+        type=float,
+        default=0,
+        help="close each connection this many seconds after it started, then listen again",
     )
     parser.add_argument(
         "--stats-interval-ms", type=int, default=1000, help="bytes event interval; 0 disables"

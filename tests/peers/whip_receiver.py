@@ -19,6 +19,10 @@ COMMAND LINE
                         content. With neither, every request passes.
   --pli-after-s S       Send a PLI S seconds after a session connects;
                         repeatable.
+  --close-after-s S     Close each session's peer connection S seconds
+                        after it connects (a DTLS close_notify goes to
+                        the publisher), as a server that drops its
+                        publishers does.
   --dtls-role passive|active
                         The answer's a=setup for an offer with
                         a=setup:actpass (default active, aiortc's own
@@ -294,6 +298,8 @@ class Receiver:
         session.tasks.append(asyncio.create_task(self.refresh_report(session)))
         for delay_s in self.args.pli_after_s:
             session.tasks.append(asyncio.create_task(self.send_pli_later(session, delay_s)))
+        if self.args.close_after_s > 0:
+            session.tasks.append(asyncio.create_task(self.close_later(session)))
         emit("session", session=number, id=session.id, path=path, directory=directory)
         headers = {
             "Content-Type": "application/sdp",
@@ -363,6 +369,13 @@ class Receiver:
             for source in transceiver.receiver.getSynchronizationSources():
                 await transceiver.receiver._send_rtcp_pli(source.source)
 
+    async def close_later(self, session: Session):
+        while session.recording.report()["connected_s"] is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(self.args.close_after_s)
+        self.sessions.pop(session.id, None)
+        await self.close_session(session)
+
     async def refresh_report(self, session: Session):
         while True:
             session.recording.write_report()
@@ -425,6 +438,12 @@ def parse_args():
         action="append",
         default=[],
         help="send a PLI this many seconds after a session connects; repeatable",
+    )
+    parser.add_argument(
+        "--close-after-s",
+        type=float,
+        default=0,
+        help="close each session's peer connection this many seconds after it connects",
     )
     parser.add_argument(
         "--dtls-role",

@@ -3,6 +3,10 @@
 Each session gets a folder with:
   video.h264   the H.264 access units as aiortc's depacketizer built them
                (Annex-B with start codes), before decoding;
+  video_times.txt
+               one line per access unit, written as it arrives. Its
+               fields: arrival time (Unix seconds), RTP timestamp (90 kHz),
+               and 1 for an IDR access unit or 0 otherwise;
   audio.wav    the decoded audio, 16-bit PCM at the track's rate (48 kHz
                for Opus);
   report.json  what arrived and when, rewritten every 0.5 s and on close.
@@ -73,7 +77,7 @@ class RecordingQueue:
         if task is not None:
             codec, encoded_frame = task
             if codec.name == "H264":
-                self.recording.add_access_unit(encoded_frame.data)
+                self.recording.add_access_unit(encoded_frame.data, encoded_frame.timestamp)
         return task
 
     def __getattr__(self, name):
@@ -116,6 +120,7 @@ class Recording:
         self.directory = directory
         self.lock = threading.Lock()
         self.h264 = open(os.path.join(directory, "video.h264"), "wb")
+        self.times = open(os.path.join(directory, "video_times.txt"), "w", encoding="ascii")
         self.wav = None
         self.audio_sum_of_squares = 0.0
         self.audio_values = 0
@@ -190,18 +195,23 @@ class Recording:
         with self.lock:
             self.state["pli_sent_s"].append(time.time())
 
-    def add_access_unit(self, data: bytes):
+    def add_access_unit(self, data: bytes, rtp_timestamp: int):
         now = time.time()
+        idr = NAL_TYPE_IDR in set(nal_types(data))
         with self.lock:
             video = self.state["video"]
             if self.h264.closed or video is None:
                 return
             self.h264.write(data)
+            # Flushed per line, so a receiver killed mid-stream leaves
+            # every arrival up to its end.
+            self.times.write(f"{now:.6f} {rtp_timestamp} {int(idr)}\n")
+            self.times.flush()
             video["access_units"] += 1
             video["bytes"] += len(data)
             if video["first_access_unit_s"] is None:
                 video["first_access_unit_s"] = now
-            if NAL_TYPE_IDR in set(nal_types(data)):
+            if idr:
                 video["idr_access_units"] += 1
                 video["idr_s"].append(now)
                 if video["first_idr_s"] is None:
@@ -269,5 +279,6 @@ class Recording:
     def close_files(self):
         with self.lock:
             self.h264.close()
+            self.times.close()
             if self.wav is not None:
                 self.wav.close()

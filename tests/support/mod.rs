@@ -4,14 +4,18 @@
 
 #![allow(dead_code)]
 
+pub mod bridge_process;
 pub mod encoder;
+pub mod fault_peers;
 pub mod h264_frames;
 pub mod media;
 pub mod nginx;
 pub mod receiver;
 pub mod rtmp_server;
 pub mod standin;
+pub mod timeline;
 pub mod turn;
+pub mod udp_relay;
 pub mod whip_bridge;
 pub mod whip_http;
 pub mod whip_mock;

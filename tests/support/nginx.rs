@@ -177,6 +177,28 @@ impl Nginx {
         }
     }
 
+    /// Returns nginx's process id (one process: the master runs off).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills nginx with SIGKILL, as a crash would, and waits for it. The
+    /// recording it was writing stays as far as it got.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts nginx again after `kill`, with the same ports, configuration
+    /// and record directory, and waits until it listens.
+    pub fn restart(&mut self) {
+        let config_path = self.directory.path().join("nginx.conf");
+        self.child = spawn(self.directory.path(), &config_path);
+        if let Err(failure) = self.wait_until_listening() {
+            panic!("nginx did not start again: {failure}");
+        }
+    }
+
     pub fn rtmp_port(&self) -> u16 {
         self.rtmp_port
     }

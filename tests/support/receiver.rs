@@ -115,6 +115,10 @@ impl Receiver {
             .collect()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the receiver with SIGKILL, as a crash would, and waits for it.
     pub fn kill(mut self) {
         let _ = self.child.kill();

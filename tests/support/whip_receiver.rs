@@ -166,6 +166,15 @@ impl AiortcReceiver {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads session `session`'s video_times.txt (see `read_video_times`).
+    pub fn video_times(&self, session: u32) -> Vec<(f64, u32, bool)> {
+        read_video_times(&self.session_dir(session))
+    }
+
     /// Sends SIGTERM and waits for the exit, so every report is final.
     pub fn stop(mut self) {
         // SAFETY: kill on our own child's pid has no memory effects.
@@ -182,6 +191,22 @@ impl AiortcReceiver {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Reads a session directory's video_times.txt: per access unit, its
+/// arrival time (Unix seconds), RTP timestamp and whether it is an IDR.
+/// A receiver that was killed leaves the file up to its last line.
+pub fn read_video_times(session_dir: &Path) -> Vec<(f64, u32, bool)> {
+    let text = std::fs::read_to_string(session_dir.join("video_times.txt")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let arrival = fields.next()?.parse().ok()?;
+            let rtp = fields.next()?.parse().ok()?;
+            let idr = fields.next()? == "1";
+            Some((arrival, rtp, idr))
+        })
+        .collect()
 }
 
 impl Drop for AiortcReceiver {

@@ -293,6 +293,11 @@ impl WhipOutput {
                         }
                     }
                     PeerEvent::RtcpReceived => rtcp.received(Instant::now()),
+                    PeerEvent::DtlsClosed => {
+                        return Err(OutputError::Transient(
+                            "the WHIP server closed the DTLS connection".into(),
+                        ));
+                    }
                     PeerEvent::Error(message) => {
                         return Err(OutputError::Transient(format!("WebRTC: {message}")));
                     }

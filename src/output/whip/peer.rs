@@ -43,6 +43,8 @@ pub enum PeerEvent {
     KeyframeRequested,
     /// An RTCP packet (a report or feedback) arrived from the remote side.
     RtcpReceived,
+    /// The remote side closed DTLS (close_notify), or DTLS failed.
+    DtlsClosed,
     Error(String),
 }
 
@@ -69,6 +71,8 @@ pub struct Peer {
     video: gst_app::AppSrc,
     audio: Option<gst_app::AppSrc>,
     events: Receiver<PeerEvent>,
+    /// The sending end of `events`, for watchers set up after the answer.
+    event_sender: Sender<PeerEvent>,
     offer: OfferState,
     media: MediaGate,
     /// The DTLS certificate's SHA-256 fingerprint, as SDP writes it.
@@ -172,7 +176,7 @@ impl Peer {
         let (sender, events) = crossbeam_channel::unbounded();
         watch_connection(&webrtc, sender.clone());
         watch_rtcp(&webrtc, sender.clone())?;
-        watch_keyframe_requests(&video, sender);
+        watch_keyframe_requests(&video, sender.clone());
 
         pipeline
             .set_state(gst::State::Playing)
@@ -184,6 +188,7 @@ impl Peer {
             video,
             audio,
             events,
+            event_sender: sender,
             offer,
             media: MediaGate::Held,
             fingerprint,
@@ -247,7 +252,10 @@ impl Peer {
                         .map(|e| e.to_string())
                         .unwrap_or_default()
                 )),
-                _ => Ok(()),
+                _ => {
+                    watch_dtls_close(&self.webrtc, self.event_sender.clone());
+                    Ok(())
+                }
             },
             other => Err(format!("webrtcbin did not take the answer ({other:?})")),
         }
@@ -579,6 +587,33 @@ fn watch_rtcp(webrtc: &gst::Element, events: Sender<PeerEvent>) -> Result<(), St
         None
     });
     Ok(())
+}
+
+/// Reports the end of DTLS on the bundled transport. webrtcbin 1.22 keeps
+/// its connection state "connected" after the remote side sent a DTLS
+/// close_notify, so the transport's own state is watched.
+fn watch_dtls_close(webrtc: &gst::Element, events: Sender<PeerEvent>) {
+    let transport = webrtc
+        .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
+        .and_then(|transceiver| {
+            transceiver.property::<Option<gst_webrtc::WebRTCRTPSender>>("sender")
+        })
+        .and_then(|sender| sender.property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport"));
+    let Some(transport) = transport else {
+        tracing::warn!("webrtcbin has no DTLS transport: a DTLS close goes unnoticed");
+        return;
+    };
+    transport.connect_notify(Some("state"), move |transport, _| {
+        let state = transport.property::<gst_webrtc::WebRTCDTLSTransportState>("state");
+        tracing::debug!(?state, "DTLS transport state");
+        if matches!(
+            state,
+            gst_webrtc::WebRTCDTLSTransportState::Closed
+                | gst_webrtc::WebRTCDTLSTransportState::Failed
+        ) {
+            let _ = events.send(PeerEvent::DtlsClosed);
+        }
+    });
 }
 
 /// Turns the force-key-unit events that webrtcbin sends upstream for a PLI
