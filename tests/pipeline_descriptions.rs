@@ -41,6 +41,7 @@ fn v4l2_plan(fixture: &str, size: Size, fps: FrameRate, audio: AudioPlan) -> Cap
         fps: Some(selection.rate),
         live: true,
         summary: String::new(),
+        faults: None,
     }
 }
 
@@ -145,6 +146,7 @@ fn cases() -> Vec<Case> {
                 fps: Some(FrameRate::new(25, 1)),
                 live: false,
                 summary: String::new(),
+                faults: None,
             },
             encoder: candidate(EncoderName::OpenH264, "openh264enc"),
             size: p720,
