@@ -15,7 +15,9 @@
 
 use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::fanout::Fanout;
-use super::KeyframeRequester;
+use super::faults::FaultInjector;
+use super::input::{ErrorOrigin, InputSwitch};
+use super::{slate, KeyframeRequester};
 use crate::capture::{AudioPlan, CapturePlan, VideoPlan};
 use crate::encode::{EncodeSettings, EncoderPlan};
 use crate::output::{Frame, MediaKind};
@@ -87,9 +89,12 @@ pub struct MediaPipeline {
     has_audio: bool,
     looped: bool,
     is_file: bool,
-    /// Sink pads of the branch entry queues, where a clean stop injects EOS.
+    /// Sink pads where a clean stop injects EOS: the branch entry queues of
+    /// a clip, the converters after the input selectors of a live source.
     entries: Vec<gst::Pad>,
     sink_state: Arc<SinkState>,
+    /// The source, slate and selectors of a live source; `None` for a clip.
+    input: Option<InputSwitch>,
 }
 
 impl MediaPipeline {
@@ -103,15 +108,8 @@ impl MediaPipeline {
         let audio_sinks = if opus.is_some() { 2 } else { 1 };
         let sinks_open = Arc::new(SinkState::new(if has_audio { 1 + audio_sinks } else { 1 }));
 
-        let video_entry = entry_queue("video-entry", capture.live).build()?;
-        bin.add(&video_entry)
-            .map_err(|e| BuildError::Link(e.to_string()))?;
-        let video_sink = video_tail(settings).build_into(bin)?;
-        link(&video_entry, &video_sink.0)?;
-        let video_appsink = video_sink
-            .1
-            .downcast::<gst_app::AppSink>()
-            .expect("appsink");
+        let (video_head, video_sink) = video_tail(settings).build_into(bin)?;
+        let video_appsink = video_sink.downcast::<gst_app::AppSink>().expect("appsink");
         attach_appsink(
             &video_appsink,
             MediaKind::Video,
@@ -122,14 +120,9 @@ impl MediaPipeline {
         );
         let keyframes = KeyframeRequester::for_pad(&video_appsink.static_pad("sink").expect("pad"));
 
-        let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
-        let audio_entry = if has_audio {
-            let entry = entry_queue("audio-entry", capture.live).build()?;
-            bin.add(&entry)
-                .map_err(|e| BuildError::Link(e.to_string()))?;
+        let audio_head = if has_audio {
             let audio = AudioTail::new(settings.audio_bitrate_kbps, opus)?;
             let (first, last) = audio.common.build_into(bin)?;
-            link(&entry, &first)?;
             let (aac_first, aac_sink) = audio.aac.build_into(bin)?;
             link(&last, &aac_first)?;
             let priming_ns = aac_priming_samples(&aac_encoder()?) * 1_000_000_000 / AUDIO_RATE_HZ;
@@ -156,36 +149,68 @@ impl MediaPipeline {
                     &sinks_open,
                 );
             }
-            entries.push(entry.static_pad("sink").expect("queue sink pad"));
-            Some(entry)
+            Some(first)
         } else {
             None
         };
 
-        let is_file = match &capture.video {
-            VideoPlan::Chain(chain) => {
-                let (_, last) = chain.build_into(bin)?;
-                link(&last, &video_entry)?;
-                false
+        let (input, entries) = match &capture.video {
+            VideoPlan::Chain(_) => {
+                let faults = capture.faults.clone().map(FaultInjector::new);
+                if let Some(faults) = &faults {
+                    let factory = settings.encoder.factory;
+                    if let Some(encoder) = element_by_factory(bin, factory) {
+                        faults.attach_to_encoder(&encoder);
+                    }
+                }
+                let input = InputSwitch::build(
+                    &pipeline,
+                    capture,
+                    settings.encode.size,
+                    settings.encode.fps,
+                    faults,
+                    &video_head,
+                    audio_head.as_ref(),
+                )?;
+                // A clean stop ends the encode after the selectors, since
+                // they drop the source's EOS.
+                let heads = std::iter::once(&video_head).chain(&audio_head);
+                let entries = heads
+                    .map(|head| head.static_pad("sink").expect("a converter has a sink pad"))
+                    .collect();
+                (Some(input), entries)
             }
             VideoPlan::File { path } => {
+                let video_entry = entry_queue("video-entry", false).build()?;
+                bin.add(&video_entry)
+                    .map_err(|e| BuildError::Link(e.to_string()))?;
+                link(&video_entry, &video_head)?;
+                let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
+                let audio_entry = match &audio_head {
+                    Some(head) => {
+                        let entry = entry_queue("audio-entry", false).build()?;
+                        bin.add(&entry)
+                            .map_err(|e| BuildError::Link(e.to_string()))?;
+                        link(&entry, head)?;
+                        entries.push(entry.static_pad("sink").expect("queue sink pad"));
+                        Some(entry)
+                    }
+                    None => None,
+                };
                 add_file_source(bin, path, &video_entry, audio_entry.as_ref())?;
-                true
+                (None, entries)
             }
         };
-        if let (AudioPlan::Chain(chain), Some(entry)) = (&capture.audio, &audio_entry) {
-            let (_, last) = chain.build_into(bin)?;
-            link(&last, entry)?;
-        }
 
         Ok(Self {
+            is_file: input.is_none(),
             pipeline,
             keyframes,
             has_audio,
             looped: settings.looped,
-            is_file,
             entries,
             sink_state: sinks_open,
+            input,
         })
     }
 
@@ -224,7 +249,11 @@ impl MediaPipeline {
                 pad.remove_probe(probe);
             }
         }
-        self.set_state(gst::State::Playing)
+        self.set_state(gst::State::Playing)?;
+        if let Some(input) = &self.input {
+            input.start_watch();
+        }
+        Ok(())
     }
 
     /// Blocks audio buffers at the audio entry queue's output and lets the
@@ -272,6 +301,9 @@ impl MediaPipeline {
     /// repeats a clip's last frame on EOS up to the end of its segment, up to
     /// a second of still video after the audio has ended.
     pub fn request_stop(&self) {
+        if let Some(input) = &self.input {
+            input.stop();
+        }
         if let Some(now) = self.pipeline.current_running_time() {
             let cutoff = now + STOP_MARGIN;
             self.sink_state
@@ -300,10 +332,7 @@ impl MediaPipeline {
                 tracing::debug!("clip looped");
                 None
             }
-            gst::MessageView::Error(error) => Some(MediaEvent::Failed {
-                message: describe_error(error),
-                from_source: self.is_from_source(message),
-            }),
+            gst::MessageView::Error(error) => self.handle_error(message, describe_error(error)),
             gst::MessageView::Warning(warning) => {
                 tracing::warn!(
                     element = %element_path(message),
@@ -314,6 +343,34 @@ impl MediaPipeline {
             }
             _ => None,
         }
+    }
+
+    /// Recovers from a live source's error with the slate and a reopen.
+    /// Returns the failure of anything else, and of a source that fails
+    /// before it delivers, which ends the bridge as before.
+    fn handle_error(&self, message: &gst::Message, text: String) -> Option<MediaEvent> {
+        let Some(input) = &self.input else {
+            return Some(MediaEvent::Failed {
+                from_source: self.is_from_source(message),
+                message: text,
+            });
+        };
+        let from_source = match input.origin(message) {
+            ErrorOrigin::Source => {
+                input.source_failed(&text);
+                return None;
+            }
+            ErrorOrigin::OldSource => {
+                tracing::debug!(message = %text, "error from a source already torn down");
+                return None;
+            }
+            ErrorOrigin::SourceAtStart => true,
+            ErrorOrigin::Elsewhere => false,
+        };
+        Some(MediaEvent::Failed {
+            message: text,
+            from_source,
+        })
     }
 
     /// Checks whether a message came from a capture element (anything upstream of
@@ -351,6 +408,9 @@ impl MediaPipeline {
     }
 
     pub fn shutdown(&self) {
+        if let Some(input) = &self.input {
+            input.stop();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -360,15 +420,30 @@ impl MediaPipeline {
 /// descriptions in `pipelines/` by the tests.
 pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     let capture = settings.capture;
+    let live = matches!(capture.video, VideoPlan::Chain(_));
+    // A live source reaches the converters through a selector beside the
+    // slate; a clip reaches them straight from its entry queue.
+    let switch = |name: &str| match (live, name) {
+        (false, _) => String::new(),
+        (true, "audio-select") => {
+            format!(" ! {} ! {}", slate::selector(name), slate::audio_fill())
+        }
+        (true, _) => format!(" ! {}", slate::selector(name)),
+    };
     let video_source = match &capture.video {
         VideoPlan::Chain(chain) => chain.to_string(),
         VideoPlan::File { path } => format!("filesrc location={} ! decodebin", path.display()),
     };
     let mut text = format!(
-        "video: {video_source} ! {} ! {}\n",
+        "video: {video_source} ! {}{} ! {}\n",
         entry_queue("video-entry", capture.live),
+        switch("video-select"),
         video_tail(settings)
     );
+    if live {
+        let slate = slate::video_chain(settings.encode.size, settings.encode.fps);
+        text.push_str(&format!("slate: {slate} ! (the video input-selector)\n"));
+    }
     let audio_source = match &capture.audio {
         AudioPlan::None => None,
         AudioPlan::Chain(chain) => Some(chain.to_string()),
@@ -378,11 +453,18 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
         Some(source) => {
             let audio = AudioTail::new(settings.audio_bitrate_kbps, settings.opus_bitrate_kbps)?;
             text.push_str(&format!(
-                "audio: {source} ! {} ! {} ! {}\n",
+                "audio: {source} ! {}{} ! {} ! {}\n",
                 entry_queue("audio-entry", capture.live),
+                switch("audio-select"),
                 audio.common,
                 audio.aac
             ));
+            if live {
+                let silence = slate::audio_chain();
+                text.push_str(&format!(
+                    "audio-slate: {silence} ! (the audio input-selector)\n"
+                ));
+            }
             if let Some(opus) = &audio.opus {
                 text.push_str(&format!("opus: (the audio tee) ! {opus}\n"));
             }
@@ -392,7 +474,7 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     Ok(text)
 }
 
-fn entry_queue(name: &str, live: bool) -> ElementSpec {
+pub(super) fn entry_queue(name: &str, live: bool) -> ElementSpec {
     let queue = ElementSpec::new("queue").named(name);
     if live {
         // A live source must never wait on the encoder: old frames go first.
@@ -506,6 +588,18 @@ fn branch_queue(name: &str) -> ElementSpec {
         .property("max-size-buffers", 0)
         .property("max-size-bytes", 0)
         .property("max-size-time", 200_000_000u64)
+}
+
+/// Returns the first element of `bin` made by `factory`.
+fn element_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
+    bin.iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|element| {
+            element
+                .factory()
+                .is_some_and(|element_factory| element_factory.name() == factory)
+        })
 }
 
 fn link(source: &gst::Element, sink: &gst::Element) -> Result<(), BuildError> {

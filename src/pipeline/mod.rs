@@ -3,7 +3,10 @@
 
 pub mod description;
 pub mod fanout;
+mod faults;
+mod input;
 pub mod media;
+pub mod slate;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
