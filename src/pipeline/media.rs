@@ -311,7 +311,21 @@ impl MediaPipeline {
                 .store(cutoff.nseconds(), Ordering::Release);
         }
         for pad in &self.entries {
-            pad.send_event(gst::event::Eos::new());
+            if self.input.is_none() {
+                pad.send_event(gst::event::Eos::new());
+                continue;
+            }
+            // The converters after the selectors push the EOS on the
+            // calling thread. A sink that never prerolled (after a source
+            // that failed at once) blocks that thread until shutdown, so
+            // the EOS goes from a thread of its own, as a queue pushes it.
+            let pad = pad.clone();
+            let sent = std::thread::Builder::new()
+                .name("eos".into())
+                .spawn(move || pad.send_event(gst::event::Eos::new()));
+            if let Err(error) = sent {
+                tracing::error!(%error, "failed to start the thread that ends the encode");
+            }
         }
     }
 
