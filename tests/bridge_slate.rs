@@ -235,3 +235,22 @@ fn source_error_before_video_exits_4() {
     assert_eq!(run.output.status.code(), Some(4), "{}", run.log);
     assert!(!run.log.contains("source reopened"), "{}", run.log);
 }
+
+#[test]
+fn encoder_error_switches_encoder() {
+    let _guard = support::setup();
+    let run = run("encoder-error=3", 10, &[]);
+    assert_continuous(&run);
+
+    let failed = position(&run.log, "encoder failed: switching to the next encoder");
+    let replaced = position(&run.log, "encoder replaced; the outputs go on");
+    assert!(failed < replaced, "{}", run.log);
+    let switch_line = run.log[replaced..].lines().next().unwrap();
+    assert!(switch_line.contains("failed=\"x264enc\""), "{switch_line}");
+    assert!(
+        switch_line.contains("encoder=\"openh264enc\""),
+        "{switch_line}"
+    );
+    let failures = run.log.matches("encoder failed: switching").count();
+    assert_eq!(failures, 1, "{}", run.log);
+}

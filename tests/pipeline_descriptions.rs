@@ -202,6 +202,7 @@ fn render(case: &Case) -> String {
         audio_bitrate_kbps: 128,
         opus_bitrate_kbps: case.whip.then_some(96),
         av_offset_ms: 0,
+        encoder_request: EncoderName::Auto,
     };
     let body = describe(&media).unwrap();
     format!("# {}\n{body}", case.header)

@@ -17,16 +17,16 @@ use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::fanout::Fanout;
 use super::faults::FaultInjector;
 use super::input::{ErrorOrigin, InputSwitch};
-use super::{slate, KeyframeRequester};
+use super::{encoder_swap, slate, KeyframeRequester};
 use crate::capture::{AudioPlan, CapturePlan, VideoPlan};
-use crate::encode::{EncodeSettings, EncoderPlan};
+use crate::encode::{self, EncodeSettings, EncoderName, EncoderPlan, GstProber, Platform};
 use crate::output::{Frame, MediaKind};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// AAC encoders in order of preference; the first registered one is used.
 const AAC_ENCODERS: &[&str] = &["avenc_aac", "voaacenc", "fdkaacenc"];
@@ -61,6 +61,9 @@ pub struct MediaSettings<'a> {
     /// `Some`: also encode the audio to Opus at this bitrate, for WHIP.
     pub opus_bitrate_kbps: Option<u32>,
     pub av_offset_ms: i64,
+    /// The `--encoder` request, whose next candidate replaces an encoder
+    /// that fails mid-stream.
+    pub encoder_request: EncoderName,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,11 @@ pub struct MediaPipeline {
     sink_state: Arc<SinkState>,
     /// The source, slate and selectors of a live source; `None` for a clip.
     input: Option<InputSwitch>,
+    encode: EncodeSettings,
+    encoder_request: EncoderName,
+    /// Factory of the encoder running now.
+    encoder_factory: Mutex<&'static str>,
+    faults: Option<Arc<FaultInjector>>,
 }
 
 impl MediaPipeline {
@@ -154,9 +162,9 @@ impl MediaPipeline {
             None
         };
 
+        let faults = capture.faults.clone().map(FaultInjector::new);
         let (input, entries) = match &capture.video {
             VideoPlan::Chain(_) => {
-                let faults = capture.faults.clone().map(FaultInjector::new);
                 if let Some(faults) = &faults {
                     let factory = settings.encoder.factory;
                     if let Some(encoder) = element_by_factory(bin, factory) {
@@ -168,7 +176,7 @@ impl MediaPipeline {
                     capture,
                     settings.encode.size,
                     settings.encode.fps,
-                    faults,
+                    faults.clone(),
                     &video_head,
                     audio_head.as_ref(),
                 )?;
@@ -211,6 +219,10 @@ impl MediaPipeline {
             entries,
             sink_state: sinks_open,
             input,
+            encode: *settings.encode,
+            encoder_request: settings.encoder_request,
+            encoder_factory: Mutex::new(settings.encoder.factory),
+            faults,
         })
     }
 
@@ -363,6 +375,9 @@ impl MediaPipeline {
     /// Returns the failure of anything else, and of a source that fails
     /// before it delivers, which ends the bridge as before.
     fn handle_error(&self, message: &gst::Message, text: String) -> Option<MediaEvent> {
+        if encoder_swap::is_from_encoder(&self.pipeline, message) {
+            return self.replace_encoder(text);
+        }
         let Some(input) = &self.input else {
             return Some(MediaEvent::Failed {
                 from_source: self.is_from_source(message),
@@ -385,6 +400,55 @@ impl MediaPipeline {
             message: text,
             from_source,
         })
+    }
+
+    /// Replaces the encoder that posted `text` with the next candidate that
+    /// passes a test encode. Returns the failure when none does.
+    fn replace_encoder(&self, text: String) -> Option<MediaEvent> {
+        let mut factory = self
+            .encoder_factory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tracing::error!(
+            encoder = *factory,
+            message = %text,
+            "encoder failed: switching to the next encoder"
+        );
+        let selection = encode::select_after(
+            self.encoder_request,
+            Platform::current(),
+            &self.encode,
+            &GstProber,
+            &factory,
+        );
+        let plan = match selection {
+            Ok(selection) => selection.plan,
+            Err(error) => {
+                return Some(MediaEvent::Failed {
+                    message: format!("{text}; no encoder can replace {}: {error}", *factory),
+                    from_source: false,
+                })
+            }
+        };
+        let raw_caps = raw_video_caps(&plan, &self.encode);
+        match encoder_swap::replace(&self.pipeline, &plan.chain, &raw_caps) {
+            Ok(elements) => {
+                tracing::warn!(
+                    failed = *factory,
+                    encoder = plan.factory,
+                    "encoder replaced; the outputs go on"
+                );
+                *factory = plan.factory;
+                if let (Some(faults), Some(encoder)) = (&self.faults, elements.first()) {
+                    faults.attach_to_encoder(encoder);
+                }
+                None
+            }
+            Err(cause) => Some(MediaEvent::Failed {
+                message: format!("{text}; replacing it with {} failed: {cause}", plan.factory),
+                from_source: false,
+            }),
+        }
     }
 
     /// Checks whether a message came from a capture element (anything upstream of
@@ -508,27 +572,19 @@ pub(super) fn entry_queue(name: &str, live: bool) -> ElementSpec {
 }
 
 fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
-    let encode = settings.encode;
-    let raw_caps = format!(
-        "video/x-raw,format={},width={},height={},framerate={}/{},pixel-aspect-ratio=1/1",
-        settings.encoder.input_format,
-        encode.size.width,
-        encode.size.height,
-        encode.fps.numerator,
-        encode.fps.denominator
-    );
+    let raw_caps = raw_video_caps(settings.encoder, settings.encode);
     let mut chain = ChainSpec::new(vec![
         ElementSpec::new("videoconvert"),
         ElementSpec::new("videoscale"),
         ElementSpec::new("videorate"),
-        ElementSpec::caps_filter(&raw_caps),
+        ElementSpec::caps_filter(&raw_caps).named(encoder_swap::RAW_CAPS_NAME),
     ]);
     chain
         .elements
         .extend(settings.encoder.chain.elements.iter().cloned());
     chain.push(
         ElementSpec::new("h264parse")
-            .named("h264parse")
+            .named(encoder_swap::PARSER_NAME)
             .property("config-interval", -1),
     );
     chain.push(ElementSpec::caps_filter(
@@ -536,6 +592,18 @@ fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
     ));
     chain.push(ElementSpec::new("appsink").named("video-sink"));
     chain
+}
+
+/// Returns the raw caps `encoder` takes at the encode size and rate.
+fn raw_video_caps(encoder: &EncoderPlan, encode: &EncodeSettings) -> String {
+    format!(
+        "video/x-raw,format={},width={},height={},framerate={}/{},pixel-aspect-ratio=1/1",
+        encoder.input_format,
+        encode.size.width,
+        encode.size.height,
+        encode.fps.numerator,
+        encode.fps.denominator
+    )
 }
 
 fn aac_encoder() -> Result<String, PipelineError> {

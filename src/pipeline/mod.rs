@@ -2,6 +2,7 @@
 //! frames to the outputs.
 
 pub mod description;
+mod encoder_swap;
 pub mod fanout;
 mod faults;
 mod input;
