@@ -10,6 +10,8 @@ packages=(
   # media pipeline elements: sources, x264, AAC, MPEG-TS, libsrt, decoders
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # textoverlay (the pango plugin) for the slate's NO SIGNAL text
+  gstreamer1.0-x
   # ALSA capture (alsasrc) for USB camera microphones and --audio hw:N
   gstreamer1.0-alsa
   # test peers and media checks

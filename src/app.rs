@@ -75,6 +75,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             .any(|output| output.audio_codec() == AudioCodec::Opus)
             .then_some(config.opus_bitrate_kbps),
         av_offset_ms: config.av_offset_ms,
+        encoder_request: config.encoder,
     };
     if let Ok(description) = media::describe(&media_settings) {
         tracing::debug!("media pipeline:\n{description}");

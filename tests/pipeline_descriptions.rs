@@ -41,6 +41,7 @@ fn v4l2_plan(fixture: &str, size: Size, fps: FrameRate, audio: AudioPlan) -> Cap
         fps: Some(selection.rate),
         live: true,
         summary: String::new(),
+        faults: None,
     }
 }
 
@@ -145,6 +146,7 @@ fn cases() -> Vec<Case> {
                 fps: Some(FrameRate::new(25, 1)),
                 live: false,
                 summary: String::new(),
+                faults: None,
             },
             encoder: candidate(EncoderName::OpenH264, "openh264enc"),
             size: p720,
@@ -200,6 +202,7 @@ fn render(case: &Case) -> String {
         audio_bitrate_kbps: 128,
         opus_bitrate_kbps: case.whip.then_some(96),
         av_offset_ms: 0,
+        encoder_request: EncoderName::Auto,
     };
     let body = describe(&media).unwrap();
     format!("# {}\n{body}", case.header)

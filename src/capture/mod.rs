@@ -7,6 +7,7 @@
 
 pub mod audio;
 mod error;
+pub mod faults;
 pub mod file;
 pub mod modes;
 pub mod sources;
@@ -15,6 +16,7 @@ pub mod v4l2;
 use crate::config::{FrameRate, Size};
 use crate::pipeline::description::ChainSpec;
 pub use error::CaptureError;
+use faults::{FaultScript, FaultScriptError};
 use modes::fps_text;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ const SYSFS_ROOT: &str = "/sys";
 pub enum SourceSpec {
     /// Moving test pattern and a tone.
     Test,
+    /// The test pattern and tone with faults on a timetable, for tests.
+    TestFaults { script: FaultScript },
     /// A recorded clip played at real-time pace.
     File { path: PathBuf },
     /// A V4L2 device node such as `/dev/video0`.
@@ -51,6 +55,11 @@ impl FromStr for SourceSpec {
         };
         if text == "test" {
             Ok(SourceSpec::Test)
+        } else if let Some(script) = text.strip_prefix(faults::DEVICE_PREFIX) {
+            let script = script
+                .parse()
+                .map_err(|error: FaultScriptError| error.to_string())?;
+            Ok(SourceSpec::TestFaults { script })
         } else if let Some(path) = text.strip_prefix("file:") {
             if path.is_empty() {
                 return Err(
@@ -164,6 +173,8 @@ pub struct CapturePlan {
     pub live: bool,
     /// One line for the log: source, chosen mode and audio source.
     pub summary: String,
+    /// Faults the pipeline injects into the test pattern, for tests only.
+    pub faults: Option<FaultScript>,
 }
 
 /// Plans the capture of `spec`. Clips are inspected and V4L2 devices are
@@ -173,6 +184,12 @@ pub struct CapturePlan {
 pub fn plan(spec: &SourceSpec, request: &CaptureRequest) -> Result<CapturePlan, CaptureError> {
     match spec {
         SourceSpec::Test => Ok(plan_test(request)),
+        SourceSpec::TestFaults { script } => {
+            let mut plan = plan_test(request);
+            plan.summary = format!("{} with faults {script}", plan.summary);
+            plan.faults = Some(script.clone());
+            Ok(plan)
+        }
         SourceSpec::File { path } => plan_file(path, request),
         SourceSpec::V4l2 { device } => {
             let offered = v4l2::probe_modes(device)?;
@@ -236,6 +253,7 @@ fn plan_test(request: &CaptureRequest) -> CapturePlan {
         size: Some(size),
         fps: Some(fps),
         live: true,
+        faults: None,
         summary: format!(
             "test pattern (moving ball) {}; audio: {}",
             size_and_rate_text(Some(size), Some(fps)),
@@ -276,6 +294,7 @@ fn plan_file(path: &Path, request: &CaptureRequest) -> Result<CapturePlan, Captu
         size: Some(clip.size),
         fps: clip.fps,
         live: false,
+        faults: None,
         summary,
     })
 }
@@ -311,6 +330,7 @@ fn plan_v4l2(
         size: Some(selection.size),
         fps: Some(selection.rate),
         live: true,
+        faults: None,
         summary: format!(
             "V4L2 {}: {selection}{decoder}; audio: {}",
             device.display(),
@@ -366,6 +386,7 @@ fn plan_decklink(index: u32, request: &CaptureRequest) -> CapturePlan {
         size: request.size,
         fps: request.fps,
         live: true,
+        faults: None,
         summary: format!(
             "DeckLink {index}: mode and connection detected from the signal, deinterlaced \
              when interlaced{}; audio: {}",
@@ -388,6 +409,7 @@ fn plan_avf(index: u32, request: &CaptureRequest) -> CapturePlan {
         size: request.size,
         fps: request.fps,
         live: true,
+        faults: None,
         summary: format!(
             "AVFoundation device {index}{}; audio: {}",
             requested_text(request, "requested"),
@@ -410,6 +432,7 @@ fn plan_libcamera(id: Option<&str>, request: &CaptureRequest) -> CapturePlan {
         size: request.size,
         fps: request.fps,
         live: true,
+        faults: None,
         summary: format!(
             "{camera}{}; audio: {}",
             requested_text(request, "requested"),

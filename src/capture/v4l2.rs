@@ -56,6 +56,12 @@ pub fn probe_modes(device: &Path) -> Result<Vec<Mode>, CaptureError> {
     Ok(modes)
 }
 
+/// Fails when `device` does not exist or cannot be opened, as before a
+/// failed device is opened again.
+pub fn check_device(device: &Path) -> Result<(), CaptureError> {
+    check_node(device, Path::new("/dev"))
+}
+
 /// Describes the chain that captures `selection` from `device`. Raw modes
 /// leave `v4l2src` as they are, MJPEG modes pass through `jpegdec`.
 pub fn video_chain(device: &str, selection: &Selection) -> ChainSpec {

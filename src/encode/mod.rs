@@ -16,7 +16,7 @@ mod table;
 pub use level::{level_for, level_for_settings};
 pub use platform::{candidates, family_candidates, Candidate, Platform};
 pub use probe::{GstProber, Prober, TEST_ENCODE_TIMEOUT};
-pub use select::{select, Selection};
+pub use select::{select, select_after, Selection};
 pub use table::{describe, EncoderPlan};
 
 use crate::config::{FrameRate, Size};

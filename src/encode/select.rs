@@ -31,9 +31,39 @@ pub fn select(
         EncoderName::Auto => candidates(platform),
         family => family_candidates(family),
     };
+    select_from(request, &to_try, settings, prober)
+}
 
+/// Picks the encoder that replaces `failed`, a factory that failed
+/// mid-stream: the first candidate after it, in the order `select` tries
+/// them, whose test encode succeeds. The failed factory is never tried
+/// again, since its test encode may pass while the stream still fails.
+pub fn select_after(
+    request: EncoderName,
+    platform: Platform,
+    settings: &EncodeSettings,
+    prober: &dyn Prober,
+    failed: &str,
+) -> Result<Selection, EncodeError> {
+    let to_try = match request {
+        EncoderName::Auto => candidates(platform),
+        family => family_candidates(family),
+    };
+    let after = to_try
+        .iter()
+        .position(|candidate| candidate.factory == failed)
+        .map_or(0, |index| index + 1);
+    select_from(request, &to_try[after..], settings, prober)
+}
+
+fn select_from(
+    request: EncoderName,
+    to_try: &[super::Candidate],
+    settings: &EncodeSettings,
+    prober: &dyn Prober,
+) -> Result<Selection, EncodeError> {
     let mut skipped: Vec<Skipped> = Vec::new();
-    for candidate in &to_try {
+    for candidate in to_try {
         let plan = describe(candidate, settings);
         let outcome =
             check_settings(candidate, settings).and_then(|()| prober.test_encode(&plan, settings));

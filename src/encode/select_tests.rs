@@ -197,3 +197,33 @@ fn select_skips_v4l2_without_level() {
     );
     assert_eq!(prober.calls(), ["x264enc"]);
 }
+
+#[test]
+fn select_after_skips_failed_and_earlier() {
+    let prober = FakeProber::failing(&[]);
+    let selection = select_after(
+        EncoderName::Auto,
+        Platform::LinuxX86,
+        &settings(),
+        &prober,
+        "x264enc",
+    )
+    .unwrap();
+    assert_eq!(selection.plan.factory, "openh264enc");
+    assert_eq!(prober.calls(), ["openh264enc"]);
+}
+
+#[test]
+fn select_after_last_candidate_fails() {
+    let prober = FakeProber::failing(&[]);
+    let error = select_after(
+        EncoderName::Auto,
+        Platform::LinuxX86,
+        &settings(),
+        &prober,
+        "openh264enc",
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_status(), ExitStatus::Encoder);
+    assert!(prober.calls().is_empty());
+}

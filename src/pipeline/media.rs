@@ -15,16 +15,18 @@
 
 use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::fanout::Fanout;
-use super::KeyframeRequester;
+use super::faults::FaultInjector;
+use super::input::{ErrorOrigin, InputSwitch};
+use super::{encoder_swap, slate, KeyframeRequester};
 use crate::capture::{AudioPlan, CapturePlan, VideoPlan};
-use crate::encode::{EncodeSettings, EncoderPlan};
+use crate::encode::{self, EncodeSettings, EncoderName, EncoderPlan, GstProber, Platform};
 use crate::output::{Frame, MediaKind};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// AAC encoders in order of preference; the first registered one is used.
 const AAC_ENCODERS: &[&str] = &["avenc_aac", "voaacenc", "fdkaacenc"];
@@ -59,6 +61,9 @@ pub struct MediaSettings<'a> {
     /// `Some`: also encode the audio to Opus at this bitrate, for WHIP.
     pub opus_bitrate_kbps: Option<u32>,
     pub av_offset_ms: i64,
+    /// The `--encoder` request, whose next candidate replaces an encoder
+    /// that fails mid-stream.
+    pub encoder_request: EncoderName,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +92,17 @@ pub struct MediaPipeline {
     has_audio: bool,
     looped: bool,
     is_file: bool,
-    /// Sink pads of the branch entry queues, where a clean stop injects EOS.
+    /// Sink pads where a clean stop injects EOS: the branch entry queues of
+    /// a clip, the converters after the input selectors of a live source.
     entries: Vec<gst::Pad>,
     sink_state: Arc<SinkState>,
+    /// The source, slate and selectors of a live source; `None` for a clip.
+    input: Option<InputSwitch>,
+    encode: EncodeSettings,
+    encoder_request: EncoderName,
+    /// Factory of the encoder running now.
+    encoder_factory: Mutex<&'static str>,
+    faults: Option<Arc<FaultInjector>>,
 }
 
 impl MediaPipeline {
@@ -103,15 +116,8 @@ impl MediaPipeline {
         let audio_sinks = if opus.is_some() { 2 } else { 1 };
         let sinks_open = Arc::new(SinkState::new(if has_audio { 1 + audio_sinks } else { 1 }));
 
-        let video_entry = entry_queue("video-entry", capture.live).build()?;
-        bin.add(&video_entry)
-            .map_err(|e| BuildError::Link(e.to_string()))?;
-        let video_sink = video_tail(settings).build_into(bin)?;
-        link(&video_entry, &video_sink.0)?;
-        let video_appsink = video_sink
-            .1
-            .downcast::<gst_app::AppSink>()
-            .expect("appsink");
+        let (video_head, video_sink) = video_tail(settings).build_into(bin)?;
+        let video_appsink = video_sink.downcast::<gst_app::AppSink>().expect("appsink");
         attach_appsink(
             &video_appsink,
             MediaKind::Video,
@@ -122,14 +128,9 @@ impl MediaPipeline {
         );
         let keyframes = KeyframeRequester::for_pad(&video_appsink.static_pad("sink").expect("pad"));
 
-        let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
-        let audio_entry = if has_audio {
-            let entry = entry_queue("audio-entry", capture.live).build()?;
-            bin.add(&entry)
-                .map_err(|e| BuildError::Link(e.to_string()))?;
+        let audio_head = if has_audio {
             let audio = AudioTail::new(settings.audio_bitrate_kbps, opus)?;
             let (first, last) = audio.common.build_into(bin)?;
-            link(&entry, &first)?;
             let (aac_first, aac_sink) = audio.aac.build_into(bin)?;
             link(&last, &aac_first)?;
             let priming_ns = aac_priming_samples(&aac_encoder()?) * 1_000_000_000 / AUDIO_RATE_HZ;
@@ -156,36 +157,72 @@ impl MediaPipeline {
                     &sinks_open,
                 );
             }
-            entries.push(entry.static_pad("sink").expect("queue sink pad"));
-            Some(entry)
+            Some(first)
         } else {
             None
         };
 
-        let is_file = match &capture.video {
-            VideoPlan::Chain(chain) => {
-                let (_, last) = chain.build_into(bin)?;
-                link(&last, &video_entry)?;
-                false
+        let faults = capture.faults.clone().map(FaultInjector::new);
+        let (input, entries) = match &capture.video {
+            VideoPlan::Chain(_) => {
+                if let Some(faults) = &faults {
+                    let factory = settings.encoder.factory;
+                    if let Some(encoder) = element_by_factory(bin, factory) {
+                        faults.attach_to_encoder(&encoder);
+                    }
+                }
+                let input = InputSwitch::build(
+                    &pipeline,
+                    capture,
+                    settings.encode.size,
+                    settings.encode.fps,
+                    faults.clone(),
+                    &video_head,
+                    audio_head.as_ref(),
+                )?;
+                // A clean stop ends the encode after the selectors, since
+                // they drop the source's EOS.
+                let heads = std::iter::once(&video_head).chain(&audio_head);
+                let entries = heads
+                    .map(|head| head.static_pad("sink").expect("a converter has a sink pad"))
+                    .collect();
+                (Some(input), entries)
             }
             VideoPlan::File { path } => {
+                let video_entry = entry_queue("video-entry", false).build()?;
+                bin.add(&video_entry)
+                    .map_err(|e| BuildError::Link(e.to_string()))?;
+                link(&video_entry, &video_head)?;
+                let mut entries = vec![video_entry.static_pad("sink").expect("queue sink pad")];
+                let audio_entry = match &audio_head {
+                    Some(head) => {
+                        let entry = entry_queue("audio-entry", false).build()?;
+                        bin.add(&entry)
+                            .map_err(|e| BuildError::Link(e.to_string()))?;
+                        link(&entry, head)?;
+                        entries.push(entry.static_pad("sink").expect("queue sink pad"));
+                        Some(entry)
+                    }
+                    None => None,
+                };
                 add_file_source(bin, path, &video_entry, audio_entry.as_ref())?;
-                true
+                (None, entries)
             }
         };
-        if let (AudioPlan::Chain(chain), Some(entry)) = (&capture.audio, &audio_entry) {
-            let (_, last) = chain.build_into(bin)?;
-            link(&last, entry)?;
-        }
 
         Ok(Self {
+            is_file: input.is_none(),
             pipeline,
             keyframes,
             has_audio,
             looped: settings.looped,
-            is_file,
             entries,
             sink_state: sinks_open,
+            input,
+            encode: *settings.encode,
+            encoder_request: settings.encoder_request,
+            encoder_factory: Mutex::new(settings.encoder.factory),
+            faults,
         })
     }
 
@@ -224,7 +261,11 @@ impl MediaPipeline {
                 pad.remove_probe(probe);
             }
         }
-        self.set_state(gst::State::Playing)
+        self.set_state(gst::State::Playing)?;
+        if let Some(input) = &self.input {
+            input.start_watch();
+        }
+        Ok(())
     }
 
     /// Blocks audio buffers at the audio entry queue's output and lets the
@@ -272,6 +313,9 @@ impl MediaPipeline {
     /// repeats a clip's last frame on EOS up to the end of its segment, up to
     /// a second of still video after the audio has ended.
     pub fn request_stop(&self) {
+        if let Some(input) = &self.input {
+            input.stop();
+        }
         if let Some(now) = self.pipeline.current_running_time() {
             let cutoff = now + STOP_MARGIN;
             self.sink_state
@@ -279,7 +323,21 @@ impl MediaPipeline {
                 .store(cutoff.nseconds(), Ordering::Release);
         }
         for pad in &self.entries {
-            pad.send_event(gst::event::Eos::new());
+            if self.input.is_none() {
+                pad.send_event(gst::event::Eos::new());
+                continue;
+            }
+            // The converters after the selectors push the EOS on the
+            // calling thread. A sink that never prerolled (after a source
+            // that failed at once) blocks that thread until shutdown, so
+            // the EOS goes from a thread of its own, as a queue pushes it.
+            let pad = pad.clone();
+            let sent = std::thread::Builder::new()
+                .name("eos".into())
+                .spawn(move || pad.send_event(gst::event::Eos::new()));
+            if let Err(error) = sent {
+                tracing::error!(%error, "failed to start the thread that ends the encode");
+            }
         }
     }
 
@@ -300,10 +358,7 @@ impl MediaPipeline {
                 tracing::debug!("clip looped");
                 None
             }
-            gst::MessageView::Error(error) => Some(MediaEvent::Failed {
-                message: describe_error(error),
-                from_source: self.is_from_source(message),
-            }),
+            gst::MessageView::Error(error) => self.handle_error(message, describe_error(error)),
             gst::MessageView::Warning(warning) => {
                 tracing::warn!(
                     element = %element_path(message),
@@ -313,6 +368,86 @@ impl MediaPipeline {
                 None
             }
             _ => None,
+        }
+    }
+
+    /// Recovers from a live source's error with the slate and a reopen.
+    /// Returns the failure of anything else, and of a source that fails
+    /// before it delivers, which ends the bridge as before.
+    fn handle_error(&self, message: &gst::Message, text: String) -> Option<MediaEvent> {
+        if encoder_swap::is_from_encoder(&self.pipeline, message) {
+            return self.replace_encoder(text);
+        }
+        let Some(input) = &self.input else {
+            return Some(MediaEvent::Failed {
+                from_source: self.is_from_source(message),
+                message: text,
+            });
+        };
+        let from_source = match input.origin(message) {
+            ErrorOrigin::Source => {
+                input.source_failed(&text);
+                return None;
+            }
+            ErrorOrigin::OldSource => {
+                tracing::debug!(message = %text, "error from a source already torn down");
+                return None;
+            }
+            ErrorOrigin::SourceAtStart => true,
+            ErrorOrigin::Elsewhere => false,
+        };
+        Some(MediaEvent::Failed {
+            message: text,
+            from_source,
+        })
+    }
+
+    /// Replaces the encoder that posted `text` with the next candidate that
+    /// passes a test encode. Returns the failure when none does.
+    fn replace_encoder(&self, text: String) -> Option<MediaEvent> {
+        let mut factory = self
+            .encoder_factory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tracing::error!(
+            encoder = *factory,
+            message = %text,
+            "encoder failed: switching to the next encoder"
+        );
+        let selection = encode::select_after(
+            self.encoder_request,
+            Platform::current(),
+            &self.encode,
+            &GstProber,
+            &factory,
+        );
+        let plan = match selection {
+            Ok(selection) => selection.plan,
+            Err(error) => {
+                return Some(MediaEvent::Failed {
+                    message: format!("{text}; no encoder can replace {}: {error}", *factory),
+                    from_source: false,
+                })
+            }
+        };
+        let raw_caps = raw_video_caps(&plan, &self.encode);
+        match encoder_swap::replace(&self.pipeline, &plan.chain, &raw_caps) {
+            Ok(elements) => {
+                tracing::warn!(
+                    failed = *factory,
+                    encoder = plan.factory,
+                    "encoder replaced; the outputs go on"
+                );
+                *factory = plan.factory;
+                if let (Some(faults), Some(encoder)) = (&self.faults, elements.first()) {
+                    faults.attach_to_encoder(encoder);
+                }
+                None
+            }
+            Err(cause) => Some(MediaEvent::Failed {
+                message: format!("{text}; replacing it with {} failed: {cause}", plan.factory),
+                from_source: false,
+            }),
         }
     }
 
@@ -351,6 +486,9 @@ impl MediaPipeline {
     }
 
     pub fn shutdown(&self) {
+        if let Some(input) = &self.input {
+            input.stop();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -360,15 +498,30 @@ impl MediaPipeline {
 /// descriptions in `pipelines/` by the tests.
 pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     let capture = settings.capture;
+    let live = matches!(capture.video, VideoPlan::Chain(_));
+    // A live source reaches the converters through a selector beside the
+    // slate; a clip reaches them straight from its entry queue.
+    let switch = |name: &str| match (live, name) {
+        (false, _) => String::new(),
+        (true, "audio-select") => {
+            format!(" ! {} ! {}", slate::selector(name), slate::audio_fill())
+        }
+        (true, _) => format!(" ! {}", slate::selector(name)),
+    };
     let video_source = match &capture.video {
         VideoPlan::Chain(chain) => chain.to_string(),
         VideoPlan::File { path } => format!("filesrc location={} ! decodebin", path.display()),
     };
     let mut text = format!(
-        "video: {video_source} ! {} ! {}\n",
+        "video: {video_source} ! {}{} ! {}\n",
         entry_queue("video-entry", capture.live),
+        switch("video-select"),
         video_tail(settings)
     );
+    if live {
+        let slate = slate::video_chain(settings.encode.size, settings.encode.fps);
+        text.push_str(&format!("slate: {slate} ! (the video input-selector)\n"));
+    }
     let audio_source = match &capture.audio {
         AudioPlan::None => None,
         AudioPlan::Chain(chain) => Some(chain.to_string()),
@@ -378,11 +531,18 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
         Some(source) => {
             let audio = AudioTail::new(settings.audio_bitrate_kbps, settings.opus_bitrate_kbps)?;
             text.push_str(&format!(
-                "audio: {source} ! {} ! {} ! {}\n",
+                "audio: {source} ! {}{} ! {} ! {}\n",
                 entry_queue("audio-entry", capture.live),
+                switch("audio-select"),
                 audio.common,
                 audio.aac
             ));
+            if live {
+                let silence = slate::audio_chain();
+                text.push_str(&format!(
+                    "audio-slate: {silence} ! (the audio input-selector)\n"
+                ));
+            }
             if let Some(opus) = &audio.opus {
                 text.push_str(&format!("opus: (the audio tee) ! {opus}\n"));
             }
@@ -392,7 +552,7 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     Ok(text)
 }
 
-fn entry_queue(name: &str, live: bool) -> ElementSpec {
+pub(super) fn entry_queue(name: &str, live: bool) -> ElementSpec {
     let queue = ElementSpec::new("queue").named(name);
     if live {
         // A live source must never wait on the encoder: old frames go first.
@@ -412,27 +572,19 @@ fn entry_queue(name: &str, live: bool) -> ElementSpec {
 }
 
 fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
-    let encode = settings.encode;
-    let raw_caps = format!(
-        "video/x-raw,format={},width={},height={},framerate={}/{},pixel-aspect-ratio=1/1",
-        settings.encoder.input_format,
-        encode.size.width,
-        encode.size.height,
-        encode.fps.numerator,
-        encode.fps.denominator
-    );
+    let raw_caps = raw_video_caps(settings.encoder, settings.encode);
     let mut chain = ChainSpec::new(vec![
         ElementSpec::new("videoconvert"),
         ElementSpec::new("videoscale"),
         ElementSpec::new("videorate"),
-        ElementSpec::caps_filter(&raw_caps),
+        ElementSpec::caps_filter(&raw_caps).named(encoder_swap::RAW_CAPS_NAME),
     ]);
     chain
         .elements
         .extend(settings.encoder.chain.elements.iter().cloned());
     chain.push(
         ElementSpec::new("h264parse")
-            .named("h264parse")
+            .named(encoder_swap::PARSER_NAME)
             .property("config-interval", -1),
     );
     chain.push(ElementSpec::caps_filter(
@@ -440,6 +592,18 @@ fn video_tail(settings: &MediaSettings<'_>) -> ChainSpec {
     ));
     chain.push(ElementSpec::new("appsink").named("video-sink"));
     chain
+}
+
+/// Returns the raw caps `encoder` takes at the encode size and rate.
+fn raw_video_caps(encoder: &EncoderPlan, encode: &EncodeSettings) -> String {
+    format!(
+        "video/x-raw,format={},width={},height={},framerate={}/{},pixel-aspect-ratio=1/1",
+        encoder.input_format,
+        encode.size.width,
+        encode.size.height,
+        encode.fps.numerator,
+        encode.fps.denominator
+    )
 }
 
 fn aac_encoder() -> Result<String, PipelineError> {
@@ -506,6 +670,18 @@ fn branch_queue(name: &str) -> ElementSpec {
         .property("max-size-buffers", 0)
         .property("max-size-bytes", 0)
         .property("max-size-time", 200_000_000u64)
+}
+
+/// Returns the first element of `bin` made by `factory`.
+fn element_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
+    bin.iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|element| {
+            element
+                .factory()
+                .is_some_and(|element_factory| element_factory.name() == factory)
+        })
 }
 
 fn link(source: &gst::Element, sink: &gst::Element) -> Result<(), BuildError> {

@@ -2,8 +2,12 @@
 //! frames to the outputs.
 
 pub mod description;
+mod encoder_swap;
 pub mod fanout;
+mod faults;
+mod input;
 pub mod media;
+pub mod slate;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
