@@ -107,8 +107,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
             keyframes: media.keyframes(),
             has_audio: media.has_audio(),
             policy: BackoffPolicy {
+                initial: config.reconnect_initial_delay,
                 max: config.reconnect_max_delay,
-                ..BackoffPolicy::default()
             },
             stop: stop.clone(),
             status,

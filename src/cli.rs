@@ -287,8 +287,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION")]
     pub record_max_age: Option<String>,
 
+    /// First delay in seconds before an output reconnects. Each failure in
+    /// a row doubles it, up to --reconnect-max-delay.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.5,
+        allow_negative_numbers = true
+    )]
+    pub reconnect_initial_delay: f64,
+
     /// Maximum delay in seconds between two reconnect attempts of an
-    /// output. The delay starts at 0.5 s and doubles up to this value.
+    /// output. The delay starts at --reconnect-initial-delay and doubles up
+    /// to this value.
     #[arg(
         long,
         value_name = "SECONDS",

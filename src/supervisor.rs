@@ -210,6 +210,21 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[test]
+    fn backoff_starts_at_configured_delay() {
+        let policy = BackoffPolicy {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(3),
+        };
+        let mut backoff = Backoff::new(policy, 11);
+        let first = backoff.next_delay().as_secs_f64();
+        assert!((1.5..=2.5).contains(&first), "{first}");
+        for _ in 0..5 {
+            let delay = backoff.next_delay().as_secs_f64();
+            assert!(delay <= 3.0 + 1e-9, "{delay}");
+        }
+    }
+
+    #[test]
     fn backoff_doubles_to_cap_with_jitter() {
         let mut backoff = Backoff::new(BackoffPolicy::default(), 7);
         let delays: Vec<f64> = (0..8).map(|_| backoff.next_delay().as_secs_f64()).collect();

@@ -92,6 +92,10 @@ fn usage_errors_exit_2() {
             "invalid --reconnect-max-delay 0",
         ),
         (
+            with_srt(&["--device", "test", "--reconnect-initial-delay", "20"]),
+            "invalid --reconnect-initial-delay 20",
+        ),
+        (
             with_srt(&["--device", "test", "--log-level", "loud"]),
             "invalid --log-level 'loud'",
         ),

@@ -170,6 +170,7 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
         status_interval: (args.status_interval > 0.0)
             .then(|| Duration::from_secs_f64(args.status_interval)),
+        reconnect_initial_delay: Duration::from_secs_f64(args.reconnect_initial_delay),
         reconnect_max_delay: Duration::from_secs_f64(args.reconnect_max_delay),
     })
 }
@@ -247,6 +248,13 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
         return fail(format!(
             "invalid --reconnect-max-delay {}: give seconds between 0.1 and 600",
             args.reconnect_max_delay
+        ));
+    }
+    if !(0.05..=args.reconnect_max_delay).contains(&args.reconnect_initial_delay) {
+        return fail(format!(
+            "invalid --reconnect-initial-delay {}: give seconds between 0.05 and \
+             --reconnect-max-delay ({})",
+            args.reconnect_initial_delay, args.reconnect_max_delay
         ));
     }
     if crate::telemetry::parse_level(&args.log_level).is_none() {

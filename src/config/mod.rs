@@ -56,6 +56,8 @@ pub struct Config {
     pub status_interval: Option<Duration>,
     /// The maximum backoff delay between reconnect attempts.
     pub reconnect_max_delay: Duration,
+    /// The first backoff delay after a failure.
+    pub reconnect_initial_delay: Duration,
 }
 
 /// One destination and its transport settings.
