@@ -254,3 +254,61 @@ fn encoder_error_switches_encoder() {
     let failures = run.log.matches("encoder failed: switching").count();
     assert_eq!(failures, 1, "{}", run.log);
 }
+
+#[test]
+fn stop_on_slate_ends_recording_cleanly() {
+    let _guard = support::setup();
+    let directory = tempfile::tempdir().unwrap();
+    let record = directory.path().join("record");
+    std::fs::create_dir(&record).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--device", "test-faults:stall=2+60", "--size", "640x360"])
+        .args(["--fps", "25", "--record"])
+        .arg(&record)
+        .env_remove("TRAX_SESSION_TOKEN")
+        .env_remove("TRAX_STREAM_KEY")
+        .env("RUST_LOG", "bridge=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bridge binary runs");
+    // The source stalls at 2 s; the slate is on air from about 3 s.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    // SAFETY: kill on our own child's pid has no memory effects.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let stopped = std::time::Instant::now();
+    let output = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            stopped.elapsed() < std::time::Duration::from_secs(15),
+            "the bridge did not stop within 15 s of SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let log = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(log.contains("source lost: sending the slate"), "{log}");
+
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&record)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ts"))
+        .collect();
+    segments.sort();
+    let last = segments
+        .last()
+        .unwrap_or_else(|| panic!("no segment: {log}"));
+    let errors = decode_errors(last);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let sizes = frame_sizes(last);
+    assert!(sizes.len() >= 100, "only {} frames", sizes.len());
+    assert!(
+        sizes.iter().all(|&size| size == (WIDTH, HEIGHT)),
+        "sizes: {sizes:?}"
+    );
+}
