@@ -540,3 +540,105 @@ fn audio_stays_in_sync_across_loops() {
         );
     }
 }
+
+/// Wall time of the drift run: the source is live, so it cannot run
+/// faster than real time.
+const DRIFT_RUN_S: u64 = 180;
+
+/// One frame at the 25 fps of the drift run: the largest A/V offset a
+/// viewer must not see grow past.
+const FRAME_MS: f64 = 40.0;
+
+/// Pairs every beep onset with the nearest flash within half a second and
+/// returns (onset time in seconds, audio lateness in ms).
+fn paired_offsets(report: &Value) -> Vec<(f64, f64)> {
+    let times = |key: &str| -> Vec<f64> {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let flashes = times("flashes");
+    times("onsets")
+        .into_iter()
+        .filter_map(|onset| {
+            let nearest = flashes
+                .iter()
+                .copied()
+                .min_by(|a, b| (a - onset).abs().total_cmp(&(b - onset).abs()))?;
+            ((nearest - onset).abs() < 0.5).then_some((onset, (onset - nearest) * 1000.0))
+        })
+        .collect()
+}
+
+#[test]
+fn drifting_audio_stays_locked_to_video() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let token = keys.token(&["--path", PATH]);
+    let received = keys.file("received.ts");
+    let port = free_udp_port();
+    let receiver = Receiver::start(port, &["--output", received.to_str().unwrap()]);
+    let url = format!("srt://127.0.0.1:{port}");
+    let duration = DRIFT_RUN_S.to_string();
+    let args = [
+        "--device",
+        "test-faults:audio-drift=+0.1%",
+        "--size",
+        "320x240",
+        "--fps",
+        "25",
+        "--output",
+        &url,
+        "--path",
+        PATH,
+        "--duration",
+        &duration,
+    ];
+    let output = run_bridge(&args, &token);
+    receiver.stop();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+
+    let measured = Command::new(support::receiver::PYTHON)
+        .arg(support::receiver::peer_script("avsync.py"))
+        .args(["measure", received.to_str().unwrap()])
+        .output()
+        .expect("avsync.py runs");
+    assert!(
+        measured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&measured.stderr)
+    );
+    let report: Value = serde_json::from_slice(&measured.stdout).unwrap();
+    let offsets = paired_offsets(&report);
+    let run_s = DRIFT_RUN_S as f64;
+    assert!(
+        offsets.len() as f64 >= run_s * 0.9,
+        "only {} beeps paired with flashes in {run_s} s",
+        offsets.len()
+    );
+    // MPEG-TS timestamps start at an arbitrary point, so windows count from
+    // the first paired beep.
+    let start = offsets[0].0;
+    let window = |from: f64, to: f64| -> Vec<f64> {
+        offsets
+            .iter()
+            .filter(|(time, _)| (from..to).contains(&(time - start)))
+            .map(|(_, offset)| *offset)
+            .collect()
+    };
+    let first = window(0.0, 10.0);
+    let last = window(run_s - 10.0, run_s);
+    eprintln!("A/V offsets (ms, audio late) in the first 10 s: {first:?}");
+    eprintln!("A/V offsets (ms, audio late) in the last 10 s: {last:?}");
+    assert!(!first.is_empty(), "no beep paired in the first 10 s");
+    assert!(!last.is_empty(), "no beep paired in the last 10 s");
+    for offset in first.iter().chain(&last) {
+        assert!(
+            offset.abs() <= FRAME_MS,
+            "audio off by {offset} ms against video, more than a frame"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! link to the USB interface each driver bound to. A video node and a card
 //! that share the parent USB device come from the same piece of hardware.
 
+use super::sources;
 use crate::pipeline::description::{ChainSpec, ElementSpec};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,9 +51,12 @@ pub fn is_valid_alsa_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ALSA_NAME_PUNCTUATION.contains(&c))
 }
 
-/// Describes an `alsasrc` chain that captures from ALSA device `device`.
+/// Describes an `alsasrc` chain that captures from ALSA device `device`,
+/// slaved to the pipeline clock (see [`sources::SLAVE_METHOD`]).
 pub fn alsa_chain(device: &str) -> ChainSpec {
-    ChainSpec::new(vec![ElementSpec::new("alsasrc").property("device", device)])
+    ChainSpec::new(vec![ElementSpec::new("alsasrc")
+        .property("device", device)
+        .property("slave-method", sources::SLAVE_METHOD)])
 }
 
 /// Finds the ALSA card on the same USB device as `video_node` (`video0`),
@@ -236,6 +240,7 @@ mod tests {
         let chain = alsa_chain("hw:CARD=C920");
         assert_eq!(chain.factories(), vec!["alsasrc"]);
         assert_eq!(chain.elements[0].get("device"), Some("hw:CARD=C920"));
+        assert_eq!(chain.elements[0].get("slave-method"), Some("resample"));
     }
 
     /// Building checks the factory and property against the real alsasrc
@@ -247,5 +252,8 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(source.property::<String>("device"), "hw:CARD=C920,DEV=0");
+        let slave_method = source.property_value("slave-method");
+        let (_, nick) = gstreamer::glib::EnumValue::from_value(&slave_method).unwrap();
+        assert_eq!(nick.nick(), "resample");
     }
 }

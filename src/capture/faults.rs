@@ -11,6 +11,8 @@
 //! size=6:320x240      the source's picture size changes at 6 s
 //! error=4+3           the source posts an error at 4 s and cannot be opened until 7 s
 //! encoder-error=5     the encoder element posts an error at 5 s (once per process)
+//! audio-drift=+0.1%   the audio clock runs 0.1 % fast against the video, for the
+//!                     whole run, and the pattern turns to flash and beep
 //! ```
 //!
 //! The script only decides when things happen. The pipeline applies it at
@@ -50,6 +52,11 @@ pub struct FaultScript {
     pub source_errors: Vec<Window>,
     /// Times at which the encoder element posts an error.
     pub encoder_errors: Vec<Duration>,
+    /// How much faster than its nominal rate the source's audio clock runs,
+    /// in parts per million (negative: slower). The source then shows a
+    /// white frame and beeps once a second, both at whole seconds of its
+    /// own clock, so a recording shows how far audio moved against video.
+    pub audio_drift_ppm: Option<i32>,
 }
 
 impl FaultScript {
@@ -81,7 +88,7 @@ impl FaultScript {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid fault script '{script}': {reason}; use events such as stall=3+5, size=6:320x240, \
-     error=4+3 and encoder-error=5, separated by commas"
+     error=4+3, encoder-error=5 and audio-drift=+0.1%, separated by commas"
 )]
 pub struct FaultScriptError {
     script: String,
@@ -120,6 +127,9 @@ impl FromStr for FaultScript {
                         .resizes
                         .push((parse_seconds(at).map_err(invalid)?, size));
                 }
+                "audio-drift" => {
+                    script.audio_drift_ppm = Some(parse_drift_ppm(value).map_err(invalid)?)
+                }
                 _ => return Err(invalid(format!("unknown event '{name}'"))),
             }
         }
@@ -145,6 +155,9 @@ impl fmt::Display for FaultScript {
         for at in &self.encoder_errors {
             events.push(format!("encoder-error={}", seconds(*at)));
         }
+        if let Some(ppm) = self.audio_drift_ppm {
+            events.push(format!("audio-drift={:+}%", f64::from(ppm) / 10_000.0));
+        }
         f.write_str(&events.join(","))
     }
 }
@@ -159,6 +172,24 @@ fn parse_window(text: &str) -> Result<Window, String> {
         start,
         end: start + parse_seconds(length)?,
     })
+}
+
+/// Largest drift accepted, in parts per million: 5 %, far beyond any real
+/// crystal (they stay within about 100 ppm), so a typo is caught.
+const MAX_DRIFT_PPM: f64 = 50_000.0;
+
+/// Parses a signed percentage such as `+0.1%` into parts per million.
+fn parse_drift_ppm(text: &str) -> Result<i32, String> {
+    let invalid = || format!("'{text}' is not a percentage such as +0.1%");
+    let percent = text
+        .strip_suffix('%')
+        .and_then(|number| number.parse::<f64>().ok())
+        .ok_or_else(invalid)?;
+    let ppm = (percent * 10_000.0).round();
+    if !ppm.is_finite() || ppm.abs() > MAX_DRIFT_PPM {
+        return Err(format!("audio drift '{text}' is beyond 5%"));
+    }
+    Ok(ppm as i32)
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -178,9 +209,10 @@ mod tests {
 
     #[test]
     fn script_parses_every_event() {
-        let script: FaultScript = "stall=3+5,size=6.5:320x240,error=4+3,encoder-error=5"
-            .parse()
-            .unwrap();
+        let script: FaultScript =
+            "stall=3+5,size=6.5:320x240,error=4+3,encoder-error=5,audio-drift=+0.1%"
+                .parse()
+                .unwrap();
         assert_eq!(
             script.stalls,
             vec![Window {
@@ -197,9 +229,10 @@ mod tests {
             }]
         );
         assert_eq!(script.encoder_errors, vec![secs(5.0)]);
+        assert_eq!(script.audio_drift_ppm, Some(1000));
         assert_eq!(
             script.to_string(),
-            "stall=3+5,size=6.5:320x240,error=4+3,encoder-error=5"
+            "stall=3+5,size=6.5:320x240,error=4+3,encoder-error=5,audio-drift=+0.1%"
         );
     }
 
@@ -213,9 +246,25 @@ mod tests {
             "error=-1+2",
             "boom=1",
             "stall",
+            "audio-drift=0.1",
+            "audio-drift=fast%",
+            "audio-drift=+6%",
         ] {
             let error = text.parse::<FaultScript>().unwrap_err();
             assert!(error.to_string().contains(text), "{error}");
+        }
+    }
+
+    #[test]
+    fn drift_parses_sign_and_fraction() {
+        let cases = [
+            ("+0.1%", 1000),
+            ("-0.05%", -500),
+            ("0.0021%", 21),
+            ("5%", 50_000),
+        ];
+        for (text, ppm) in cases {
+            assert_eq!(parse_drift_ppm(text), Ok(ppm), "{text}");
         }
     }
 

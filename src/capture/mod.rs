@@ -186,6 +186,9 @@ pub fn plan(spec: &SourceSpec, request: &CaptureRequest) -> Result<CapturePlan, 
         SourceSpec::Test => Ok(plan_test(request)),
         SourceSpec::TestFaults { script } => {
             let mut plan = plan_test(request);
+            if let Some(ppm) = script.audio_drift_ppm {
+                use_flash_and_beep(&mut plan, ppm);
+            }
             plan.summary = format!("{} with faults {script}", plan.summary);
             plan.faults = Some(script.clone());
             Ok(plan)
@@ -235,6 +238,22 @@ fn size_and_rate_text(size: Option<Size>, fps: Option<FrameRate>) -> String {
         (Some(size), None) => size.to_string(),
         (None, Some(fps)) => format!("{} fps", fps_text(&fps)),
         (None, None) => String::new(),
+    }
+}
+
+/// Turns the test pattern into a flash once a second and, unless audio is
+/// off or from a device, a beep at the same instants from a sound card
+/// whose clock runs `drift_ppm` fast.
+fn use_flash_and_beep(plan: &mut CapturePlan, drift_ppm: i32) {
+    let size = plan.size.unwrap_or(sources::TEST_DEFAULT_SIZE);
+    let fps = plan.fps.unwrap_or(sources::TEST_DEFAULT_FPS);
+    plan.video = VideoPlan::Chain(sources::test_flash_video_chain(size, fps));
+    let is_test_tone =
+        matches!(&plan.audio, AudioPlan::Chain(chain) if chain.find("audiotestsrc").is_some());
+    if is_test_tone {
+        let speed = 1.0 + f64::from(drift_ppm) / 1_000_000.0;
+        let actual = (f64::from(sources::AUDIO_RATE_HZ) * speed).round() as u32;
+        plan.audio = AudioPlan::Chain(sources::test_beep_audio_chain(actual));
     }
 }
 

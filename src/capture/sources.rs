@@ -23,6 +23,15 @@ pub const TEST_DEFAULT_FPS: FrameRate = FrameRate::new(30, 1);
 /// Frequency of the test tone.
 pub const TEST_TONE_HZ: u32 = 440;
 
+/// Frequency of the beep of the flash-and-beep pattern.
+pub const BEEP_HZ: u32 = 1000;
+
+/// Length of each beep, in periods of `BEEP_HZ`: 100 ms.
+const BEEP_PERIODS: u32 = 100;
+
+/// Sample rate every capture declares and every encode uses, in Hz.
+pub const AUDIO_RATE_HZ: u32 = 48_000;
+
 /// Channels of DeckLink embedded audio that bridge captures.
 pub const DECKLINK_AUDIO_CHANNELS: u32 = 2;
 
@@ -68,6 +77,42 @@ pub fn test_audio_chain() -> ChainSpec {
         .property("freq", TEST_TONE_HZ)])
 }
 
+/// Describes a black picture in I420 at `size` and `fps`, which the fault
+/// injector lights white for one frame each second.
+pub fn test_flash_video_chain(size: Size, fps: FrameRate) -> ChainSpec {
+    let caps = raw_video_caps(Some("I420"), Some(size), Some(fps)).unwrap_or_default();
+    ChainSpec::new(vec![
+        ElementSpec::new("videotestsrc")
+            .property("is-live", true)
+            .property("pattern", "black"),
+        ElementSpec::caps_filter(&caps),
+    ])
+}
+
+/// Describes a stereo 100 ms beep at every whole second, from a sound card
+/// whose crystal makes `actual_rate_hz` samples a second while it declares
+/// `AUDIO_RATE_HZ`. The tone is made at the actual rate, so the beeps keep
+/// to the pipeline clock, and `capssetter` relabels the rate as the card's
+/// driver would.
+pub fn test_beep_audio_chain(actual_rate_hz: u32) -> ChainSpec {
+    let mut chain = ChainSpec::new(vec![
+        ElementSpec::new("audiotestsrc")
+            .property("is-live", true)
+            .property("wave", "ticks")
+            .property("freq", BEEP_HZ)
+            .property("sine-periods-per-tick", BEEP_PERIODS)
+            .property("volume", 0.5),
+        ElementSpec::caps_filter(&format!("audio/x-raw,rate={actual_rate_hz},channels=2")),
+    ]);
+    if actual_rate_hz != AUDIO_RATE_HZ {
+        chain.push(
+            ElementSpec::new("capssetter")
+                .property("caps", format!("audio/x-raw,rate={AUDIO_RATE_HZ}")),
+        );
+    }
+    chain
+}
+
 /// Describes DeckLink input `index` in the mode and on the connector it
 /// detects.
 ///
@@ -98,6 +143,11 @@ pub fn decklink_video_chain(index: u32, request: &CaptureRequest) -> ChainSpec {
 }
 
 /// Describes the embedded audio of DeckLink input `index` as a stereo pair.
+///
+/// `decklinkaudiosrc` is no `GstAudioBaseSrc` and has no `slave-method`:
+/// it stamps its buffers from the card's clock, which runs with the
+/// video's, and the audio lock in the source bin follows it to the
+/// pipeline clock.
 pub fn decklink_audio_chain(index: u32) -> ChainSpec {
     ChainSpec::new(vec![ElementSpec::new("decklinkaudiosrc")
         .property("device-number", index)
@@ -117,10 +167,22 @@ pub fn avf_video_chain(index: u32, request: &CaptureRequest) -> ChainSpec {
     chain
 }
 
-/// Describes the default macOS audio input.
+/// Describes the default macOS audio input, slaved to the pipeline clock
+/// (see [`SLAVE_METHOD`]).
 pub fn osx_audio_chain() -> ChainSpec {
-    ChainSpec::new(vec![ElementSpec::new("osxaudiosrc")])
+    ChainSpec::new(vec![
+        ElementSpec::new("osxaudiosrc").property("slave-method", SLAVE_METHOD)
+    ])
 }
+
+/// The method by which a `GstAudioBaseSrc` (alsasrc, osxaudiosrc) follows
+/// the pipeline clock when its own crystal drifts.
+///
+/// NOTE: GStreamer 1.22 implements `resample` in `GstAudioBaseSrc` as
+/// `skew`, which drops or repeats part of a ring buffer segment once the
+/// drift passes half a segment. The audio lock in the source bin then
+/// resamples whatever rate difference remains.
+pub const SLAVE_METHOD: &str = "resample";
 
 /// Describes libcamera camera `id`, or the first one libcamera lists. A
 /// size or rate request becomes caps that libcamera configures the sensor

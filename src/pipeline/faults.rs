@@ -3,9 +3,11 @@
 //! delivering, or its caps change, or it posts an error and pushes EOS as
 //! `v4l2src` does when its node disappears. The encoder element posts an
 //! error. Everything downstream of those points is the code that runs for
-//! a real fault.
+//! a real fault. With an audio drift, the pattern flashes once a second and
+//! the audio is stamped by sample count at a rate its tone does not keep.
 
 use crate::capture::faults::FaultScript;
+use crate::capture::sources;
 use crate::config::Size;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -70,11 +72,18 @@ impl FaultInjector {
             .filter(|element| element.has_property("caps"));
         let injector = Arc::clone(self);
         let current_size = Mutex::new(size);
-        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let flash = self.script.audio_drift_ppm.is_some();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let Some(source) = pad.parent_element() else {
                 return gst::PadProbeReturn::Ok;
             };
             let now = running_time(&source);
+            if flash {
+                if let Some(buffer) = info.buffer_mut() {
+                    let size = *current_size.lock().unwrap_or_else(|p| p.into_inner());
+                    light_on_whole_second(buffer.make_mut(), size);
+                }
+            }
             if dead.load(Ordering::Acquire) {
                 return gst::PadProbeReturn::Drop;
             }
@@ -111,15 +120,20 @@ impl FaultInjector {
             return;
         };
         let injector = Arc::clone(self);
-        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let drifting = self.script.audio_drift_ppm.is_some();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let silent = pad.parent_element().is_some_and(|source| {
                 dead.load(Ordering::Acquire) || injector.script.is_silent(running_time(&source))
             });
             if silent {
-                gst::PadProbeReturn::Drop
-            } else {
-                gst::PadProbeReturn::Ok
+                return gst::PadProbeReturn::Drop;
             }
+            if drifting {
+                if let Some(buffer) = info.buffer_mut() {
+                    stamp_by_sample_count(buffer.make_mut());
+                }
+            }
+            gst::PadProbeReturn::Ok
         });
     }
 
@@ -171,6 +185,48 @@ fn running_time(element: &gst::Element) -> Duration {
     element
         .current_running_time()
         .map_or(Duration::ZERO, |time| Duration::from_nanos(time.nseconds()))
+}
+
+/// Whitens the luma plane of an I420 frame of `size` whose PTS falls on a
+/// whole second, so the black pattern flashes once a second.
+fn light_on_whole_second(buffer: &mut gst::BufferRef, size: Size) {
+    let (Some(pts), Some(duration)) = (buffer.pts(), buffer.duration()) else {
+        return;
+    };
+    if pts.nseconds() % gst::ClockTime::SECOND.nseconds() >= duration.nseconds() {
+        return;
+    }
+    // I420 rows of luma are padded to a multiple of 4 bytes.
+    let stride = (size.width as usize).div_ceil(4) * 4;
+    let luma_bytes = stride * size.height as usize;
+    let Ok(mut map) = buffer.map_writable() else {
+        return;
+    };
+    let end = luma_bytes.min(map.len());
+    map[..end].fill(WHITE_LUMA);
+}
+
+/// Luma of white in limited range.
+const WHITE_LUMA: u8 = 235;
+
+/// Stamps an audio buffer by its sample offset at the declared rate, as
+/// the driver of a sound card with a crystal of its own does. The tone
+/// is made at the card's actual rate, so these timestamps run ahead of the
+/// pipeline clock by the drift.
+fn stamp_by_sample_count(buffer: &mut gst::BufferRef) {
+    let (offset, offset_end) = (buffer.offset(), buffer.offset_end());
+    // GST_BUFFER_OFFSET_NONE is all ones.
+    if offset == u64::MAX || offset_end == u64::MAX {
+        return;
+    }
+    let rate = u64::from(sources::AUDIO_RATE_HZ);
+    let time = |samples: u64| {
+        gst::ClockTime::SECOND
+            .mul_div_floor(samples, rate)
+            .unwrap_or(gst::ClockTime::ZERO)
+    };
+    buffer.set_pts(time(offset));
+    buffer.set_duration(time(offset_end) - time(offset));
 }
 
 /// Sets a new size on the caps filter after the test pattern, which then

@@ -4,7 +4,7 @@
 //! ```text
 //! bin source-N: source ─► entry queue ─► input-selector ─► videoconvert ─► … encoder
 //!               slate (NO SIGNAL) ─────────┘
-//! bin source-N: audio ─► entry queue ─► input-selector ─► audioconvert ─► … encoders
+//! bin source-N: audio ─► audio lock ─► entry queue ─► input-selector ─► audiorate ─► … encoders
 //!               slate (silence) ───────────┘
 //! ```
 //!
@@ -14,6 +14,7 @@
 //! every `REOPEN_INTERVAL` until it delivers. The selectors drop the
 //! source's EOS, so a failing source never ends the encode.
 
+use super::audio_lock;
 use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::faults::FaultInjector;
 use super::media::{entry_queue, PipelineError};
@@ -260,7 +261,8 @@ impl InputSwitch {
         };
         add_branch(&bin, video, "video-entry", "video")?;
         if let (AudioPlan::Chain(audio), Some(_)) = (&self.shared.plan.audio, &self.shared.audio) {
-            add_branch(&bin, audio, "audio-entry", "audio")?;
+            add_branch(&bin, &audio_lock::locked(audio), "audio-entry", "audio")?;
+            audio_lock::attach(&bin);
         }
         if let Some(faults) = &self.shared.faults {
             let size = self.shared.plan.size.unwrap_or(Size::new(1280, 720));

@@ -13,6 +13,7 @@
 //! keeps counting up), apply the audio offset and hand frames to the fan-out
 //! without blocking.
 
+use super::audio_lock;
 use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::fanout::Fanout;
 use super::faults::FaultInjector;
@@ -524,6 +525,7 @@ pub fn describe(settings: &MediaSettings<'_>) -> Result<String, PipelineError> {
     }
     let audio_source = match &capture.audio {
         AudioPlan::None => None,
+        AudioPlan::Chain(chain) if live => Some(audio_lock::locked(chain).to_string()),
         AudioPlan::Chain(chain) => Some(chain.to_string()),
         AudioPlan::FromFile => Some("decodebin (the clip's audio)".to_string()),
     };

@@ -1,6 +1,7 @@
 //! The media pipeline: capture, convert, encode once, and hand encoded
 //! frames to the outputs.
 
+mod audio_lock;
 pub mod description;
 mod encoder_swap;
 pub mod fanout;

@@ -130,7 +130,9 @@ fn avf_chain_table() {
         assert_eq!(chain.elements.len(), 1 + usize::from(caps.is_some()));
     }
     assert_eq!(osx_audio_chain().factories(), vec!["osxaudiosrc"]);
-    assert!(osx_audio_chain().elements[0].properties.is_empty());
+    let osx_audio = osx_audio_chain();
+    assert_eq!(osx_audio.elements[0].get("slave-method"), Some("resample"));
+    assert_eq!(osx_audio.elements[0].properties.len(), 1);
 }
 
 #[test]
