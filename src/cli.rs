@@ -278,7 +278,7 @@ pub struct RunArgs {
     pub record_segment: f64,
 
     /// Delete the oldest recorded segments while they take more than SIZE
-    /// together: bytes, or with K, M, G or T (powers of 1024), such as 20G.
+    /// together: a number with K, M, G or T (powers of 1024), such as 20G.
     #[arg(long, value_name = "SIZE")]
     pub record_max_size: Option<String>,
 
