@@ -307,8 +307,8 @@ pub struct RunArgs {
     pub duration: f64,
 
     /// Seconds between status log lines, one per output, when standard
-    /// error is not a terminal (a terminal shows the status live). 0 turns
-    /// the status off in both places.
+    /// error is not a terminal (a terminal shows the status live): 0.1 to
+    /// 86400, or 0 to turn the status off in both places.
     #[arg(
         long,
         value_name = "SECONDS",
