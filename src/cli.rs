@@ -278,7 +278,7 @@ pub struct RunArgs {
     pub record_segment: f64,
 
     /// Delete the oldest recorded segments while they take more than SIZE
-    /// together: bytes, or with K, M, G or T (powers of 1024), such as 20G.
+    /// together: a number with K, M, G or T (powers of 1024), such as 20G.
     #[arg(long, value_name = "SIZE")]
     pub record_max_size: Option<String>,
 
@@ -318,8 +318,8 @@ pub struct RunArgs {
     pub duration: f64,
 
     /// Seconds between status log lines, one per output, when standard
-    /// error is not a terminal (a terminal shows the status live). 0 turns
-    /// the status off in both places.
+    /// error is not a terminal (a terminal shows the status live): 0.1 to
+    /// 86400, or 0 to turn the status off in both places.
     #[arg(
         long,
         value_name = "SECONDS",

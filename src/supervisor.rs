@@ -15,7 +15,7 @@ use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
 use crate::telemetry::flood::{self, RepeatFilter, Verdict};
 use crate::telemetry::status::OutputStatus;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
@@ -157,6 +157,13 @@ impl Supervisor {
                     cause
                 }
             };
+            // A session that fails because the bridge is stopping, such as
+            // a dial cut short by a second signal, is no failure to retry.
+            if self.stop_requested() {
+                info!(%cause, "stopping; the attempt in progress ended with an error");
+                self.status.stopped();
+                return Outcome::Finished;
+            }
             if streamed_long_enough(self.frames.take_streaming_since(), Instant::now()) {
                 backoff.reset();
             }
@@ -181,6 +188,12 @@ impl Supervisor {
             }
         }
         unreachable!("the attempt counter does not run out")
+    }
+
+    /// Returns whether the bridge asked the outputs to stop: the stop
+    /// channel has a message or its sender was dropped.
+    fn stop_requested(&self) -> bool {
+        !matches!(self.stop.try_recv(), Err(TryRecvError::Empty))
     }
 }
 
@@ -400,6 +413,37 @@ mod tests {
         let started = Instant::now();
         assert_eq!(supervisor.run(), Outcome::Finished);
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn failure_while_stopping_not_retried() {
+        let (stop_sender, stop) = crossbeam_channel::bounded(1);
+        drop(stop_sender);
+        let sessions = Arc::new(Mutex::new(0));
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: vec![transient()].into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: sessions.clone(),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy::default(),
+            stop,
+            status: OutputStatus::detached("scripted"),
+        };
+
+        let logs = crate::telemetry::capture_logs(|| {
+            assert_eq!(supervisor.run(), Outcome::Finished);
+        });
+        assert!(!logs.contains("reconnecting"), "{logs}");
+        assert!(
+            logs.contains("stopping; the attempt in progress ended"),
+            "{logs}"
+        );
+        assert_eq!(*sessions.lock().unwrap(), 1);
     }
 
     #[test]

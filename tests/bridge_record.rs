@@ -475,10 +475,11 @@ fn unusable_directory_exits_2() {
 fn invalid_record_options_exit_2() {
     let directory = tempfile::tempdir().unwrap();
     let record = directory.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--record-segment", "0"], "invalid --record-segment 0"),
         (&["--record-max-size", "20X"], "invalid size '20X'"),
         (&["--record-max-size", "0"], "invalid size '0'"),
+        (&["--record-max-size", "20"], "invalid size '20'"),
         (&["--record-max-age", "24"], "invalid duration '24'"),
         (&["--record-max-age", "5w"], "invalid duration '5w'"),
         (&["--record-segment", "-2"], "invalid --record-segment -2"),

@@ -135,11 +135,12 @@ fn gaps(times: &[f64]) -> (f64, usize) {
     (largest, backwards)
 }
 
-/// Checks what every test requires of the received stream: clean exit,
-/// one size, no gap over `MAX_GAP_S`, at least 90 % of the nominal frames,
+/// Checks what every test requires of the received stream: clean exit
+/// with no GStreamer CRITICAL in the log, one size, no gap over `MAX_GAP_S`, at least 90 % of the nominal frames,
 /// increasing timestamps and a clean decode.
 fn assert_continuous(run: &Run) {
     assert_eq!(run.output.status.code(), Some(0), "{}", run.log);
+    assert!(!run.log.contains("CRITICAL"), "{}", run.log);
 
     let video = packet_times(&run.received, "v");
     assert!(video.len() > 10, "only {} video packets", video.len());

@@ -88,6 +88,10 @@ fn usage_errors_exit_2() {
             "invalid --status-interval -1",
         ),
         (
+            with_srt(&["--device", "test", "--status-interval", "0.001"]),
+            "invalid --status-interval 0.001",
+        ),
+        (
             with_srt(&["--device", "test", "--reconnect-max-delay", "0"]),
             "invalid --reconnect-max-delay 0",
         ),

@@ -26,6 +26,10 @@ const RTMP_CONNECT_TIMEOUT_MS: u32 = 5000;
 /// How long each WHIP request (OPTIONS, POST, DELETE) may take.
 const WHIP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The range of a nonzero `--status-interval`, in seconds. Each interval
+/// logs one line per output, so a shorter one floods the log.
+const STATUS_INTERVAL_SECONDS: std::ops::RangeInclusive<f64> = 0.1..=86_400.0;
+
 /// Builds the configuration from the command line and the environment.
 pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     reject_secret_flags(args)?;
@@ -238,10 +242,13 @@ fn check_ranges(args: &RunArgs) -> Result<(), ConfigError> {
             args.duration
         ));
     }
-    if Duration::try_from_secs_f64(args.status_interval).is_err() {
+    let interval = args.status_interval;
+    if interval != 0.0 && !STATUS_INTERVAL_SECONDS.contains(&interval) {
         return fail(format!(
-            "invalid --status-interval {}: give seconds, or 0 to show no status",
-            args.status_interval
+            "invalid --status-interval {interval}: give seconds between {} and {}, or 0 to \
+             show no status",
+            STATUS_INTERVAL_SECONDS.start(),
+            STATUS_INTERVAL_SECONDS.end()
         ));
     }
     if !(0.1..=600.0).contains(&args.reconnect_max_delay) {

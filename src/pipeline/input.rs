@@ -229,7 +229,12 @@ impl InputSwitch {
                     match event.view() {
                         gst::EventView::Eos(_) => {
                             tracing::debug!("dropped the source's EOS at the input selector");
-                            gst::PadProbeReturn::Drop
+                            // gstreamer-rs 0.24 unrefs the event itself and
+                            // clears the probe's data. On `Drop`, GStreamer
+                            // 1.22.0 then unrefs that NULL and logs a
+                            // CRITICAL. On `Handled` it leaves the event to
+                            // the probe.
+                            gst::PadProbeReturn::Handled
                         }
                         gst::EventView::Caps(caps) => {
                             tracing::debug!(caps = %caps.caps(), "source caps");

@@ -27,6 +27,7 @@ use retention::Limits;
 use segment::{Segment, SegmentFile};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
@@ -46,6 +47,10 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Names of existing files tried before opening a segment fails.
 const MAX_NAME_ATTEMPTS: u32 = 1000;
+
+/// Space below which the start-up check calls the recording directory full:
+/// 1 MiB, about 1.4 s of the default 1080p encode at 6000 kb/s.
+const MIN_AVAILABLE_BYTES: u64 = 1 << 20;
 
 /// The recording's directory, segment length and limits.
 #[derive(Clone, Debug)]
@@ -139,6 +144,9 @@ pub struct RecordOutput {
     /// segment records again, so that a repeated cause is logged once.
     failing: Option<String>,
     drops: DropLog,
+    /// Set once the directory was reported full, so that the check before
+    /// each session warns only once.
+    full_reported: AtomicBool,
 }
 
 impl RecordOutput {
@@ -147,6 +155,7 @@ impl RecordOutput {
             settings,
             next_sequence: None,
             started: false,
+            full_reported: AtomicBool::new(false),
             failing: None,
             drops: DropLog::default(),
         }
@@ -332,9 +341,20 @@ impl Output for RecordOutput {
     }
 
     fn preflight(&self) -> Result<(), OutputError> {
-        let checked = check_muxer().and_then(|()| check_directory(&self.settings.directory));
+        let directory = &self.settings.directory;
+        let checked = check_muxer().and_then(|()| check_directory(directory));
         match checked {
-            Ok(()) => Ok(()),
+            Ok(None) => Ok(()),
+            Ok(Some(cause)) => {
+                if !self.full_reported.swap(true, Ordering::Relaxed) {
+                    warn!(
+                        directory = %directory.display(),
+                        cause,
+                        "the recording directory is full; recording starts once space is freed"
+                    );
+                }
+                Ok(())
+            }
             Err(error) if self.started => Err(OutputError::Transient(error.to_string())),
             Err(error) => Err(OutputError::Fatal {
                 status: ExitStatus::Usage,
@@ -382,10 +402,10 @@ fn check_muxer() -> Result<(), RecordError> {
     }
 }
 
-/// Checks that `directory` exists and that a file can be created in it. A
-/// full disk passes with a warning: space may be freed while the bridge
-/// runs, and the live outputs must not wait for it.
-fn check_directory(directory: &Path) -> Result<(), RecordError> {
+/// Checks that `directory` exists and that a file can be created in it.
+/// Returns why the disk is full, if it is. A full disk passes: space may be
+/// freed while the bridge runs, and the live outputs must not wait for it.
+fn check_directory(directory: &Path) -> Result<Option<String>, RecordError> {
     let path = directory.to_path_buf();
     let metadata = match std::fs::metadata(directory) {
         Ok(metadata) => metadata,
@@ -407,18 +427,35 @@ fn check_directory(directory: &Path) -> Result<(), RecordError> {
     match created {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);
-            Ok(())
+            // An empty file needs no data block, so creating one succeeds on
+            // a full disk that still has inodes. The available space shows
+            // whether the disk is full.
+            let full = available_bytes(directory)
+                .filter(|available| *available < MIN_AVAILABLE_BYTES)
+                .map(|available| format!("{available} bytes available"));
+            Ok(full)
         }
-        Err(source) if is_disk_full(&source) => {
-            warn!(
-                directory = %directory.display(),
-                %source,
-                "the recording directory is full; recording starts once space is freed"
-            );
-            Ok(())
-        }
+        Err(source) if is_disk_full(&source) => Ok(Some(source.to_string())),
         Err(source) => Err(RecordError::Directory { path, source }),
     }
+}
+
+/// Returns the bytes that the bridge's user may still write on the file
+/// system of `directory`, or `None` when `statvfs` fails.
+fn available_bytes(directory: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let path = std::ffi::CString::new(directory.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated, and `stats` is read only after
+    // statvfs returned 0, which means it filled the struct.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
 }
 
 fn is_disk_full(error: &std::io::Error) -> bool {
@@ -500,6 +537,27 @@ mod tests {
             assert!(message.contains(&path.display().to_string()), "{message}");
             assert!(message.contains(fix), "{message}");
         }
+    }
+
+    #[test]
+    fn available_bytes_reads_file_system() {
+        let directory = tempfile::tempdir().unwrap();
+        let available = available_bytes(directory.path());
+        assert!(
+            matches!(available, Some(bytes) if bytes > 0),
+            "{available:?}"
+        );
+        assert_eq!(available_bytes(&directory.path().join("missing")), None);
+    }
+
+    #[test]
+    fn directory_with_space_not_full() {
+        let directory = tempfile::tempdir().unwrap();
+        let available = available_bytes(directory.path()).unwrap();
+        let full = check_directory(directory.path()).unwrap();
+        // The check reports the machine's disk as it is, so it is compared
+        // with the threshold, not assumed to pass.
+        assert_eq!(full.is_some(), available < MIN_AVAILABLE_BYTES, "{full:?}");
     }
 
     #[test]

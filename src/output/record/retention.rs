@@ -118,9 +118,10 @@ pub fn select(
     selected
 }
 
-/// Parses a size such as `20G`, `500M` or `1.5T`: a number of bytes with an
-/// optional binary multiple K, M, G or T (powers of 1024), and an optional
-/// `B` or `iB` after it.
+/// Parses a size such as `20G`, `500M` or `1.5T`: a number with a binary
+/// multiple K, M, G or T (powers of 1024), and an optional `B` or `iB` after
+/// it. The multiple is required, so that `20` is not read as 20 bytes, a
+/// limit that deletes every segment but the one being written.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let invalid = || {
         format!(
@@ -144,7 +145,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             };
             (&without_unit[..without_unit.len() - 1], 1024f64.powi(power))
         }
-        _ => (without_unit, 1.0),
+        _ => return Err(invalid()),
     };
     let value: f64 = number.trim().parse().map_err(|_| invalid())?;
     let bytes = value * multiple;
@@ -294,7 +295,7 @@ mod tests {
     #[test]
     fn sizes_parse() {
         let cases = [
-            ("1", 1),
+            ("1K", 1 << 10),
             ("500M", 500 << 20),
             ("20G", 20 << 30),
             ("20g", 20 << 30),
@@ -310,7 +311,11 @@ mod tests {
 
     #[test]
     fn invalid_sizes_rejected() {
-        for text in ["", "G", "0", "0.1", "-5G", "20X", "twenty", "1e30T", "NaN"] {
+        let without_multiple = ["1", "20", "500B", "20iB"];
+        let other = [
+            "", "G", "0", "0K", "0.1", "-5G", "20X", "twenty", "1e30T", "NaN",
+        ];
+        for text in without_multiple.into_iter().chain(other) {
             let error = parse_size(text).unwrap_err();
             assert!(error.contains(&format!("'{text}'")), "{error}");
         }
