@@ -322,7 +322,7 @@ fn check_passphrase(passphrase: Option<&Secret>, pbkeylen: u32) -> Result<(), Co
     }
 }
 
-/// What every `--output` is built with.
+/// The arguments every `--output` is built with.
 struct OutputArgs<'a> {
     args: &'a RunArgs,
     credential: Option<&'a Credential>,

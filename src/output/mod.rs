@@ -113,7 +113,7 @@ pub trait Output: Send {
     /// Returns a name for logs: transport, host and path, never a credential.
     fn label(&self) -> String;
 
-    /// The audio codec this output sends.
+    /// Returns the audio codec this output sends.
     fn audio_codec(&self) -> AudioCodec {
         AudioCodec::Aac
     }

@@ -664,7 +664,7 @@ impl AudioTail {
     }
 }
 
-/// A short queue after the audio tee, so each encoder runs on its own
+/// Returns a short queue for after the audio tee, so each encoder runs on its own
 /// thread and neither waits on the other.
 fn branch_queue(name: &str) -> ElementSpec {
     ElementSpec::new("queue")

@@ -62,7 +62,7 @@ impl TurnServer {
         panic!("turnserver did not start:\n{}", self.log());
     }
 
-    /// The server as `--ice-server` takes it.
+    /// Returns the server as `--ice-server` takes it.
     pub fn url(&self) -> String {
         format!("turn:127.0.0.1:{}?transport=udp", self.port)
     }

@@ -35,7 +35,7 @@ impl ProfileLevel {
         })
     }
 
-    /// The profile's family, for comparing what decoders accept.
+    /// Returns the profile's family, for comparing what decoders accept.
     fn family(self) -> Family {
         match self.profile_idc {
             66 if self.constraints & CONSTRAINT_SET1 != 0 => Family::ConstrainedBaseline,
@@ -60,7 +60,7 @@ impl ProfileLevel {
         )
     }
 
-    /// Whether a decoder of profile `self` decodes a stream of `stream`'s
+    /// Returns whether a decoder of profile `self` decodes a stream of `stream`'s
     /// profile. Constrained Baseline fits every one of the four; Baseline's
     /// extra tools fit only Baseline; Main fits Main and High.
     pub fn accepts(self, stream: Self) -> bool {
@@ -168,7 +168,7 @@ pub fn check(answer: &str, offer: &str) -> Result<Checked, String> {
     Ok(checked)
 }
 
-/// The `a=fmtp` parameters of `payload` in `media`, as key and value pairs.
+/// Returns the `a=fmtp` parameters of `payload` in `media`, as key and value pairs.
 fn fmtp_of(media: &gst_sdp::SDPMediaRef, payload: &str) -> Vec<(String, String)> {
     media
         .attributes()

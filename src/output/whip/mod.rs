@@ -51,7 +51,7 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 /// How long the first keyframe may take to reach the output.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The least time between two IDRs asked for by the peer (PLI or FIR), so
+/// The minimum time between two IDRs requested by the peer (PLI or FIR), so
 /// a peer on a lossy link cannot make every frame an IDR.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -79,7 +79,7 @@ pub struct WhipSettings {
 }
 
 impl WhipSettings {
-    /// The WHIP endpoint for `path`: `scheme://host:port/<path>/whip`.
+    /// Returns the WHIP endpoint for `path`: `scheme://host:port/<path>/whip`.
     pub fn endpoint(&self, path: &str) -> Result<url::Url, String> {
         let scheme = if self.tls { "https" } else { "http" };
         let host = if self.host.contains(':') {

@@ -32,7 +32,7 @@ pub const AUDIO_PAYLOAD: u32 = 111;
 /// within a 1500-byte path.
 const RTP_MTU: u32 = 1200;
 
-/// What the peer reports to the session thread.
+/// An event the peer reports to the session thread.
 #[derive(Debug)]
 pub enum PeerEvent {
     /// ICE and DTLS are up.
@@ -48,7 +48,7 @@ pub enum PeerEvent {
     Error(String),
 }
 
-/// Which frames `push` lets through.
+/// The state that decides which frames `push` sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MediaGate {
     /// Before the connection: only the first frame.

@@ -118,11 +118,11 @@ impl WhipClient {
         &self.endpoint
     }
 
-    /// Authenticated OPTIONS on the endpoint (Bearer token). Returns the ICE
-    /// servers from its Link headers, or an empty list when the server
-    /// responds to OPTIONS with no Link headers, with 501 or with a client
-    /// error other than 401, 403, 408 and 429 (servers that do not support
-    /// OPTIONS are normal). 401 is an error (credentials rejected).
+    /// Sends an authenticated OPTIONS to the endpoint and returns the ICE
+    /// servers from its Link headers. Servers that do not support OPTIONS
+    /// are normal, so 501 and client errors give an empty list. The
+    /// exceptions are 401 (credentials rejected), 403, 408 and 429, which
+    /// are errors, as are server errors.
     pub fn ice_servers(&self, token: &Secret) -> Result<Vec<IceServer>, SignalingError> {
         let exchange = self.exchange(Method::OPTIONS, &self.endpoint, token, None)?;
         match exchange.status.as_u16() {
