@@ -328,6 +328,12 @@ pub struct RunArgs {
     )]
     pub status_interval: f64,
 
+    /// Serve the status page, status JSON and Prometheus metrics on this
+    /// address, such as 127.0.0.1:8181 (0.0.0.0:8181 opens it to the
+    /// local network). Default: no status server.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub status_listen: Option<String>,
+
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(long, default_value = "info")]
     pub log_level: String,

@@ -174,8 +174,22 @@ pub fn build(args: &RunArgs, env: EnvLookup<'_>) -> Result<Config, ConfigError> 
         duration: (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration)),
         status_interval: (args.status_interval > 0.0)
             .then(|| Duration::from_secs_f64(args.status_interval)),
+        status_listen: args
+            .status_listen
+            .as_deref()
+            .map(status_listen)
+            .transpose()?,
         reconnect_initial_delay: Duration::from_secs_f64(args.reconnect_initial_delay),
         reconnect_max_delay: Duration::from_secs_f64(args.reconnect_max_delay),
+    })
+}
+
+fn status_listen(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "invalid --status-listen '{text}': give an IP address and port, such as \
+             127.0.0.1:8181 (or 0.0.0.0:8181 for the local network)"
+        ))
     })
 }
 

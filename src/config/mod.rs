@@ -54,6 +54,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Time between status log lines; `None` shows no status.
     pub status_interval: Option<Duration>,
+    /// Where the status HTTP server listens; `None`: no server.
+    pub status_listen: Option<std::net::SocketAddr>,
     /// The maximum backoff delay between reconnect attempts.
     pub reconnect_max_delay: Duration,
     /// The first backoff delay after a failure.
