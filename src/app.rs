@@ -312,7 +312,10 @@ fn forward_bus(media: &MediaPipeline) -> Receiver<gst::Message> {
     receiver
 }
 
-fn encode_settings(config: &Config, plan: &CapturePlan) -> EncodeSettings {
+/// Derives the encode settings from the request and the planned capture:
+/// the source's size (at most 1920x1080) and rate unless the request names
+/// them.
+pub fn encode_settings(config: &Config, plan: &CapturePlan) -> EncodeSettings {
     let size = config
         .capture
         .size

@@ -25,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List the capture devices, their modes and the sound card of each.
+    Devices(DevicesArgs),
     /// List the H.264 encoders this machine offers and which pass a test encode.
     Encoders(EncodersArgs),
     /// List the studios the API key can see.
@@ -95,6 +97,13 @@ pub struct SourcesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct EncodersArgs {
     /// Size of the test encode, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720")]
@@ -102,6 +111,9 @@ pub struct EncodersArgs {
     /// Frame rate of the test encode.
     #[arg(long, default_value = "30")]
     pub fps: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -307,6 +319,12 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub reconnect_max_delay: f64,
+
+    /// Plan the capture, select the encoder (with its test encode), print
+    /// the media pipeline this run would build and exit 0, without
+    /// starting it or connecting to any output.
+    #[arg(long)]
+    pub print_pipeline: bool,
 
     /// Stop cleanly after this many seconds and exit 0 (0: run until a signal).
     #[arg(

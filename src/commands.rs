@@ -1,15 +1,35 @@
 //! Subcommands other than the main run.
 
 use crate::app::api_client;
-use crate::cli::{ApiArgs, EncodersArgs, ListArgs, SourcesArgs};
+use crate::capture::discovery::{self, report, DiscoveryPaths};
+use crate::cli::{ApiArgs, DevicesArgs, EncodersArgs, ListArgs, SourcesArgs};
 use crate::config::build::api_settings;
 use crate::config::{FrameRate, Size};
-use crate::encode::{self, EncodeSettings, GstProber, Platform, Prober, Profile};
+use crate::encode::{self, EncodeSettings, GstProber, Platform, Profile, TestEncode};
 use crate::exit::{ExitStatus, Fatal};
 use gstreamer as gst;
 
-/// Prints each candidate encoder for this platform and whether it passes a
-/// test encode at the given size and rate.
+/// Prints the capture devices the device monitor finds, as a table or as
+/// JSON. No device is no error: the table says so and the JSON is `[]`.
+pub fn devices(args: &DevicesArgs) -> Result<(), Fatal> {
+    let devices = discovery::discover(&DiscoveryPaths::default())
+        .map_err(|e| Fatal::new(ExitStatus::Device, e))?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&devices)
+            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+        println!("{json}");
+    } else {
+        for line in report::render(&devices) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// Prints every encoder candidate for this platform: whether its element
+/// is registered (and what provides it when not), and the outcome of its
+/// test encode at the given size and rate. Exits with code 5 when none
+/// passes.
 pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
     let usage = |message: String| Fatal::new(ExitStatus::Usage, anyhow::anyhow!(message));
     let size: Size = args.size.parse().map_err(usage)?;
@@ -23,32 +43,64 @@ pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
         gop_frames: encode::gop_frames(2.0, fps),
         profile: Profile::High,
     };
-    let mut usable = 0;
-    for candidate in encode::candidates(Platform::current()) {
-        let plan = encode::describe(&candidate, &settings);
-        match GstProber.test_encode(&plan, &settings) {
-            Ok(()) => {
-                usable += 1;
-                println!(
-                    "{:<16} {:<14} usable",
-                    format!("{:?}", candidate.name).to_lowercase(),
-                    candidate.factory
-                );
-            }
-            Err(reason) => println!(
-                "{:<16} {:<14} unusable: {reason}",
-                format!("{:?}", candidate.name).to_lowercase(),
-                candidate.factory
-            ),
+    let registered = |factory: &str| gst::ElementFactory::find(factory).is_some();
+    let statuses = encode::survey(Platform::current(), &settings, &GstProber, &registered);
+    if args.json {
+        let json = serde_json::to_string_pretty(&statuses)
+            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+        println!("{json}");
+    } else {
+        println!(
+            "test encode: {size} at {} fps, High profile",
+            crate::capture::modes::fps_text(&fps)
+        );
+        for line in encoder_table(&statuses) {
+            println!("{line}");
         }
     }
-    if usable == 0 {
+    if statuses.iter().all(|status| status.test_encode != TestEncode::Passed) {
         return Err(Fatal::new(
             ExitStatus::Encoder,
-            anyhow::anyhow!("no H.264 encoder passed its test encode at {size}"),
+            anyhow::anyhow!(
+                "no H.264 encoder passed its test encode at {size}; install \
+                 gstreamer1.0-plugins-ugly for x264enc, or a hardware encoder's driver and plugin"
+            ),
         ));
     }
     Ok(())
+}
+
+/// Lays out the encoder survey: one row per candidate, then the reason
+/// and, for an unregistered element, what provides it, indented below.
+fn encoder_table(statuses: &[encode::EncoderStatus]) -> Vec<String> {
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|status| {
+            let yes_no = if status.registered { "yes" } else { "no" };
+            let selected = if status.selected { "auto picks this" } else { "" };
+            vec![
+                status.family.to_string(),
+                status.element.to_string(),
+                yes_no.to_string(),
+                status.test_encode.as_str().to_string(),
+                selected.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["FAMILY", "ELEMENT", "REGISTERED", "TEST ENCODE", ""];
+    let table = format_table(&header, &rows);
+    let mut lines = vec![table[0].clone()];
+    for (status, row) in statuses.iter().zip(&table[1..]) {
+        lines.push(row.clone());
+        if status.registered {
+            if let Some(reason) = &status.reason {
+                lines.push(format!("    why: {}", table_cell(reason)));
+            }
+        } else {
+            lines.push(format!("    provided by: {}", status.provided_by));
+        }
+    }
+    lines
 }
 
 /// Prints the studios the API key can see.

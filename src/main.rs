@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     bridge::telemetry::init(&cli.run.log_level);
 
     let result = match &cli.command {
+        Some(Command::Devices(args)) => bridge::commands::devices(args),
         Some(Command::Encoders(args)) => bridge::commands::encoders(args),
         Some(Command::Studios(args)) => bridge::commands::studios(args),
         Some(Command::Sources(args)) => bridge::commands::sources(args),
@@ -26,7 +27,13 @@ fn main() -> ExitCode {
         }) => bridge::commands::api_check(args),
         None => bridge::config::build(&cli.run, &|name| std::env::var(name).ok())
             .map_err(|error| Fatal::new(ExitStatus::Usage, error))
-            .and_then(bridge::app::run),
+            .and_then(|config| {
+                if cli.run.print_pipeline {
+                    bridge::pipeline::preview::print(&config)
+                } else {
+                    bridge::app::run(config)
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

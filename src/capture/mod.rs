@@ -6,6 +6,7 @@
 //! pipeline decodes itself. Every audio chain ends in raw `audio/x-raw`.
 
 pub mod audio;
+pub mod discovery;
 mod error;
 pub mod faults;
 pub mod file;

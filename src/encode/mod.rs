@@ -8,15 +8,19 @@
 //! keeps the first that produces H.264.
 
 mod level;
+mod packages;
 mod platform;
 mod probe;
 mod select;
+mod survey;
 mod table;
 
 pub use level::{level_for, level_for_settings};
+pub use packages::provided_by;
 pub use platform::{candidates, family_candidates, Candidate, Platform};
 pub use probe::{GstProber, Prober, TEST_ENCODE_TIMEOUT};
 pub use select::{select, select_after, Selection};
+pub use survey::{survey, EncoderStatus, TestEncode};
 pub use table::{describe, EncoderPlan};
 
 use crate::config::{FrameRate, Size};

@@ -8,6 +8,7 @@ pub mod fanout;
 mod faults;
 mod input;
 pub mod media;
+pub mod preview;
 pub mod slate;
 
 use gstreamer as gst;
