@@ -15,8 +15,8 @@ pub fn devices(args: &DevicesArgs) -> Result<(), Fatal> {
     let devices = discovery::discover(&DiscoveryPaths::default())
         .map_err(|e| Fatal::new(ExitStatus::Device, e))?;
     if args.json {
-        let json = serde_json::to_string_pretty(&devices)
-            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+        let json =
+            serde_json::to_string_pretty(&devices).map_err(|e| Fatal::new(ExitStatus::Other, e))?;
         println!("{json}");
     } else {
         for line in report::render(&devices) {
@@ -58,7 +58,10 @@ pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
             println!("{line}");
         }
     }
-    if statuses.iter().all(|status| status.test_encode != TestEncode::Passed) {
+    if statuses
+        .iter()
+        .all(|status| status.test_encode != TestEncode::Passed)
+    {
         return Err(Fatal::new(
             ExitStatus::Encoder,
             anyhow::anyhow!(
@@ -77,7 +80,11 @@ fn encoder_table(statuses: &[encode::EncoderStatus]) -> Vec<String> {
         .iter()
         .map(|status| {
             let yes_no = if status.registered { "yes" } else { "no" };
-            let selected = if status.selected { "auto picks this" } else { "" };
+            let selected = if status.selected {
+                "auto picks this"
+            } else {
+                ""
+            };
             vec![
                 status.family.to_string(),
                 status.element.to_string(),

@@ -3,8 +3,12 @@
 //! register only where their hardware is, so the description (element names,
 //! properties and caps) is as far as these paths can be checked here.
 //!
-//! Run with `BRIDGE_UPDATE_PIPELINES=1` to rewrite the files after an
-//! intended change, then review the diff.
+//! Each file opens with a comment block written by hand (what hardware the
+//! path is for, when the bridge picks it, what to check when it fails),
+//! followed by the description the code builds. Only the description is
+//! compared. Run with `BRIDGE_UPDATE_PIPELINES=1` to rewrite the
+//! descriptions after an intended change, keeping each comment block, then
+//! review the diff.
 
 use bridge::capture::modes::{parse_list_formats_ext, select_mode};
 use bridge::capture::{
@@ -17,7 +21,6 @@ use std::path::PathBuf;
 
 struct Case {
     file: &'static str,
-    header: &'static str,
     plan: CapturePlan,
     encoder: Candidate,
     size: Size,
@@ -67,8 +70,6 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             file: "v4l2-usb2-webcam-mjpeg-vaapi.pipeline",
-            header: "USB 2 webcam (C920 kind) at 1080p30 over MJPEG, decoded with jpegdec; \
-                     VAAPI vah264enc, NV12 in; audio from the webcam's own ALSA card",
             plan: v4l2_plan(
                 "usb2-webcam-c920.txt",
                 p1080,
@@ -82,7 +83,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "v4l2-uvc-hdmi-raw-qsv.pipeline",
-            header: "UVC HDMI bridge at 1080p60 raw; Quick Sync qsvh264enc, NV12 in; no audio",
             plan: v4l2_plan(
                 "uvc-hdmi-bridge.txt",
                 p1080,
@@ -96,8 +96,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "decklink-nvenc.pipeline",
-            header: "DeckLink card 0, 1080i59.94 or 1080p29.97 input, deinterlaced when \
-                     interlaced; NVENC nvh264enc, NV12 in; the card's embedded audio",
             plan: planned("decklink:0", p1080, ntsc),
             encoder: candidate(EncoderName::Nvenc, "nvh264enc"),
             size: p1080,
@@ -106,8 +104,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "avf-videotoolbox.pipeline",
-            header: "AVFoundation camera 0 on macOS at 720p30; VideoToolbox vtenc_h264_hw, \
-                     NV12 in; the default input through osxaudiosrc",
             plan: planned("avf:0", p720, fps30),
             encoder: candidate(EncoderName::VideoToolbox, "vtenc_h264_hw"),
             size: p720,
@@ -116,8 +112,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "libcamera-pi-v4l2.pipeline",
-            header: "Raspberry Pi camera through libcamera at 1080p30; the Pi's V4L2 M2M \
-                     encoder v4l2h264enc with level 4, I420 in; no audio",
             plan: planned("libcamera", p1080, fps30),
             encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
             size: p1080,
@@ -126,7 +120,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "test-x264.pipeline",
-            header: "test pattern and tone at 720p30; software x264enc, I420 in",
             plan: planned("test", p720, fps30),
             encoder: candidate(EncoderName::X264, "x264enc"),
             size: p720,
@@ -134,9 +127,15 @@ fn cases() -> Vec<Case> {
             whip: false,
         },
         Case {
+            file: "test-x264-whip.pipeline",
+            plan: planned("test", p720, fps30),
+            encoder: candidate(EncoderName::X264, "x264enc"),
+            size: p720,
+            fps: fps30,
+            whip: true,
+        },
+        Case {
             file: "file-openh264.pipeline",
-            header: "recorded clip played at real-time pace, 720p25; software openh264enc, \
-                     I420 in; the clip's own audio",
             plan: CapturePlan {
                 video: VideoPlan::File {
                     path: PathBuf::from("clip.mp4"),
@@ -155,8 +154,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "v4l2-usb2-webcam-mjpeg-vaapi-whip.pipeline",
-            header: "the USB 2 webcam and VAAPI above with a WHIP output among the outputs: \
-                     Constrained Baseline, and the webcam's audio encoded to Opus as well",
             plan: v4l2_plan(
                 "usb2-webcam-c920.txt",
                 p1080,
@@ -170,8 +167,6 @@ fn cases() -> Vec<Case> {
         },
         Case {
             file: "libcamera-pi-v4l2-whip.pipeline",
-            header: "the Raspberry Pi camera and encoder above publishing over WHIP: \
-                     Constrained Baseline at level 4; no audio, so no Opus branch",
             plan: planned("libcamera", p1080, fps30),
             encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
             size: p1080,
@@ -204,8 +199,20 @@ fn render(case: &Case) -> String {
         av_offset_ms: 0,
         encoder_request: EncoderName::Auto,
     };
-    let body = describe(&media).unwrap();
-    format!("# {}\n{body}", case.header)
+    describe(&media).unwrap()
+}
+
+/// Labels every comment block has, one line each.
+const HEADER_LABELS: &[&str] = &["# Hardware:", "# Chosen when:", "# If it fails:"];
+
+/// Splits a kept file into its leading comment block and the description.
+fn split_header(text: &str) -> (String, String) {
+    let mut header = String::new();
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next_if(|line| line.starts_with('#')) {
+        header.push_str(line);
+    }
+    (header, lines.collect())
 }
 
 #[test]
@@ -216,20 +223,78 @@ fn descriptions_match_pipelines_folder() {
     for case in cases() {
         let path = root().join("pipelines").join(case.file);
         let rendered = render(&case);
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        let (header, description) = split_header(&kept);
         if update {
-            std::fs::write(&path, &rendered).unwrap();
+            std::fs::write(&path, format!("{header}{rendered}")).unwrap();
             continue;
         }
-        let kept = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        if kept != rendered {
+        if kept.is_empty() {
+            mismatches.push(format!("{} is missing or empty", path.display()));
+        } else if description != rendered {
             mismatches.push(format!(
-                "{}:\n--- kept\n{kept}--- built now\n{rendered}",
+                "{}:\n--- kept\n{description}--- built now\n{rendered}",
                 case.file
             ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn pipeline_files_open_with_comment_block() {
+    for case in cases() {
+        let path = root().join("pipelines").join(case.file);
+        let kept = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let (header, _) = split_header(&kept);
+        assert!(
+            header.lines().count() > HEADER_LABELS.len(),
+            "{}: the file must open with a summary line and {HEADER_LABELS:?} lines",
+            case.file
+        );
+        for label in HEADER_LABELS {
+            assert!(
+                header.lines().any(|line| line.starts_with(label)),
+                "{}: the comment block lacks a '{label}' line:\n{header}",
+                case.file
+            );
+        }
+    }
+}
+
+#[test]
+fn every_capture_kind_and_encoder_family_has_reference() {
+    let cases = cases();
+    let has = |needle: &str| cases.iter().any(|case| render(case).contains(needle));
+    gstreamer::init().unwrap();
+    let captures = [
+        (
+            "V4L2 raw",
+            "v4l2src device=/dev/video0 ! capsfilter caps=video/x-raw",
+        ),
+        ("V4L2 MJPEG", "capsfilter caps=image/jpeg"),
+        ("DeckLink", "decklinkvideosrc"),
+        ("AVFoundation", "avfvideosrc"),
+        ("libcamera", "libcamerasrc"),
+    ];
+    for (kind, needle) in captures {
+        assert!(has(needle), "no reference for {kind} ({needle})");
+    }
+    for family in [
+        EncoderName::Vaapi,
+        EncoderName::Qsv,
+        EncoderName::Nvenc,
+        EncoderName::V4l2,
+        EncoderName::VideoToolbox,
+        EncoderName::X264,
+        EncoderName::OpenH264,
+    ] {
+        assert!(
+            cases.iter().any(|case| case.encoder.name == family),
+            "no reference for encoder family {family}"
+        );
+    }
 }
 
 #[test]

@@ -198,7 +198,10 @@ fn alsa_audio(card: &AlsaCard, inputs: &[SoundInput]) -> PairedAudio {
     let by_id = card.device_name();
     let listed = inputs.iter().find(|input| input.card == card.index);
     let description = match listed {
-        Some(input) => format!("ALSA card {} ({}) on the same USB device", card.index, input.name),
+        Some(input) => format!(
+            "ALSA card {} ({}) on the same USB device",
+            card.index, input.name
+        ),
         None => format!("ALSA card {} on the same USB device", card.index),
     };
     PairedAudio {
@@ -289,9 +292,7 @@ pub fn discover(paths: &DiscoveryPaths) -> Result<Vec<CaptureDevice>, DiscoveryE
     monitor.set_show_all_devices(true);
     monitor.add_filter(Some("Video/Source"), None);
     monitor.add_filter(Some("Audio/Source"), None);
-    monitor
-        .start()
-        .map_err(|_| DiscoveryError::MonitorStart)?;
+    monitor.start().map_err(|_| DiscoveryError::MonitorStart)?;
     let found = monitor.devices();
     monitor.stop();
 
@@ -341,24 +342,40 @@ fn capture_device(
             if device_caps.is_some_and(|caps| !is_capture_node(caps)) {
                 return None;
             }
-            let path = element.property::<Option<String>>("device")?;
+            let path = string_property(&element, "device")?;
             Some(v4l2_device(&path, &name, modes, paths, inputs))
         }
         DeviceKind::Decklink => {
-            let index = element.property::<i32>("device-number");
+            let index = int_property(&element, "device-number")?;
             Some(decklink_device(index, &name, modes))
         }
         DeviceKind::Avfoundation => {
-            let index = element.property::<i32>("device-index");
+            let index = int_property(&element, "device-index")?;
             Some(avf_device(index, &name, modes))
         }
         DeviceKind::Libcamera => {
-            let id = element
-                .property::<Option<String>>("camera-name")
-                .unwrap_or_default();
+            let id = string_property(&element, "camera-name").unwrap_or_default();
             Some(libcamera_device(&id, &name, modes))
         }
     }
+}
+
+/// Reads a string property, or `None` when the element has no such
+/// property or it is unset. Never panics on a type that differs between
+/// plugin versions.
+fn string_property(element: &gst::Element, name: &str) -> Option<String> {
+    element.find_property(name)?;
+    element.property_value(name).get::<Option<String>>().ok()?
+}
+
+/// Reads an integer property of type `gint` or `guint`.
+fn int_property(element: &gst::Element, name: &str) -> Option<i32> {
+    element.find_property(name)?;
+    let value = element.property_value(name);
+    value
+        .get::<i32>()
+        .ok()
+        .or_else(|| value.get::<u32>().ok().and_then(|v| i32::try_from(v).ok()))
 }
 
 /// Reduces an `alsasrc` device of the monitor to its card number and name.
@@ -370,7 +387,7 @@ fn sound_input(device: &gst::Device) -> Option<SoundInput> {
     if element.factory()?.name() != "alsasrc" {
         return None;
     }
-    let card = alsa_card_number(&element.property::<String>("device"))?;
+    let card = alsa_card_number(&string_property(&element, "device")?)?;
     Some(SoundInput {
         card,
         name: device.display_name().to_string(),

@@ -84,7 +84,7 @@ fn format_label(format: &PixelFormat) -> String {
 
 /// Moves the groups of each format next to the first group of that format,
 /// so a format whose sizes differ in rates still reads as one block.
-fn sort_by_first_format(groups: &mut Vec<ModeGroup>) {
+fn sort_by_first_format(groups: &mut [ModeGroup]) {
     let mut order: Vec<String> = Vec::new();
     for group in groups.iter() {
         if !order.contains(&group.format) {

@@ -170,6 +170,9 @@ mod tests {
         let mut device = webcam();
         device.name = "Cam\nV4L2  /dev/video9  Forged".to_string();
         let lines = render(&[device]);
-        assert_eq!(lines[0], "V4L2  /dev/video0  Cam\\nV4L2  /dev/video9  Forged");
+        assert_eq!(
+            lines[0],
+            "V4L2  /dev/video0  Cam\\nV4L2  /dev/video9  Forged"
+        );
     }
 }

@@ -229,12 +229,21 @@ fn kinds_by_element() {
 
 #[test]
 fn device_values_per_kind() {
-    assert_eq!(decklink_device(1, "DeckLink Mini Recorder", Vec::new()).device, "decklink:1");
-    assert_eq!(avf_device(0, "FaceTime HD Camera", Vec::new()).device, "avf:0");
+    assert_eq!(
+        decklink_device(1, "DeckLink Mini Recorder", Vec::new()).device,
+        "decklink:1"
+    );
+    assert_eq!(
+        avf_device(0, "FaceTime HD Camera", Vec::new()).device,
+        "avf:0"
+    );
     let camera = libcamera_device("/base/soc/i2c0mux/i2c@1/imx708@1a", "imx708", Vec::new());
     assert_eq!(camera.device, "libcamera:/base/soc/i2c0mux/i2c@1/imx708@1a");
     assert_eq!(camera.audio, None);
-    assert_eq!(libcamera_device("", "camera", Vec::new()).device, "libcamera");
+    assert_eq!(
+        libcamera_device("", "camera", Vec::new()).device,
+        "libcamera"
+    );
     let decklink = decklink_device(0, "DeckLink", Vec::new());
     assert_eq!(decklink.audio.unwrap().audio, None);
 }
