@@ -10,7 +10,7 @@ use crate::exit::{ExitStatus, Fatal};
 use gstreamer as gst;
 
 /// Prints the capture devices the device monitor finds, as a table or as
-/// JSON. No device is no error: the table says so and the JSON is `[]`.
+/// JSON. No device is no error: the table reports it and the JSON is `[]`.
 pub fn devices(args: &DevicesArgs) -> Result<(), Fatal> {
     let devices = discovery::discover(&DiscoveryPaths::default())
         .map_err(|e| Fatal::new(ExitStatus::Device, e))?;

@@ -14,7 +14,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Whether this machine has a V4L2 node at all. Without one (and without
+/// Returns whether this machine has a V4L2 node at all. Without one (and without
 /// a DeckLink driver, AVFoundation or libcamera, none of which Debian 12
 /// CI has), the device monitor must find nothing.
 fn has_video_nodes() -> bool {

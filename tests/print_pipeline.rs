@@ -22,7 +22,7 @@ fn bridge(args: &[&str]) -> Output {
         .expect("the bridge binary runs")
 }
 
-/// The description part of a reference file: every line after the
+/// Returns the description part of a reference file: every line after the
 /// leading comment block.
 fn reference(file: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,4 +1,4 @@
-//! What provides each encoder element: the GStreamer plugin's package and
+//! The packages behind each encoder element: the GStreamer plugin's package and
 //! the driver or hardware the element needs, with Debian 12 package names.
 //! Hardware encoder elements register only when their driver finds the
 //! hardware, so an installed plugin alone can leave them unregistered.

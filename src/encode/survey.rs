@@ -37,14 +37,14 @@ pub struct EncoderStatus {
     /// The package and driver that provide the element.
     pub provided_by: &'static str,
     pub test_encode: TestEncode,
-    /// Why the test encode failed or was not run.
+    /// The reason the test encode failed or was not run.
     pub reason: Option<String>,
     /// Whether `--encoder auto` picks this one: the first that passes.
     pub selected: bool,
 }
 
 /// Surveys every candidate of `platform` in the order `--encoder auto`
-/// tries them. `is_registered` tells whether an element factory exists;
+/// tries them. `is_registered` returns whether an element factory exists;
 /// only registered elements get a test encode through `prober`.
 pub fn survey(
     platform: Platform,

@@ -4,7 +4,7 @@
 //! pipeline, no output, no network connection, no /v1 request.
 //!
 //! The description is the one `pipelines/*.pipeline` keep for each kind of
-//! hardware, after `#` lines that say what was chosen and why.
+//! hardware, after `#` lines that state what was chosen and why.
 
 use super::media::{self, MediaSettings};
 use crate::app::encode_settings;
@@ -23,7 +23,7 @@ pub fn print(config: &Config) -> Result<(), Fatal> {
 }
 
 /// Returns the `#` lines and the media pipeline description of the run
-/// `config` asks for.
+/// that `config` requests.
 pub fn describe_run(config: &Config) -> Result<String, Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let plan = capture::plan(&config.source, &config.capture)
@@ -61,13 +61,9 @@ pub fn describe_run(config: &Config) -> Result<String, Fatal> {
         settings.gop_frames,
         settings.profile.caps_name()
     ));
-    let opus = if whip {
-        "; Opus for the WHIP outputs"
-    } else {
-        ""
-    };
+    let opus = if whip { ", and in Opus for WHIP" } else { "" };
     text.push_str(&format!(
-        "# outputs: {}, AAC for SRT, RTMP and the recording{opus}\n",
+        "# outputs: {}; audio in AAC{opus}\n",
         output_count(config)
     ));
     text.push_str(&description);
@@ -79,7 +75,7 @@ fn output_count(config: &Config) -> String {
     let recording = if config.record.is_some() {
         " and a recording"
     } else {
-        ""
+        ", no recording"
     };
     format!("{live} live{recording}")
 }

@@ -3,7 +3,7 @@
 //! belongs to it.
 //!
 //! GStreamer's device monitor finds the devices (`Video/Source`) and the
-//! sound inputs (`Audio/Source`). The element each device creates tells its
+//! sound inputs (`Audio/Source`). The element each device creates gives its
 //! kind: `v4l2src`, `decklinkvideosrc`, `avfvideosrc` or `libcamerasrc`.
 //! Everything else is read from files whose roots are injectable
 //! ([`DiscoveryPaths`]), so tests lay out a fake `/sys` and `/dev/v4l`:
@@ -25,7 +25,7 @@ use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Where to read sysfs and the `/dev/v4l` symlinks from.
+/// Locations of sysfs and of the `/dev/v4l` symlinks, injectable for tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveryPaths {
     /// Mount point of sysfs, `/sys` on a running system.
@@ -141,7 +141,7 @@ pub struct PairedAudio {
     pub audio: Option<String>,
     /// The same card by its id, `hw:CARD=C920`, which survives renumbering.
     pub audio_by_id: Option<String>,
-    /// What the audio is, for people.
+    /// A description for people.
     pub description: String,
 }
 
@@ -321,6 +321,10 @@ fn node_number(path: &str) -> u32 {
 
 /// Turns a monitor device into a capture device, or `None` for devices the
 /// bridge does not capture from.
+///
+/// NOTE: only the V4L2 provider's properties were read from its source
+/// here. The DeckLink, AVFoundation and libcamera branches follow those
+/// elements' documented properties and were never run against the hardware.
 fn capture_device(
     device: &gst::Device,
     paths: &DiscoveryPaths,
@@ -361,8 +365,7 @@ fn capture_device(
 }
 
 /// Reads a string property, or `None` when the element has no such
-/// property or it is unset. Never panics on a type that differs between
-/// plugin versions.
+/// property, it is unset, or it has another type in this plugin version.
 fn string_property(element: &gst::Element, name: &str) -> Option<String> {
     element.find_property(name)?;
     element.property_value(name).get::<Option<String>>().ok()?

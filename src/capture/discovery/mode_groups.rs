@@ -26,7 +26,7 @@ pub struct ModeGroup {
 }
 
 impl ModeGroup {
-    /// Formats the group as one line: `MJPEG 1920x1080, 1280x720 at 30, 15 fps`.
+    /// Formats the sizes and rates as one line: `1920x1080, 1280x720 at 30, 15 fps`.
     pub fn line(&self) -> String {
         let rates = if self.rates.is_empty() {
             "rates not listed".to_string()
@@ -73,7 +73,7 @@ pub fn groups_from_caps_text(caps: &str) -> Result<Vec<ModeGroup>, String> {
     Ok(group_modes(&modes_from_caps(&caps)))
 }
 
-/// The format's name without the "(not supported)" of `PixelFormat`'s
+/// Returns the format's name without the "(not supported)" of `PixelFormat`'s
 /// Display, which `ModeGroup::capturable` carries instead.
 fn format_label(format: &PixelFormat) -> String {
     match format {

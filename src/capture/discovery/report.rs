@@ -13,7 +13,7 @@ use super::CaptureDevice;
 /// The line printed when the monitor finds no capture device.
 pub const NO_DEVICES: &str = "no capture devices found";
 
-/// Lays out the devices for people. Without devices, says so. Either way
+/// Lays out the devices for people, or reports that there is none. Either way
 /// it ends with the built-in test source, which needs no hardware.
 pub fn render(devices: &[CaptureDevice]) -> Vec<String> {
     let mut lines = Vec::new();
@@ -130,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn no_devices_says_so_and_names_test_source() {
+    fn empty_list_names_test_source() {
         let lines = render(&[]);
         assert_eq!(lines[0], NO_DEVICES);
         assert!(lines.last().unwrap().contains("--device test"), "{lines:?}");
