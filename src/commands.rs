@@ -12,14 +12,15 @@ use gstreamer as gst;
 /// Prints the capture devices the device monitor finds, as a table or as
 /// JSON. No device is no error: the table reports it and the JSON is `[]`.
 pub fn devices(args: &DevicesArgs) -> Result<(), Fatal> {
-    let devices = discovery::discover(&DiscoveryPaths::default())
-        .map_err(|e| Fatal::new(ExitStatus::Device, e))?;
+    let paths = DiscoveryPaths::default();
+    let devices = discovery::discover(&paths).map_err(|e| Fatal::new(ExitStatus::Device, e))?;
     if args.json {
         let json =
             serde_json::to_string_pretty(&devices).map_err(|e| Fatal::new(ExitStatus::Other, e))?;
         println!("{json}");
     } else {
-        for line in report::render(&devices) {
+        let unlisted = discovery::unlisted_nodes(&paths, &devices);
+        for line in report::render(&devices, &unlisted) {
             println!("{line}");
         }
     }

@@ -33,6 +33,8 @@ pub struct DiscoveryPaths {
     /// The udev symlink directory, `/dev/v4l` on a running system, with its
     /// `by-id` and `by-path` folders.
     pub v4l_dir: PathBuf,
+    /// The directory of the `videoN` nodes, `/dev` on a running system.
+    pub dev_dir: PathBuf,
 }
 
 impl Default for DiscoveryPaths {
@@ -40,6 +42,7 @@ impl Default for DiscoveryPaths {
         Self {
             sysfs_root: PathBuf::from("/sys"),
             v4l_dir: PathBuf::from("/dev/v4l"),
+            dev_dir: PathBuf::from("/dev"),
         }
     }
 }
@@ -263,6 +266,24 @@ pub fn libcamera_device(id: &str, name: &str, modes: Vec<ModeGroup>) -> CaptureD
     }
 }
 
+/// Lists the `videoN` nodes in `paths.dev_dir` that are not among
+/// `devices`: metadata and encoder nodes, and nodes this user cannot open,
+/// which the V4L2 provider skips without saying why.
+pub fn unlisted_nodes(paths: &DiscoveryPaths, devices: &[CaptureDevice]) -> Vec<PathBuf> {
+    let listed: Vec<PathBuf> = devices
+        .iter()
+        .filter_map(|device| device.path.as_deref())
+        .filter_map(|path| fs::canonicalize(path).ok())
+        .collect();
+    v4l2::list_video_nodes(&paths.dev_dir)
+        .into_iter()
+        .filter(|node| {
+            let resolved = fs::canonicalize(node).unwrap_or_else(|_| node.clone());
+            !listed.contains(&resolved)
+        })
+        .collect()
+}
+
 /// Reads the ALSA card number from an `alsasrc` device name: `hw:2`,
 /// `hw:2,0` or `plughw:2`. Names by id (`hw:CARD=C920`) return `None`.
 pub fn alsa_card_number(device: &str) -> Option<u32> {
@@ -287,8 +308,8 @@ pub enum DiscoveryError {
 pub fn discover(paths: &DiscoveryPaths) -> Result<Vec<CaptureDevice>, DiscoveryError> {
     gst::init().map_err(|error| DiscoveryError::GstreamerInit(error.to_string()))?;
     let monitor = gst::DeviceMonitor::new();
-    // Providers that hide others (PulseAudio hides ALSA) would hide the
-    // ALSA cards the pairing names.
+    // Without this, providers hide others: PipeWire's hides the V4L2
+    // provider, PulseAudio's the ALSA one whose cards the pairing names.
     monitor.set_show_all_devices(true);
     monitor.add_filter(Some("Video/Source"), None);
     monitor.add_filter(Some("Audio/Source"), None);

@@ -9,13 +9,15 @@
 //! ```
 
 use super::CaptureDevice;
+use std::path::PathBuf;
 
 /// The line printed when the monitor finds no capture device.
 pub const NO_DEVICES: &str = "no capture devices found";
 
-/// Lays out the devices for people, or reports that there is none. Either way
-/// it ends with the built-in test source, which needs no hardware.
-pub fn render(devices: &[CaptureDevice]) -> Vec<String> {
+/// Lays out the devices for people, or reports that there is none, then
+/// the `unlisted` V4L2 nodes. It ends with the built-in test source, which
+/// needs no hardware.
+pub fn render(devices: &[CaptureDevice], unlisted: &[PathBuf]) -> Vec<String> {
     let mut lines = Vec::new();
     if devices.is_empty() {
         lines.push(NO_DEVICES.to_string());
@@ -27,6 +29,16 @@ pub fn render(devices: &[CaptureDevice]) -> Vec<String> {
     }
     for device in devices {
         lines.extend(device_block(device));
+    }
+    if !unlisted.is_empty() {
+        let nodes: Vec<String> = unlisted
+            .iter()
+            .map(|node| clean(&node.display().to_string()))
+            .collect();
+        lines.push(format!(
+            "not listed: {} (metadata or encoder nodes, or not readable by this user)",
+            nodes.join(", ")
+        ));
     }
     lines.push(String::new());
     lines.push(
@@ -131,14 +143,14 @@ mod tests {
 
     #[test]
     fn empty_list_names_test_source() {
-        let lines = render(&[]);
+        let lines = render(&[], &[]);
         assert_eq!(lines[0], NO_DEVICES);
         assert!(lines.last().unwrap().contains("--device test"), "{lines:?}");
     }
 
     #[test]
     fn webcam_block() {
-        let lines = render(&[webcam()]);
+        let lines = render(&[webcam()], &[]);
         assert_eq!(lines[0], "V4L2  /dev/video0  HD Pro Webcam C920");
         assert_eq!(
             lines[1],
@@ -158,7 +170,10 @@ mod tests {
 
     #[test]
     fn decklink_block_names_embedded_audio() {
-        let lines = render(&[decklink_device(0, "DeckLink Mini Recorder", Vec::new())]);
+        let lines = render(
+            &[decklink_device(0, "DeckLink Mini Recorder", Vec::new())],
+            &[],
+        );
         assert_eq!(lines[0], "DeckLink  decklink:0  DeckLink Mini Recorder");
         assert!(lines[1].contains("embedded in the signal"), "{lines:?}");
         assert!(!lines[1].contains("--audio"), "{lines:?}");
@@ -169,10 +184,23 @@ mod tests {
     fn names_cannot_forge_lines() {
         let mut device = webcam();
         device.name = "Cam\nV4L2  /dev/video9  Forged".to_string();
-        let lines = render(&[device]);
+        let lines = render(&[device], &[]);
         assert_eq!(
             lines[0],
             "V4L2  /dev/video0  Cam\\nV4L2  /dev/video9  Forged"
         );
+    }
+
+    #[test]
+    fn unlisted_nodes_follow_devices() {
+        let lines = render(&[webcam()], &[PathBuf::from("/dev/video1")]);
+        let unlisted = lines
+            .iter()
+            .find(|line| line.starts_with("not listed: "))
+            .expect("a line for unlisted nodes");
+        assert!(unlisted.contains("/dev/video1"), "{unlisted}");
+        assert!(unlisted.contains("not readable"), "{unlisted}");
+        let without = render(&[webcam()], &[]);
+        assert!(!without.iter().any(|line| line.starts_with("not listed")));
     }
 }

@@ -80,6 +80,7 @@ impl FakeMachine {
         DiscoveryPaths {
             sysfs_root: self.root.path().join("sys"),
             v4l_dir: self.root.path().join("dev/v4l"),
+            dev_dir: self.root.path().join("dev"),
         }
     }
 
@@ -277,4 +278,18 @@ fn json_field_names() {
     assert_eq!(json["audio"]["audio"], "hw:2");
     assert_eq!(json["stable_names"][0]["kind"], "by-id");
     assert!(json["modes"].is_array());
+}
+
+#[test]
+fn unlisted_nodes_exclude_listed_devices() {
+    let machine = FakeMachine::new();
+    let paths = machine.paths();
+    let webcam = v4l2_device(&machine.node("video0"), "C920", Vec::new(), &paths, &[]);
+    let unlisted = unlisted_nodes(&paths, &[webcam]);
+    let names: Vec<&str> = unlisted
+        .iter()
+        .map(|node| node.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["video1", "video2"]);
+    assert_eq!(unlisted_nodes(&paths, &[]).len(), 3);
 }
