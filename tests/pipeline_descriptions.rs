@@ -166,6 +166,19 @@ fn cases() -> Vec<Case> {
             whip: true,
         },
         Case {
+            file: "v4l2-usb2-webcam-mjpeg-pi-v4l2.pipeline",
+            plan: v4l2_plan(
+                "usb2-webcam-c920.txt",
+                p1080,
+                fps30,
+                AudioPlan::Chain(audio::alsa_chain("hw:CARD=C920")),
+            ),
+            encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
+            size: p1080,
+            fps: fps30,
+            whip: false,
+        },
+        Case {
             file: "libcamera-pi-v4l2-whip.pipeline",
             plan: planned("libcamera", p1080, fps30),
             encoder: candidate(EncoderName::V4l2, "v4l2h264enc"),
@@ -226,7 +239,11 @@ fn descriptions_match_pipelines_folder() {
         let kept = std::fs::read_to_string(&path).unwrap_or_default();
         let (header, description) = split_header(&kept);
         if update {
-            std::fs::write(&path, format!("{header}{rendered}")).unwrap();
+            // Written beside and renamed, so the other tests never read a
+            // half-written file.
+            let temporary = path.with_extension("pipeline.new");
+            std::fs::write(&temporary, format!("{header}{rendered}")).unwrap();
+            std::fs::rename(&temporary, &path).unwrap();
             continue;
         }
         if kept.is_empty() {
@@ -329,6 +346,16 @@ fn hardware_descriptions_name_their_elements() {
             &["avfvideosrc device-index=0", "vtenc_h264_hw", "osxaudiosrc"][..],
         ),
         (
+            "v4l2-usb2-webcam-mjpeg-pi-v4l2.pipeline",
+            &[
+                "capsfilter caps=image/jpeg",
+                "jpegdec",
+                "v4l2h264enc",
+                "level=(string)4",
+                "alsasrc device=hw:CARD=C920",
+            ][..],
+        ),
+        (
             "libcamera-pi-v4l2.pipeline",
             &[
                 "libcamerasrc",
@@ -353,7 +380,8 @@ fn hardware_descriptions_name_their_elements() {
             rendered.contains("bframes=0")
                 || rendered.contains("b-frames=0")
                 || rendered.contains("allow-frame-reordering=false")
-                || file.contains("libcamera"),
+                || file.contains("libcamera")
+                || file.contains("pi-v4l2"),
             "{file}: B-frames not disabled:\n{rendered}"
         );
     }
