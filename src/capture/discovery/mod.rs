@@ -171,7 +171,7 @@ pub struct SoundInput {
     pub name: String,
 }
 
-/// Describes a V4L2 capture node from its path, reported name and caps,
+/// Describes a V4L2 capture node from its path, reported name and modes,
 /// with its stable names and paired ALSA card read under `paths`.
 /// `inputs` name the paired card when the device monitor listed it.
 pub fn v4l2_device(
