@@ -8,6 +8,8 @@ pub mod fanout;
 mod faults;
 mod input;
 pub mod media;
+pub mod observer;
+pub mod preview;
 pub mod slate;
 
 use gstreamer as gst;
