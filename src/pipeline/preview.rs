@@ -67,7 +67,10 @@ impl Preview {
 
 /// Puts a tee in front of `video_head` and builds the preview branch on
 /// it. Call before the pipeline starts.
-pub fn attach(pipeline: &gst::Pipeline, video_head: &gst::Element) -> Result<Preview, PipelineError> {
+pub fn attach(
+    pipeline: &gst::Pipeline,
+    video_head: &gst::Element,
+) -> Result<Preview, PipelineError> {
     let bin = pipeline.upcast_ref::<gst::Bin>();
     let head_pad = video_head
         .static_pad("sink")

@@ -239,7 +239,10 @@ fn route(method: &Method, url: &str, view: &StatusView) -> Reply {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let known = matches!(path, "/" | "/status.json" | "/metrics" | "/preview.jpg");
     if !known {
-        return Reply::text(404, "not found: the status server serves /, /status.json, /metrics and /preview.jpg");
+        return Reply::text(
+            404,
+            "not found: the status server serves /, /status.json, /metrics and /preview.jpg",
+        );
     }
     if !matches!(method, Method::Get | Method::Head) {
         let mut reply = Reply::text(405, "method not allowed: use GET or HEAD");
@@ -252,10 +255,17 @@ fn route(method: &Method, url: &str, view: &StatusView) -> Reply {
             Ok(body) => Reply::new(200, "application/json", body),
             Err(error) => Reply::text(500, &format!("failed to encode the status: {error}")),
         },
-        "/metrics" => Reply::new(200, metrics::CONTENT_TYPE, metrics::render(&view.document())),
+        "/metrics" => Reply::new(
+            200,
+            metrics::CONTENT_TYPE,
+            metrics::render(&view.document()),
+        ),
         _ => match view.preview.latest() {
             Some(jpeg) => Reply::new(200, "image/jpeg", jpeg.to_vec()),
-            None => Reply::text(503, "no preview yet: the first still comes within a second of the start"),
+            None => Reply::text(
+                503,
+                "no preview yet: the first still comes within a second of the start",
+            ),
         },
     }
 }

@@ -146,7 +146,10 @@ pub fn render(document: &StatusDocument) -> String {
         family(&mut text, metric.name, metric.kind, metric.help);
         for output in &document.outputs {
             if let Some(value) = (metric.value)(output) {
-                let labels = [("output", output.label.as_str()), ("protocol", output.protocol)];
+                let labels = [
+                    ("output", output.label.as_str()),
+                    ("protocol", output.protocol),
+                ];
                 sample(&mut text, metric.name, &labels, value);
             }
         }
@@ -255,7 +258,10 @@ mod tests {
             "bridge_input_slate 0".to_string(),
             "bridge_info{version=\"0.1.0\",encoder=\"x264enc\"} 1".to_string(),
         ] {
-            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
         }
         let live = "bridge_output_state{output=\"srt://127.0.0.1:8890 path=inputs/cam1\",\
                     protocol=\"srt\",state=\"live\"} 1";
@@ -284,7 +290,10 @@ mod tests {
         assert_eq!(names.len(), unique.len(), "{names:?}");
         for line in text.lines().filter(|line| line.starts_with("# TYPE")) {
             if line.ends_with(" counter") {
-                assert!(line.split(' ').nth(2).unwrap().ends_with("_total"), "{line}");
+                assert!(
+                    line.split(' ').nth(2).unwrap().ends_with("_total"),
+                    "{line}"
+                );
             }
         }
         // Every sample belongs to a family declared before it.
