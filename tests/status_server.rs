@@ -1,7 +1,8 @@
 //! The status server end to end: the bridge binary streams to the libsrt
-//! receiver peer with `--status-listen`, and the tests read `/status.json`,
-//! `/metrics`, `/preview.jpg` and the status page (rendered in headless
-//! Chromium) while it runs, and compare them with what the receiver got.
+//! receiver peer with `--status-listen`. While it runs, the tests read
+//! `/status.json`, `/metrics`, `/preview.jpg` and the status page
+//! (rendered in headless Chromium) and compare them with what the
+//! receiver got.
 
 mod support;
 
@@ -390,7 +391,14 @@ fn preview_and_errors_over_http() {
         .unwrap()
         .starts_with("text/html"));
     let html = page.text().unwrap();
-    assert!(html.contains("/status.json") && html.contains("/preview.jpg"));
+    assert!(
+        html.contains("/status.json"),
+        "the page does not fetch /status.json"
+    );
+    assert!(
+        html.contains("/preview.jpg"),
+        "the page does not show /preview.jpg"
+    );
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "the page loads an external asset"
@@ -549,9 +557,10 @@ fn taken_port_is_clear_error() {
         .unwrap();
     let log = support::media::output_text(&invalid);
     assert_eq!(invalid.status.code(), Some(2), "{log}");
+    assert!(log.contains("'localhost:8181'"), "{log}");
     assert!(
-        log.contains("'localhost:8181'") && log.contains("127.0.0.1:8181"),
-        "{log}"
+        log.contains("127.0.0.1:8181"),
+        "the error suggests no address: {log}"
     );
     drop(holder);
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What the encoder gets now.
+/// The input the encoder gets now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputSignal {
     /// The source's own picture and sound (always, for a clip).

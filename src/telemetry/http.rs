@@ -4,8 +4,8 @@
 //! carries only what the status line shows: labels, states and figures,
 //! never a credential.
 //!
-//! One thread serves the requests in turn (each answer is built in memory
-//! and is a few kilobytes), and another samples the bitrate windows twice
+//! One thread serves the requests in turn (each response is built in
+//! memory and is a few kilobytes), and another samples the bitrate windows twice
 //! a second, so the rates stay current when no status line is shown.
 
 use super::metrics;
@@ -121,7 +121,7 @@ impl StatusListener {
             .name("status-http".into())
             .spawn(move || {
                 while let Ok(request) = serving.recv() {
-                    answer(request, &served);
+                    respond(request, &served);
                 }
             })
             .map_err(|error| HttpError::Start(error.to_string()))?;
@@ -167,7 +167,7 @@ impl Drop for StatusServer {
     }
 }
 
-/// What the responses are built from.
+/// The state every response is built from.
 struct StatusView {
     board: StatusBoard,
     media: MediaObserver,
@@ -214,7 +214,7 @@ impl Reply {
     }
 }
 
-fn answer(request: Request, view: &StatusView) {
+fn respond(request: Request, view: &StatusView) {
     let reply = route(request.method(), request.url(), view);
     tracing::trace!(method = %request.method(), url = request.url(), status = reply.status, "status request");
     let mut response = Response::from_data(reply.body).with_status_code(reply.status);
@@ -253,7 +253,10 @@ fn route(method: &Method, url: &str, view: &StatusView) -> Reply {
         "/" => Reply::new(200, "text/html; charset=utf-8", PAGE),
         "/status.json" => match serde_json::to_vec_pretty(&view.document()) {
             Ok(body) => Reply::new(200, "application/json", body),
-            Err(error) => Reply::text(500, &format!("failed to encode the status: {error}")),
+            Err(error) => {
+                tracing::warn!(%error, "failed to encode /status.json");
+                Reply::text(500, &format!("failed to encode the status: {error}"))
+            }
         },
         "/metrics" => Reply::new(
             200,
