@@ -12,7 +12,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::bridge_process::BridgeProcess;
+use support::fault_peers::{wait_for_rtmp_recording, SOURCE_ID};
+use support::nginx::Nginx;
 use support::receiver::{free_udp_port, Receiver};
+use support::standin::Standin;
 
 const PATH: &str = "inputs/srt-status-server";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -179,8 +183,13 @@ fn metrics(address: SocketAddr) -> String {
 
 /// Returns the value of the sample `name` for the SRT output in `text`.
 fn srt_sample(text: &str, name: &str, srt_port: u16) -> Option<f64> {
-    let labels = format!("{{output=\"srt://127.0.0.1:{srt_port} path={PATH}\",protocol=\"srt\"}}");
-    let prefix = format!("{name}{labels} ");
+    let label = format!("srt://127.0.0.1:{srt_port} path={PATH}");
+    sample(text, name, &label, "srt")
+}
+
+/// Returns the value of the sample `name` for the output `label`.
+fn sample(text: &str, name: &str, label: &str, protocol: &str) -> Option<f64> {
+    let prefix = format!("{name}{{output=\"{label}\",protocol=\"{protocol}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.parse().ok())
@@ -563,4 +572,113 @@ fn taken_port_is_clear_error() {
         "the error suggests no address: {log}"
     );
     drop(holder);
+}
+
+/// Returns the size of nginx's latest recording.
+fn recorded_bytes(nginx: &Nginx) -> u64 {
+    nginx
+        .recordings()
+        .last()
+        .and_then(|file| std::fs::metadata(file).ok())
+        .map_or(0, |meta| meta.len())
+}
+
+#[test]
+fn status_follows_rtmp_output_and_reconnect() {
+    let _guard = support::setup();
+    let standin = Standin::start(&[]);
+    let mut nginx = Nginx::start(&standin.origin);
+    let status = free_tcp_address();
+    let status_text = status.to_string();
+    let rtmp_url = nginx.rtmp_url("");
+    let args = [
+        "--device",
+        "test",
+        "--size",
+        "640x360",
+        "--source",
+        SOURCE_ID,
+        "--output",
+        &rtmp_url,
+        "--status-listen",
+        &status_text,
+        "--reconnect-max-delay",
+        "1",
+    ];
+    let mut bridge = BridgeProcess::start(&args, &standin);
+
+    wait_for_rtmp_recording(&nginx, 1, Duration::from_secs(20));
+    let live = wait_for_output(status, Duration::from_secs(10), |output| {
+        output["state"] == "live"
+    });
+    let output = &live["outputs"][0];
+    assert_eq!(output["protocol"], "rtmp");
+    assert!(output["srt"].is_null(), "{output:#}");
+    let label = output["label"].as_str().unwrap().to_string();
+    let prefix = format!("rtmp://127.0.0.1:{}", nginx.rtmp_port());
+    assert!(label.starts_with(&prefix), "{label}");
+
+    // nginx writes what it receives to its FLV recording, whose growth is
+    // the byte count it got, give or take the FLV framing.
+    std::thread::sleep(Duration::from_secs(5));
+    let recorded_before = recorded_bytes(&nginx);
+    let window_start = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let recorded_after = recorded_bytes(&nginx);
+    let seconds = window_start.elapsed().as_secs_f64();
+    let document = status_json(status);
+    let text = metrics(status);
+
+    let recorded_kbps = (recorded_after - recorded_before) as f64 * 8.0 / 1000.0 / seconds;
+    assert!(
+        recorded_kbps > 50.0,
+        "nginx recorded {recorded_kbps:.0} kb/s"
+    );
+    let json_kbps = document["outputs"][0]["bitrate_kbps"].as_f64().unwrap();
+    assert!(
+        (0.5 * recorded_kbps..=2.0 * recorded_kbps).contains(&json_kbps),
+        "/status.json says {json_kbps:.0} kb/s, nginx recorded {recorded_kbps:.0} kb/s"
+    );
+    let metrics_kbps = sample(
+        &text,
+        "bridge_output_bitrate_bits_per_second",
+        &label,
+        "rtmp",
+    )
+    .unwrap()
+        / 1000.0;
+    assert!(
+        (0.5 * recorded_kbps..=2.0 * recorded_kbps).contains(&metrics_kbps),
+        "/metrics says {metrics_kbps:.0} kb/s, nginx recorded {recorded_kbps:.0} kb/s"
+    );
+    assert_eq!(sample(&text, "bridge_output_up", &label, "rtmp"), Some(1.0));
+
+    // nginx crashes: the RTMP output notices the closed connection at once
+    // and redials until nginx is back.
+    nginx.kill();
+    wait_for_output(status, Duration::from_secs(10), |output| {
+        output["state"] != "live"
+    });
+    nginx.restart();
+    wait_for_rtmp_recording(&nginx, 2, Duration::from_secs(30));
+    let again = wait_for_output(status, Duration::from_secs(10), |output| {
+        output["state"] == "live" && output["reconnects"].as_u64() >= Some(1)
+    });
+    let attempt = again["outputs"][0]["attempt"].as_u64();
+    assert!(attempt >= Some(2), "{again:#}");
+    let text = metrics(status);
+    let reconnects = sample(&text, "bridge_output_reconnects_total", &label, "rtmp");
+    assert!(
+        reconnects >= Some(1.0),
+        "reconnects {reconnects:?} in\n{text}"
+    );
+    assert!(!text.contains("eyJ"), "something JWT-shaped in /metrics");
+    let json = status_json(status).to_string();
+    assert!(
+        !json.contains("eyJ"),
+        "something JWT-shaped in /status.json"
+    );
+
+    let ended = bridge.terminate(Duration::from_secs(15));
+    assert_eq!(ended.code, Some(0), "{}", bridge.log());
 }
