@@ -32,8 +32,8 @@ const PAGE: &str = include_str!("status_page.html");
 pub enum HttpError {
     #[error(
         "cannot serve the status page on {address}: the port is already in use by another \
-         program; choose a free port (such as --status-listen {}:8182) or stop that program",
-        address.ip()
+         program; choose a free port (such as --status-listen {}) or stop that program",
+        next_port(address)
     )]
     InUse { address: SocketAddr },
     #[error(
@@ -71,6 +71,12 @@ impl HttpError {
             _ => ExitStatus::Other,
         }
     }
+}
+
+/// Returns `address` with the next port, to suggest in place of a taken one.
+fn next_port(address: &SocketAddr) -> SocketAddr {
+    let port = address.port().checked_add(1).unwrap_or(8181);
+    SocketAddr::new(address.ip(), port)
 }
 
 /// A bound socket waiting for the pipeline to exist. Binding comes first,
