@@ -24,6 +24,8 @@ packages=(
   # WHIP: webrtcbin's ICE transport (libnice), the aiortc receiver's
   # virtual environment, and a TURN server for relay candidates
   gstreamer1.0-nice python3-venv coturn
+  # the status page, rendered headless by tests/status_server.rs
+  chromium
 )
 
 missing=()

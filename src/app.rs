@@ -15,6 +15,7 @@ use crate::output::{AudioCodec, Output};
 use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
+use crate::telemetry::http::StatusListener;
 use crate::telemetry::reporter::StatusReporter;
 use crate::telemetry::status::StatusBoard;
 use crate::trax::acquired::AcquiredSource;
@@ -32,6 +33,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(config: Config) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    let status_listener =
+        StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
 
     let Outputs { outputs, acquired } = build_outputs(&config)?;
     let recording: Option<Box<dyn Output>> = config
@@ -98,6 +101,10 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .map(|output| (Role::Live, output))
         .chain(recording.map(|output| (Role::Recording, output)));
     let board = StatusBoard::new();
+    let _status_server = status_listener
+        .map(|listener| listener.serve(&media, board.clone(), &plan.summary))
+        .transpose()
+        .map_err(|e| Fatal::new(e.exit_status(), e))?;
     for (role, output) in roles {
         let frames = fanout.add_output_for(output.audio_codec());
         let status = board.add(output.label(), frames.drop_counter());

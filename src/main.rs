@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             .map_err(|error| Fatal::new(ExitStatus::Usage, error))
             .and_then(|config| {
                 if cli.run.print_pipeline {
-                    bridge::pipeline::preview::print(&config)
+                    bridge::pipeline::print::print(&config)
                 } else {
                     bridge::app::run(config)
                 }

@@ -150,6 +150,8 @@ struct Shared {
     current: Mutex<Option<gst::Bin>>,
     reopen_attempts: AtomicU32,
     stopped: AtomicBool,
+    /// Whether the slate is on air, read by the status server.
+    slate_on_air: Arc<AtomicBool>,
 }
 
 /// The live input of a media pipeline. Cheap to clone.
@@ -201,6 +203,7 @@ impl InputSwitch {
                 current: Mutex::new(None),
                 reopen_attempts: AtomicU32::new(0),
                 stopped: AtomicBool::new(false),
+                slate_on_air: Arc::new(AtomicBool::new(false)),
             }),
         };
         input.add_selector_probes();
@@ -445,7 +448,13 @@ impl InputSwitch {
         }
     }
 
+    /// Returns the flag that is set while the slate is on air.
+    pub fn slate_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.shared.slate_on_air)
+    }
+
     fn show(&self, slate: bool) {
+        self.shared.slate_on_air.store(slate, Ordering::Release);
         self.shared.video.show(slate);
         if let Some(audio) = &self.shared.audio {
             audio.show(slate);

@@ -18,6 +18,8 @@ use super::description::{BuildError, ChainSpec, ElementSpec};
 use super::fanout::Fanout;
 use super::faults::FaultInjector;
 use super::input::{ErrorOrigin, InputSwitch};
+use super::observer::MediaObserver;
+use super::preview::{self, Preview};
 use super::{encoder_swap, slate, KeyframeRequester};
 use crate::capture::{AudioPlan, CapturePlan, VideoPlan};
 use crate::encode::{self, EncodeSettings, EncoderName, EncoderPlan, GstProber, Platform};
@@ -102,7 +104,10 @@ pub struct MediaPipeline {
     encode: EncodeSettings,
     encoder_request: EncoderName,
     /// Factory of the encoder running now.
-    encoder_factory: Mutex<&'static str>,
+    encoder_factory: Arc<Mutex<&'static str>>,
+    /// The converter after the input selector (or a clip's entry queue),
+    /// where the preview branch taps the raw video.
+    video_head: gst::Element,
     faults: Option<Arc<FaultInjector>>,
 }
 
@@ -222,9 +227,24 @@ impl MediaPipeline {
             input,
             encode: *settings.encode,
             encoder_request: settings.encoder_request,
-            encoder_factory: Mutex::new(settings.encoder.factory),
+            encoder_factory: Arc::new(Mutex::new(settings.encoder.factory)),
+            video_head,
             faults,
         })
+    }
+
+    /// Returns a handle that reads the input signal and the running
+    /// encoder from any thread.
+    pub fn observer(&self) -> MediaObserver {
+        MediaObserver::new(
+            self.input.as_ref().map(InputSwitch::slate_flag),
+            Arc::clone(&self.encoder_factory),
+        )
+    }
+
+    /// Adds the preview branch off the raw video. Call before `start`.
+    pub fn add_preview(&self) -> Result<Preview, PipelineError> {
+        preview::attach(&self.pipeline, &self.video_head)
     }
 
     pub fn keyframes(&self) -> KeyframeRequester {

@@ -8,7 +8,9 @@ pub mod fanout;
 mod faults;
 mod input;
 pub mod media;
+pub mod observer;
 pub mod preview;
+pub mod print;
 pub mod slate;
 
 use gstreamer as gst;

@@ -1,81 +1,123 @@
-//! `--print-pipeline`: the media pipeline a run would build, printed
-//! instead of run. The capture is planned and the encoder selected with its
-//! test encode exactly as a run does them, but nothing starts: no media
-//! pipeline, no output, no network connection, no /v1 request.
+//! The preview still for the status page: a branch off the raw video after
+//! the input selector, so it shows the slate too, that keeps the latest
+//! JPEG. It exists only while the status server is on.
 //!
-//! The description is the one `pipelines/*.pipeline` keep for each kind of
-//! hardware, after `#` lines that state what was chosen and why.
+//! ```text
+//! … input-selector ─► tee ─► videoconvert ─► … encoder
+//!                      └──► queue (leaky) ─► videorate ─► 1 fps ─► videoscale ─► videoconvert ─► 320 px wide ─► jpegenc ─► appsink
+//! ```
 
-use super::media::{self, MediaSettings};
-use crate::app::encode_settings;
-use crate::capture::{self, modes::fps_text};
-use crate::config::{Config, OutputConfig};
-use crate::encode::{self, GstProber, Platform};
-use crate::exit::{ExitStatus, Fatal};
+use super::description::{BuildError, ChainSpec, ElementSpec};
+use super::media::PipelineError;
+use bytes::Bytes;
 use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::sync::{Arc, Mutex};
 
-/// Plans the run of `config` and prints its media pipeline on standard
-/// output. Fails like a run would: exit 4 for a device that cannot be
-/// planned, 5 when no encoder passes its test encode.
-pub fn print(config: &Config) -> Result<(), Fatal> {
-    print!("{}", describe_run(config)?);
-    Ok(())
+/// Width of the preview still in pixels; the height keeps the picture's
+/// aspect ratio.
+pub const PREVIEW_WIDTH: u32 = 320;
+
+/// Describes the branch after the tee. The leaky queue drops frames rather
+/// than hold up the encode, and the rate drops to 1 fps before any scaling
+/// or JPEG work.
+pub fn chain() -> ChainSpec {
+    ChainSpec::new(vec![
+        ElementSpec::new("queue")
+            .named("preview-queue")
+            .property("leaky", "downstream")
+            .property("max-size-buffers", 2)
+            .property("max-size-bytes", 0)
+            .property("max-size-time", 0u64),
+        ElementSpec::new("videorate").property("drop-only", true),
+        ElementSpec::caps_filter("video/x-raw,framerate=1/1"),
+        ElementSpec::new("videoscale"),
+        ElementSpec::new("videoconvert"),
+        ElementSpec::caps_filter(&format!(
+            "video/x-raw,format=I420,width={PREVIEW_WIDTH},pixel-aspect-ratio=1/1"
+        )),
+        ElementSpec::new("jpegenc").property("quality", 80),
+        ElementSpec::new("appsink").named("preview-sink"),
+    ])
 }
 
-/// Returns the `#` lines and the media pipeline description of the run
-/// that `config` requests.
-pub fn describe_run(config: &Config) -> Result<String, Fatal> {
-    gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
-    let plan = capture::plan(&config.source, &config.capture)
-        .map_err(|e| Fatal::new(e.exit_status(), e))?;
-    let settings = encode_settings(config, &plan);
-    let selection = encode::select(config.encoder, Platform::current(), &settings, &GstProber)
-        .map_err(|e| Fatal::new(e.exit_status(), e))?;
-    let whip = config.outputs.iter().any(OutputConfig::is_whip);
-    let media_settings = MediaSettings {
-        capture: &plan,
-        looped: config.looped,
-        encoder: &selection.plan,
-        encode: &settings,
-        audio_bitrate_kbps: config.audio_bitrate_kbps,
-        opus_bitrate_kbps: whip.then_some(config.opus_bitrate_kbps),
-        av_offset_ms: config.av_offset_ms,
-        encoder_request: config.encoder,
-    };
-    let description =
-        media::describe(&media_settings).map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+/// The latest preview JPEG. Clones share it.
+#[derive(Clone, Default)]
+pub struct Preview {
+    latest: Arc<Mutex<Option<Bytes>>>,
+}
 
-    let mut text = format!("# source: {}\n", plan.summary);
-    text.push_str(&format!(
-        "# encoder: {} ({}), which passed its test encode\n",
-        selection.plan.factory, config.encoder
-    ));
-    for (_, skipped) in &selection.skipped {
-        text.push_str(&format!("#   skipped {skipped}\n"));
+impl Preview {
+    /// Returns the latest JPEG, `None` before the first.
+    pub fn latest(&self) -> Option<Bytes> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
-    text.push_str(&format!(
-        "# encode: {} at {} fps, {} kb/s, a keyframe every {} frames, profile {}\n",
-        settings.size,
-        fps_text(&settings.fps),
-        settings.bitrate_kbps,
-        settings.gop_frames,
-        settings.profile.caps_name()
-    ));
-    let opus = if whip { ", and in Opus for WHIP" } else { "" };
-    text.push_str(&format!(
-        "# outputs: {}; audio in AAC{opus}\n",
-        output_count(config)
-    ));
-    text.push_str(&description);
-    Ok(text)
+
+    fn store(&self, jpeg: Bytes) {
+        *self
+            .latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(jpeg);
+    }
 }
 
-fn output_count(config: &Config) -> String {
-    let live = config.outputs.len();
-    let recording = if config.record.is_some() {
-        " and a recording"
-    } else {
-        ", no recording"
-    };
-    format!("{live} live{recording}")
+/// Puts a tee in front of `video_head` and builds the preview branch on
+/// it. Call before the pipeline starts.
+pub fn attach(
+    pipeline: &gst::Pipeline,
+    video_head: &gst::Element,
+) -> Result<Preview, PipelineError> {
+    let bin = pipeline.upcast_ref::<gst::Bin>();
+    let head_pad = video_head
+        .static_pad("sink")
+        .expect("a converter has a sink pad");
+    let upstream = head_pad
+        .peer()
+        .ok_or_else(|| link_error("the video converter has no upstream element"))?;
+    upstream.unlink(&head_pad).map_err(link_error)?;
+
+    let tee = ElementSpec::new("tee").named("preview-tee").build()?;
+    bin.add(&tee).map_err(link_error)?;
+    let tee_sink = tee.static_pad("sink").expect("a tee has a sink pad");
+    upstream.link(&tee_sink).map_err(link_error)?;
+    tee.link(video_head).map_err(link_error)?;
+
+    let branch = chain();
+    tracing::debug!("preview branch: (the video tee) ! {branch}");
+    let (first, last) = branch.build_into(bin)?;
+    tee.link(&first).map_err(link_error)?;
+
+    let appsink = last
+        .downcast::<gst_app::AppSink>()
+        .expect("the preview chain ends in an appsink");
+    // The preview takes no part in preroll or clock sync, so it can never
+    // hold up a clip's start or the encode.
+    appsink.set_sync(false);
+    appsink.set_async(false);
+    appsink.set_max_buffers(1);
+    appsink.set_drop(true);
+    let preview = Preview::default();
+    let store = preview.clone();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer() {
+                    if let Ok(map) = buffer.map_readable() {
+                        store.store(Bytes::copy_from_slice(map.as_slice()));
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(preview)
+}
+
+fn link_error(error: impl std::fmt::Display) -> PipelineError {
+    BuildError::Link(error.to_string()).into()
 }

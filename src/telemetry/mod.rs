@@ -1,10 +1,14 @@
 //! Logging: tracing to standard error, at the level `--log-level` sets
 //! unless `RUST_LOG` is given, and each output's status (`status`) shown
-//! live on a terminal or logged every `--status-interval` seconds.
+//! live on a terminal or logged every `--status-interval` seconds, and
+//! served over HTTP with `--status-listen` (`http`).
 
 pub mod flood;
+pub mod http;
+pub mod metrics;
 pub mod reporter;
 pub mod status;
+pub mod status_json;
 pub mod status_line;
 pub mod terminal;
 

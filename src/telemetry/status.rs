@@ -65,6 +65,8 @@ pub struct Snapshot {
     /// The number of the current or last attempt, from 1; 0 before the
     /// first.
     pub attempt: u64,
+    /// Attempts that followed a live or failed earlier attempt.
+    pub reconnects: u64,
     /// The cause of the last failed attempt, redacted like every output
     /// error.
     pub last_error: Option<String>,
@@ -123,6 +125,7 @@ struct Shared {
 struct Fields {
     state: State,
     attempt: u64,
+    reconnects: u64,
     last_error: Option<String>,
     srt: Option<SrtLinkStats>,
     rate: RateWindow,
@@ -138,6 +141,7 @@ impl OutputStatus {
                 fields: Mutex::new(Fields {
                     state: State::Connecting,
                     attempt: 0,
+                    reconnects: 0,
                     last_error: None,
                     srt: None,
                     rate: RateWindow::new(RATE_WINDOW),
@@ -156,9 +160,13 @@ impl OutputStatus {
         &self.shared.label
     }
 
-    /// Marks the start of attempt `attempt`.
+    /// Marks the start of attempt `attempt`, a reconnect when an earlier
+    /// attempt was live or failed.
     pub fn connecting(&self, attempt: u64) {
         let mut fields = self.fields();
+        if matches!(fields.state, State::Live { .. } | State::BackingOff { .. }) {
+            fields.reconnects += 1;
+        }
         fields.state = State::Connecting;
         fields.attempt = attempt;
         fields.srt = None;
@@ -215,6 +223,7 @@ impl OutputStatus {
             label: self.shared.label.clone(),
             state: fields.state,
             attempt: fields.attempt,
+            reconnects: fields.reconnects,
             last_error: fields.last_error.clone(),
             bytes,
             bitrate_kbps: fields.rate.kbps(),
@@ -347,9 +356,11 @@ mod tests {
         let first = status.snapshot(now);
         assert_eq!(first.state, State::Connecting);
         assert_eq!(first.attempt, 0);
+        assert_eq!(first.reconnects, 0);
         assert_eq!(first.last_error, None);
 
         status.connecting(1);
+        assert_eq!(status.snapshot(now).reconnects, 0);
         status.live();
         let State::Live { since } = status.snapshot(now).state else {
             panic!("not live after live()");
@@ -378,6 +389,7 @@ mod tests {
         let connecting = status.snapshot(now);
         assert_eq!(connecting.state, State::Connecting);
         assert_eq!(connecting.attempt, 2);
+        assert_eq!(connecting.reconnects, 1);
         assert_eq!(
             connecting.last_error.as_deref(),
             Some("SRT connection lost")
