@@ -25,8 +25,8 @@ fn read(path: &str) -> String {
 /// Returns the unit's value for `key`, from its last assignment.
 fn unit_value(unit: &str, key: &str) -> Option<String> {
     unit.lines()
-        .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
         .map(str::to_string)
 }
 
@@ -64,7 +64,10 @@ fn unit_runs_shared_command_line() {
         Some("/usr/bin/bridge --config /etc/bridge/bridge.toml --device /dev/%I")
     );
     assert_eq!(unit_value(&unit, "Type").as_deref(), Some("notify"));
-    assert_eq!(unit_value(&unit, "BindsTo").as_deref(), Some("dev-%i.device"));
+    assert_eq!(
+        unit_value(&unit, "BindsTo").as_deref(),
+        Some("dev-%i.device")
+    );
     assert!(unit_value(&unit, "After")
         .unwrap()
         .split(' ')
@@ -76,9 +79,15 @@ fn unit_runs_shared_command_line() {
     }
     assert!(unit_value(&unit, "WatchdogSec").is_some());
     assert_eq!(unit_value(&unit, "User").as_deref(), Some("bridge"));
-    assert_eq!(unit_value(&unit, "StateDirectory").as_deref(), Some("bridge"));
+    assert_eq!(
+        unit_value(&unit, "StateDirectory").as_deref(),
+        Some("bridge")
+    );
     let groups = unit_value(&unit, "SupplementaryGroups").unwrap();
-    assert!(groups.contains("video") && groups.contains("audio"), "{groups}");
+    assert!(
+        groups.contains("video") && groups.contains("audio"),
+        "{groups}"
+    );
 }
 
 #[test]
@@ -102,7 +111,10 @@ fn unit_loads_every_credential() {
 #[test]
 fn unit_sandbox_reaches_devices_and_network() {
     let unit = read(UNIT);
-    assert_eq!(unit_value(&unit, "ProtectSystem").as_deref(), Some("strict"));
+    assert_eq!(
+        unit_value(&unit, "ProtectSystem").as_deref(),
+        Some("strict")
+    );
     assert_eq!(unit_value(&unit, "NoNewPrivileges").as_deref(), Some("yes"));
     assert_eq!(unit_value(&unit, "DevicePolicy").as_deref(), Some("closed"));
     assert_ne!(unit_value(&unit, "PrivateDevices").as_deref(), Some("yes"));
@@ -240,7 +252,10 @@ fn parse_rules(text: &str) -> Result<Vec<(usize, Vec<Pair>)>, String> {
             continue;
         }
         if trimmed.ends_with('\\') {
-            return Err(format!("line {}: continued lines are not checked", index + 1));
+            return Err(format!(
+                "line {}: continued lines are not checked",
+                index + 1
+            ));
         }
         let pairs = parse_rule(trimmed).map_err(|e| format!("line {}: {e}", index + 1))?;
         rules.push((index + 1, pairs));
@@ -261,7 +276,9 @@ fn parse_rules(text: &str) -> Result<Vec<(usize, Vec<Pair>)>, String> {
             .iter()
             .any(|pair| !matches!(pair.operator.as_str(), "==" | "!="));
         if !acts {
-            return Err(format!("line {line}: a rule with matches only does nothing"));
+            return Err(format!(
+                "line {line}: a rule with matches only does nothing"
+            ));
         }
     }
     Ok(rules)
@@ -388,7 +405,10 @@ fn evaluate(rules: &[(usize, Vec<Pair>)], node: &Node) -> Effect {
     'rules: while index < rules.len() {
         let pairs = &rules[index].1;
         index += 1;
-        for pair in pairs.iter().filter(|p| p.operator == "==" || p.operator == "!=") {
+        for pair in pairs
+            .iter()
+            .filter(|p| p.operator == "==" || p.operator == "!=")
+        {
             let actual = match (pair.key.as_str(), pair.attribute.as_deref()) {
                 ("ACTION", None) => node.action,
                 ("SUBSYSTEM", None) => node.subsystem,
@@ -400,14 +420,19 @@ fn evaluate(rules: &[(usize, Vec<Pair>)], node: &Node) -> Effect {
                 continue 'rules;
             }
         }
-        for pair in pairs.iter().filter(|p| p.operator != "==" && p.operator != "!=") {
+        for pair in pairs
+            .iter()
+            .filter(|p| p.operator != "==" && p.operator != "!=")
+        {
             let value = substitute(&pair.value, node);
             match (pair.key.as_str(), pair.attribute.as_deref()) {
                 ("GOTO", None) => {
                     index = rules
                         .iter()
                         .position(|(_, pairs)| {
-                            pairs.iter().any(|p| p.key == "LABEL" && p.value == pair.value)
+                            pairs
+                                .iter()
+                                .any(|p| p.key == "LABEL" && p.value == pair.value)
                         })
                         .unwrap();
                     continue 'rules;
@@ -452,7 +477,11 @@ fn rules_start_unit_for_capture_nodes_only() {
         ]
     );
     let change = evaluate(&rules, &v4l_node("change", "video2", ":capture:"));
-    assert_eq!(change.wants, ["bridge@video2.service"], "tags stay on change");
+    assert_eq!(
+        change.wants,
+        ["bridge@video2.service"],
+        "tags stay on change"
+    );
 
     let cases = [
         ("metadata node", v4l_node("add", "video1", ":")),
@@ -528,7 +557,9 @@ fn device_maps_to_unit_name() {
 
 #[test]
 fn escape_matches_systemd_escape() {
-    for name in ["video0", "video12", "cam-1", "a b", ".hidden", "a.b", "x:y_z"] {
+    for name in [
+        "video0", "video12", "cam-1", "a b", ".hidden", "a.b", "x:y_z",
+    ] {
         let output = Command::new("systemd-escape")
             .args(["--template=bridge@.service", name])
             .output()
