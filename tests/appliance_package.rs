@@ -1,6 +1,6 @@
-//! The Debian package: `cargo deb` packs the binary this test run built
-//! (the dev profile, with fast compression, since a release build takes
-//! far longer on two cores), and `dpkg-deb` shows what it installs, its
+//! The Debian package. `cargo deb` packs the binary this test run built:
+//! the dev profile with fast compression, since a release build takes far
+//! longer on two cores. `dpkg-deb` shows what the package installs, its
 //! dependencies and its maintainer scripts. Releases use `make deb`, which
 //! builds with the release profile.
 

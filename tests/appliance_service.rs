@@ -1,7 +1,8 @@
-//! The bridge as systemd runs it, without systemd: the template unit's own
-//! ExecStart line runs with the test build's binary, a notification socket
-//! and a journal socket that the test owns, the session token as a systemd
-//! credential, and the libsrt receiver on loopback as the output.
+//! The bridge as systemd runs it, without systemd. The template unit's own
+//! ExecStart line runs with the test build's binary, and with a
+//! notification socket and a journal socket that the test owns. The
+//! session token is a systemd credential, and the libsrt receiver on
+//! loopback is the output.
 //!
 //! Checked: `READY=1` once the output is live, `WATCHDOG=1` pings while
 //! frames flow (during a video stall too, since the slate is encoded),
@@ -23,7 +24,7 @@ use support::receiver::{free_udp_port, Receiver};
 
 const PATH: &str = "inputs/srt-service-test";
 
-/// How the test stands in for `--config /etc/bridge/bridge.toml` in the
+/// How the test replaces `--config /etc/bridge/bridge.toml` in the
 /// unit's ExecStart line.
 #[allow(dead_code)]
 enum ConfigSource {
@@ -84,8 +85,8 @@ fn exec_start(device: &str, port: u16) -> Vec<String> {
 /// Datagrams with their arrival times.
 type Datagrams = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
 
-/// A datagram socket that stands in for systemd's notification socket or
-/// journald's, and keeps what arrives with its arrival time.
+/// A datagram socket in place of systemd's notification socket or
+/// journald's, which keeps what arrives with its arrival time.
 struct Socket {
     path: PathBuf,
     received: Datagrams,

@@ -1,8 +1,8 @@
-//! The service files: `systemd-analyze verify` on the template unit with
-//! the test build's binary in place of /usr/bin/bridge, a syntax check and
-//! a small evaluation of the udev rules on the properties udev gives
-//! capture nodes, metadata nodes and M2M codecs, and the mapping from a
-//! device node (or a symlink to it) to its unit name.
+//! The service files. `systemd-analyze verify` checks the template unit
+//! with the test build's binary in place of /usr/bin/bridge. The udev
+//! rules get a syntax check and a small evaluation on the properties udev
+//! gives capture nodes, metadata nodes and M2M codecs. A table checks the
+//! mapping from a device node (or a symlink to it) to its unit name.
 //!
 //! systemd 252's `udevadm` has no `verify`, so the rules are checked here
 //! key by key; where `udevadm verify` exists, it runs as well.
@@ -161,7 +161,7 @@ fn key_kind(key: &str) -> Option<(bool, bool, bool)> {
     })
 }
 
-/// Parses one rule line into its pairs, or says what is wrong.
+/// Parses one rule line into its pairs, or returns what is wrong.
 fn parse_rule(line: &str) -> Result<Vec<Pair>, String> {
     let mut pairs = Vec::new();
     let mut rest = line.trim();
@@ -367,7 +367,7 @@ fn glob_one(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
-/// A node as udev sees it when the rules run.
+/// A node's properties when the rules run.
 struct Node {
     action: &'static str,
     subsystem: &'static str,

@@ -3,8 +3,8 @@
 //!
 //! systemd sets `$JOURNAL_STREAM` to the `device:inode` of the stream it
 //! gave the service (`systemd.exec(5)`). When standard error is that
-//! stream, each event goes to journald's datagram socket as its own entry
-//! with structured fields: `MESSAGE`, `PRIORITY`, the event's fields in
+//! stream, each event goes to journald's datagram socket as its own entry.
+//! Its structured fields are `MESSAGE`, `PRIORITY`, the event's fields in
 //! upper case (`CAUSE`, `DELAY_MS`), the enclosing spans' fields (`OUTPUT`,
 //! `ATTEMPT`) and `DEVICE` once the source is known. The socket is
 //! `/run/systemd/journal/socket`, or the path in `$BRIDGE_JOURNAL_SOCKET`.
@@ -31,7 +31,7 @@ pub const DEFAULT_SOCKET: &str = "/run/systemd/journal/socket";
 /// The environment variable that names another socket, as tests do.
 pub const SOCKET_ENV: &str = "BRIDGE_JOURNAL_SOCKET";
 
-/// The longest field name journald keeps.
+/// The maximum length of a field name that journald keeps.
 const MAX_NAME_LENGTH: usize = 64;
 
 static DEVICE: OnceLock<String> = OnceLock::new();
@@ -77,8 +77,8 @@ fn stderr_identity() -> Option<(u64, u64)> {
 }
 
 /// Returns the journal layer when standard error is the journal's stream
-/// and its socket accepts a connection; `None` otherwise, so logs go to
-/// standard error as text.
+/// and its socket accepts a connection. Otherwise it returns `None`, so
+/// logs go to standard error as text.
 pub fn layer_for_stderr() -> Option<JournalLayer> {
     let (device, inode) = stderr_identity()?;
     let stream = std::env::var("JOURNAL_STREAM").ok();
@@ -193,7 +193,7 @@ where
         if let Err(error) = self.socket.send(&payload) {
             // NOTE: an entry larger than the socket's datagram limit would
             // need a memfd passed with SCM_RIGHTS, which this layer does
-            // not do; such an entry, and any other that fails, goes to
+            // not do. Such an entry, like any other that fails, goes to
             // standard error as text, which systemd also stores.
             let mut stderr = io::stderr().lock();
             let _ = writeln!(

@@ -59,8 +59,8 @@ impl Notifier {
     }
 }
 
-/// The process's notifier, opened from `$NOTIFY_SOCKET` on first use;
-/// `None` when the variable is unset or unusable.
+/// Returns the process's notifier, opened from `$NOTIFY_SOCKET` on first
+/// use, or `None` when the variable is unset or unusable.
 fn global() -> Option<&'static Notifier> {
     static NOTIFIER: OnceLock<Option<Notifier>> = OnceLock::new();
     NOTIFIER
@@ -168,7 +168,8 @@ impl Drop for ServiceNotifier {
     }
 }
 
-/// What the notifier has sent so far, and what it sends next.
+/// The notifier's progress: whether it sent `READY=1`, the last `STATUS=`
+/// and the watchdog's schedule.
 struct NotifyState {
     frames: FrameCounter,
     ready: bool,
