@@ -106,10 +106,13 @@ pub struct JournalLayer {
 }
 
 impl JournalLayer {
-    /// Connects to the journal's datagram socket at `path`.
+    /// Connects to the journal's datagram socket at `path`. Sends never
+    /// block, so a slow journald cannot hold up a streaming thread that
+    /// logs: an entry the socket cannot take at once goes to standard error.
     pub fn connect(path: &Path) -> io::Result<Self> {
         let socket = UnixDatagram::unbound()?;
         socket.connect(path)?;
+        socket.set_nonblocking(true)?;
         Ok(Self { socket })
     }
 }
