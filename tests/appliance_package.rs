@@ -73,6 +73,8 @@ fn package_installs_service_files() {
         "./lib/udev/rules.d/70-bridge.rules",
         "./etc/bridge/bridge.toml",
         "./usr/share/doc/bridge/examples/bridge.toml",
+        // The unit's Documentation= names this file.
+        "./usr/share/doc/bridge/README.md",
     ] {
         assert!(installed.contains(&path), "{path} missing: {listing}");
     }
