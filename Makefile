@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SAMPLE := media/bigbuckbunny.mp4
 
-.PHONY: all setup build demo test unit integration clean
+.PHONY: all setup build demo test deb unit integration clean
 
 all: build
 
@@ -11,6 +11,7 @@ setup:
 	bash scripts/install-deps.sh
 	bash scripts/install-peers.sh
 	bash scripts/fetch-sample.sh
+	bash scripts/install-deb-tools.sh
 
 build: setup
 	$(CARGO) build --locked
@@ -20,6 +21,10 @@ demo: build
 
 test: build
 	$(CARGO) test --locked -- --test-threads=2
+
+# The Debian package, release build: target/debian/bridge_<version>_<arch>.deb
+deb: setup
+	$(CARGO) deb --locked
 
 clean:
 	$(CARGO) clean

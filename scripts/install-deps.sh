@@ -18,6 +18,9 @@ packages=(
   libsrt-gnutls-dev srt-tools ffmpeg v4l-utils
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
   python3-cryptography python3-pip unzip
+  # the service files: udevadm for the udev rules, systemd-analyze verify
+  # for the unit, dpkg-shlibdeps for the package's library dependencies
+  udev systemd dpkg-dev
   # RTMP and RTMPS test peer: nginx with the RTMP module, and the stream
   # module that terminates TLS in front of it
   nginx libnginx-mod-rtmp libnginx-mod-stream

@@ -16,6 +16,7 @@ use crate::pipeline::fanout::Fanout;
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
 use crate::telemetry::http::StatusListener;
+use crate::telemetry::notify::ServiceNotifier;
 use crate::telemetry::reporter::StatusReporter;
 use crate::telemetry::status::StatusBoard;
 use crate::trax::acquired::AcquiredSource;
@@ -53,6 +54,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
     info!(source = %plan.summary, "source planned");
+    crate::telemetry::journal::set_device(crate::telemetry::journal::device_name(&config.source));
 
     let settings = encode_settings(&config, &plan);
     let selection = encode::select(config.encoder, Platform::current(), &settings, &GstProber)
@@ -139,9 +141,11 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         "streaming"
     );
 
+    let notifier = ServiceNotifier::start(board.clone(), fanout.frame_counter());
     let reporter = StatusReporter::start(board, config.status_interval);
     let result = watch(&config, &media, &outcomes, counts, stop_sender);
     drop(reporter);
+    drop(notifier);
     media.shutdown();
     result
 }
@@ -229,6 +233,7 @@ fn watch(
     };
 
     info!(reason = stop_reason, "stopping");
+    crate::telemetry::notify::stopping(stop_reason);
     drop(stop_sender);
     media.request_stop();
     let remaining = counts.total - ended;

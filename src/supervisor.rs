@@ -103,13 +103,14 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn run(mut self) -> Outcome {
         let label = self.output.label();
-        let span = info_span!("output", output = %label);
+        let span = info_span!("output", output = %label, attempt = tracing::field::Empty);
         let _entered = span.enter();
         let mut backoff = Backoff::new(self.policy, rand::rng().random());
         let mut rejections = 0;
         let mut failures = RepeatFilter::new();
 
         for attempt in 1u64.. {
+            span.record("attempt", attempt);
             self.status.connecting(attempt);
             // A transient preflight failure backs off like a failed dial,
             // e.g. expired credentials while the API is unreachable. Any
@@ -121,9 +122,9 @@ impl Supervisor {
                 Ok(()) => {
                     // While a failure repeats unlogged, so do its attempts.
                     if failures.skipped_last() {
-                        debug!(attempt, "connecting");
+                        debug!("connecting");
                     } else {
-                        info!(attempt, "connecting");
+                        info!("connecting");
                     }
                     let result = self.output.run_session(Session {
                         frames: &self.frames,
@@ -172,7 +173,6 @@ impl Supervisor {
             self.status.backing_off(&cause, now + delay);
             if let Verdict::Log { run } = failures.check(&cause, now) {
                 warn!(
-                    attempt,
                     delay_ms = delay.as_millis() as u64,
                     cause = %flood::with_run(&cause, run),
                     "connection failed; reconnecting"

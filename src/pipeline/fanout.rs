@@ -134,10 +134,27 @@ impl DropCounter {
     }
 }
 
+/// Counts the encoded video frames handed to the fan-out, slate frames
+/// included, from any thread. The watchdog reads it to tell a running
+/// pipeline from a hung one.
+#[derive(Clone, Default)]
+pub struct FrameCounter(Arc<AtomicU64>);
+
+impl FrameCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Every output's tap, shared by the media pipeline's appsink callbacks.
 #[derive(Clone, Default)]
 pub struct Fanout {
     taps: Arc<Mutex<Vec<Tap>>>,
+    video_frames: FrameCounter,
 }
 
 impl Fanout {
@@ -169,9 +186,17 @@ impl Fanout {
 
     /// Offers a frame to every output. Never blocks on an output.
     pub fn publish(&self, frame: Frame) {
+        if frame.kind == MediaKind::Video {
+            self.video_frames.increment();
+        }
         for tap in self.lock().iter() {
             tap.offer(&frame);
         }
+    }
+
+    /// Returns the counter of video frames published so far.
+    pub fn frame_counter(&self) -> FrameCounter {
+        self.video_frames.clone()
     }
 
     /// Closes every channel: outputs read what is queued, then see the end.
@@ -272,6 +297,16 @@ mod tests {
         };
         assert_eq!(codecs(&aac), [None, Some(AudioCodec::Aac)]);
         assert_eq!(codecs(&opus), [None, Some(AudioCodec::Opus)]);
+    }
+
+    #[test]
+    fn frame_counter_counts_video_frames() {
+        let fanout = Fanout::new();
+        let counter = fanout.frame_counter();
+        fanout.publish(frame(MediaKind::Video, true));
+        fanout.publish(frame(MediaKind::Audio, true));
+        fanout.publish(frame(MediaKind::Video, false));
+        assert_eq!(counter.get(), 2, "video frames, with no output added");
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Logging: tracing to standard error, at the level `--log-level` sets
 //! unless `RUST_LOG` is given, and each output's status (`status`) shown
 //! live on a terminal or logged every `--status-interval` seconds, and
-//! served over HTTP with `--status-listen` (`http`).
+//! served over HTTP with `--status-listen` (`http`). Under systemd, logs
+//! go to the journal with structured fields (`journal`) and the service
+//! manager gets readiness and watchdog notifications (`notify`).
 
 pub mod flood;
 pub mod http;
+pub mod journal;
 pub mod metrics;
+pub mod notify;
 pub mod reporter;
 pub mod status;
 pub mod status_json;
@@ -14,6 +18,8 @@ pub mod terminal;
 
 use std::io::IsTerminal;
 use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 pub fn parse_level(text: &str) -> Option<Level> {
@@ -32,6 +38,13 @@ pub fn init(level: &str) {
     let level = parse_level(level).unwrap_or(Level::INFO);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("bridge={level}")));
+    if let Some(journal) = journal::layer_for_stderr() {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journal)
+            .init();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(terminal::Stderr)

@@ -105,6 +105,12 @@ impl StatusBoard {
         let outputs = lock(&self.outputs).clone();
         outputs.iter().map(|status| status.snapshot(now)).collect()
     }
+
+    /// Returns every output's state, without sampling the bitrate windows.
+    pub fn states(&self) -> Vec<State> {
+        let outputs = lock(&self.outputs).clone();
+        outputs.iter().map(|status| status.fields().state).collect()
+    }
 }
 
 /// The handle through which one output's status is updated. Clones share

@@ -560,7 +560,11 @@ fn request_offer(webrtc: &gst::Element) -> OfferState {
 }
 
 fn watch_connection(webrtc: &gst::Element, events: Sender<PeerEvent>) {
+    // The callback runs on a GStreamer thread: the output's span gives its
+    // log events the output and attempt fields.
+    let span = tracing::Span::current();
     webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
+        let _entered = span.enter();
         let state = webrtc.property::<WebRTCPeerConnectionState>("connection-state");
         tracing::debug!(?state, "WebRTC connection state");
         let event = match state {
@@ -603,7 +607,9 @@ fn watch_dtls_close(webrtc: &gst::Element, events: Sender<PeerEvent>) {
         tracing::warn!("webrtcbin has no DTLS transport: a DTLS close goes unnoticed");
         return;
     };
+    let span = tracing::Span::current();
     transport.connect_notify(Some("state"), move |transport, _| {
+        let _entered = span.enter();
         let state = transport.property::<gst_webrtc::WebRTCDTLSTransportState>("state");
         tracing::debug!(?state, "DTLS transport state");
         if matches!(
