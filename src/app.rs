@@ -30,6 +30,11 @@ use tracing::{error, info, warn};
 /// How long a clean stop may take before the bridge exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Runs the configuration a config file produced.
+pub fn run_loaded(loaded: crate::config::file::Loaded) -> Result<(), Fatal> {
+    run(loaded.config)
+}
+
 pub fn run(config: Config) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
 
