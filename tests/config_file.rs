@@ -5,6 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use support::media::output_text;
 use support::receiver::{free_udp_port, Receiver};
 
@@ -355,8 +356,66 @@ fn key_receiver(port: u16) -> Receiver {
             STREAM_KEY,
             "--expected-path",
             "inputs/srt-config",
+            "--relisten",
         ],
     )
+}
+
+/// Waits until `receiver` has printed `count` events named `name`.
+fn wait_for_count(receiver: &Receiver, name: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while receiver.events_named(name).len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} '{name}' events: {:?}",
+            receiver.events()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A bridge run in the background, its log in a file.
+struct Running {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start(config: &ConfigDir, extra: &[&str]) -> Self {
+        let log = config.file("bridge.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = config
+            .run(extra)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("the bridge binary runs");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn hang_up(&self) {
+        // SAFETY: kill on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+        }
+    }
+
+    fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(text) {
+            assert!(Instant::now() < deadline, "no '{text}' in:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the exit (the run's --duration) and returns its code.
+    fn wait(mut self) -> Option<i32> {
+        self.child.wait().unwrap().code()
+    }
 }
 
 impl ConfigDir {
@@ -397,4 +456,76 @@ fn config_run_reaches_srt_receiver() {
     assert_eq!(connected, 1, "{events:?}");
     let stopped = events.iter().find(|e| e["event"] == "stopped").unwrap();
     assert!(stopped["total"].as_u64().unwrap() > 10_000, "{stopped}");
+}
+
+#[test]
+fn sighup_restarts_changed_output_only() {
+    let _guard = support::setup();
+    let ports = [free_udp_port(), free_udp_port()];
+    let changed = key_receiver(ports[0]);
+    let untouched = key_receiver(ports[1]);
+    let config = ConfigDir::new(&srt_config(&ports, 300));
+    let bridge = Running::start(&config, &["--duration", "12"]);
+    wait_for_count(&changed, "connected", 1);
+    wait_for_count(&untouched, "connected", 1);
+
+    config.write(&srt_config(&ports, 500));
+    bridge.hang_up();
+    wait_for_count(&changed, "connected", 2);
+    bridge.wait_for_log("started the output");
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    let changed = changed.stop();
+    let untouched = untouched.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("stopping the output: its settings changed"),
+        "{log}"
+    );
+    assert!(log.contains("latency_ms=500"), "{log}");
+    assert!(!log.contains(STREAM_KEY), "the stream key is in the log");
+
+    let count = |events: &[serde_json::Value], name: &str| {
+        events.iter().filter(|e| e["event"] == name).count()
+    };
+    assert_eq!(count(&changed, "connected"), 2, "{changed:?}");
+    assert_eq!(count(&untouched, "connected"), 1, "{untouched:?}");
+    // The untouched output's one stream ends once, when the bridge stops.
+    assert_eq!(count(&untouched, "eos"), 1, "{untouched:?}");
+}
+
+#[test]
+fn sighup_with_invalid_file_keeps_running() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let config = ConfigDir::new(&srt_config(&[port], 300));
+    let bridge = Running::start(&config, &["--duration", "8"]);
+    wait_for_count(&receiver, "connected", 1);
+
+    config.write(&("bitrat = 3000\n".to_string() + &srt_config(&[port], 5)));
+    bridge.hang_up();
+    bridge.wait_for_log("the config file is invalid");
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    let events = receiver.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("output[0].latency: invalid latency 5"),
+        "{log}"
+    );
+    assert!(
+        log.contains("bitrat: unknown key; did you mean `bitrate`?"),
+        "{log}"
+    );
+    assert!(!log.contains("stopping the output"), "{log}");
+
+    // One connection that lasted to the end of the run.
+    let connected = events.iter().filter(|e| e["event"] == "connected").count();
+    assert_eq!(connected, 1, "{events:?}");
+    let eos = events.iter().filter(|e| e["event"] == "eos").count();
+    assert_eq!(eos, 1, "{events:?}");
+    assert_eq!(log.matches("SRT connection closed").count(), 1, "{log}");
 }

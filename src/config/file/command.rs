@@ -1,9 +1,10 @@
 //! `bridge --config FILE` and `bridge check --config FILE`.
 
-use super::{DeviceDirs, Loaded, Request};
+use super::{DeviceDirs, Request};
 use crate::cli::{CheckArgs, RunArgs};
 use crate::config::ConfigError;
 use crate::exit::{ExitStatus, Fatal};
+use crate::reload::ConfigSource;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 
@@ -29,12 +30,18 @@ pub fn check(args: &CheckArgs) -> Result<(), Fatal> {
 }
 
 /// Loads the file named by `--config` for a run.
-pub fn load_for_run(args: &RunArgs, matches: &ArgMatches) -> Result<Loaded, Fatal> {
+pub fn load_for_run(args: &RunArgs, matches: &ArgMatches) -> Result<ConfigSource, Fatal> {
     let usage = |error: ConfigError| Fatal::new(ExitStatus::Usage, error);
     reject_flags(matches).map_err(usage)?;
-    let path = args.config.as_deref().expect("called with --config");
+    let path = args.config.clone().expect("called with --config");
     let env = |name: &str| std::env::var(name).ok();
-    super::load(path, &request(args, matches), &env, &DeviceDirs::default()).map_err(usage)
+    let request = request(args, matches);
+    let loaded = super::load(&path, &request, &env, &DeviceDirs::default()).map_err(usage)?;
+    Ok(ConfigSource {
+        path,
+        request,
+        loaded,
+    })
 }
 
 /// What the command line gives next to `--config`.

@@ -40,13 +40,33 @@ pub struct Loaded {
 }
 
 /// An output as the file names it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OutputEntry {
     /// The `name` key, else the URL.
     pub id: String,
     /// Every setting that applied to the output (its own, its device
     /// table's and the top level's).
     pub settings: Layer,
+    /// A hash of the output's secrets as read, so a reload restarts an
+    /// output whose token or passphrase changed in its file, variable or
+    /// credential. Never shown.
+    pub secrets: u64,
+}
+
+/// Two entries are equal when they name the same output with the same
+/// values and secrets, wherever in the file the values stand.
+impl PartialEq for OutputEntry {
+    fn eq(&self, other: &Self) -> bool {
+        let values = |layer: &Layer| -> Vec<(String, Value)> {
+            layer
+                .iter()
+                .map(|(key, entry)| (key.clone(), entry.value.clone()))
+                .collect()
+        };
+        self.id == other.id
+            && self.secrets == other.secrets
+            && values(&self.settings) == values(&other.settings)
+    }
 }
 
 /// The file, read and split into its levels.

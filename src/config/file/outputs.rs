@@ -178,6 +178,7 @@ impl Output<'_> {
         let credential = self.credential(token.as_ref(), stream_key.as_ref(), acquire, env, errors);
         let passphrase = self.secret("passphrase", &build::SRT_PASSPHRASE, env, errors);
         let turn = self.secret("turn_credential", &build::TURN_PASSWORD, env, errors);
+        let secrets = hash_secrets(credential.as_ref(), [passphrase.as_ref(), turn.as_ref()]);
 
         let name_key = |key: &'static str| display_key(key);
         let settings = match build::output_settings(&args, passphrase.as_ref(), turn, &name_key) {
@@ -206,6 +207,7 @@ impl Output<'_> {
         let entry = OutputEntry {
             id: name.unwrap_or_else(|| url.clone()),
             settings: self.layer.clone(),
+            secrets,
         };
         Some((config, entry, summary, named_credential))
     }
@@ -355,6 +357,18 @@ impl Output<'_> {
         };
         line + ", " + &credential
     }
+}
+
+fn hash_secrets(credential: Option<&Credential>, others: [Option<&Secret>; 2]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let credential = credential.map(|credential| match credential {
+        Credential::SessionToken(secret) | Credential::StreamKey(secret) => secret,
+    });
+    for secret in std::iter::once(credential).chain(others) {
+        secret.map(Secret::expose).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Reads a secret from its default sources, as the command line does
