@@ -43,7 +43,8 @@ impl ConfigSource {
     }
 }
 
-/// What the run started with, before its outputs run.
+/// The file's place and the settings the run started with, before its
+/// outputs run.
 pub struct Reloader {
     path: PathBuf,
     request: Request,

@@ -118,8 +118,8 @@ impl Problem {
     }
 }
 
-/// How messages name a setting: `--bitrate` on the command line, `bitrate`
-/// in the config file (whose errors add the key path in front).
+/// The naming of a setting in messages: `--bitrate` on the command line,
+/// `bitrate` in the config file, whose errors add the key path in front.
 pub type Naming<'a> = &'a dyn Fn(&'static str) -> String;
 
 /// Names a setting by its command-line flag.
@@ -135,11 +135,12 @@ pub fn flag_name(key: &'static str) -> String {
     format!("--{flag}")
 }
 
-/// How messages tell where credentials go.
+/// The phrases of messages that name other settings, as the command line
+/// or the config file spells them.
 pub struct Wording {
-    /// Where a session token or stream key goes.
+    /// The fix for a missing session token or stream key.
     pub credentials: &'static str,
-    /// Where a session token goes.
+    /// The fix for a missing session token.
     pub session_token: &'static str,
     pub source: &'static str,
     pub path: &'static str,
@@ -173,6 +174,7 @@ pub fn global_parts(
     name: Naming<'_>,
 ) -> Result<GlobalParts, Vec<Problem>> {
     let mut problems = Vec::new();
+    // Both callers report a missing device themselves, before this.
     let source = keep(
         &mut problems,
         "device",
@@ -195,12 +197,14 @@ pub fn global_parts(
             .parse()
             .map_err(|e: crate::capture::CaptureError| e.to_string()),
     );
+
     let encoder = keep(&mut problems, "encoder", args.encoder.parse());
     let profile = keep(
         &mut problems,
         "profile",
         args.profile.as_deref().map(str::parse).transpose(),
     );
+
     let status_listen = keep(
         &mut problems,
         "status_listen",
@@ -217,12 +221,20 @@ pub fn global_parts(
             .map(|id| check_source_id(id, name))
             .transpose(),
     );
-    let api = keep(
-        &mut problems,
-        "api_timeout",
-        api_settings_named(&args.api, env, name).map_err(|e| e.to_string()),
-    );
+    let api = match api_settings_named(&args.api, env, name) {
+        Ok(api) => Some(api),
+        Err(error) => {
+            // An invalid timeout, or an API key that cannot be read.
+            let key = match error {
+                ConfigError::Invalid(_) => "api_timeout",
+                _ => "api_key_file",
+            };
+            problems.push(Problem::new(key, error.to_string()));
+            None
+        }
+    };
     problems.extend(check_ranges(args, name));
+
     let record = match super::recording::settings(args, name) {
         Ok(record) => Some(record),
         Err(problem) => {

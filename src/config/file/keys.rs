@@ -68,9 +68,8 @@ pub const OUTPUT_KEYS: &[&str] = &[
 /// Keys only an `[[output]]` table has.
 pub const OUTPUT_ONLY_KEYS: &[&str] = &["name", "url"];
 
-/// Groups of keys of which a level gives at most one source each; an
-/// output that names any key of a group ignores the group's keys of the
-/// levels above it.
+/// Groups of secret-source keys. An output that names any key of a group
+/// ignores that group's keys in the levels above it.
 pub const SECRET_GROUPS: &[&[&str]] = &[
     &[
         "token_file",
@@ -165,7 +164,7 @@ pub fn reject_key(path: &str, key: &str, allowed: &[&str], errors: &mut Errors) 
     }
 }
 
-/// The known key closest to `key`, if it is close enough to be a typo.
+/// Finds the known key closest to `key`, if it is close enough to be a typo.
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()

@@ -19,7 +19,8 @@ use toml::{Table, Value};
 
 pub use device::DeviceDirs;
 
-/// What the command line gives next to `--config`; each wins over the file.
+/// The settings given on the command line next to `--config`, each of
+/// which wins over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub device: Option<String>,

@@ -292,8 +292,8 @@ impl Output<'_> {
         }
     }
 
-    /// The passphrase or TURN password: from the source the levels name,
-    /// else from the default environment variable or systemd credential.
+    /// Reads the passphrase or TURN password from the source the levels
+    /// name, else from the default environment variable or credential.
     fn secret(
         &self,
         base: &str,
@@ -310,7 +310,7 @@ impl Output<'_> {
         }
     }
 
-    /// The key path of the source of the secret named `base`.
+    /// Returns the key path of the source of the secret named `base`.
     fn source_path(&self, base: &str) -> String {
         ["file", "env", "credential"]
             .iter()
