@@ -118,10 +118,16 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
     for output in outputs {
         live.push(launcher.launch(Role::Live, output)?);
     }
-    if let Some(recording) = recording {
-        launcher.launch(Role::Recording, recording)?;
-    }
-    let mut reload = reloader.map(|reloader| reloader.start(live, media_has_opus));
+    // A handle dropped would stop its output, so each lives to the end of
+    // the run: the recording's here, the live ones here or in the reload.
+    let _recording = match recording {
+        Some(recording) => Some(launcher.launch(Role::Recording, recording)?),
+        None => None,
+    };
+    let (mut reload, _live) = match reloader {
+        Some(reloader) => (Some(reloader.start(live, media_has_opus)), Vec::new()),
+        None => (None, live),
+    };
 
     media
         .start()
@@ -410,7 +416,8 @@ pub(crate) struct Launcher {
 /// drain, before its replacement starts anyway.
 const OUTPUT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A running output, to stop it alone.
+/// A running output, to stop it alone. Dropping the handle stops the
+/// output too, between sessions.
 pub(crate) struct OutputHandle {
     tap: TapId,
     thread: thread::JoinHandle<()>,

@@ -57,6 +57,17 @@ impl Reloader {
     /// Takes the handles of the running outputs, in the order of the
     /// file's outputs.
     pub(crate) fn start(self, handles: Vec<OutputHandle>, has_opus: bool) -> Reload {
+        if self.entries.len() != handles.len() {
+            return Reload {
+                path: self.path,
+                request: self.request,
+                global: self.global,
+                profile: self.profile,
+                has_opus,
+                running: Vec::new(),
+                unmatched: handles,
+            };
+        }
         let running = self
             .entries
             .into_iter()
@@ -64,6 +75,7 @@ impl Reloader {
             .map(|(entry, handle)| Running { entry, handle })
             .collect();
         Reload {
+            unmatched: Vec::new(),
             path: self.path,
             request: self.request,
             global: self.global,
@@ -88,6 +100,8 @@ pub(crate) struct Reload {
     /// Whether the media pipeline encodes Opus, which WHIP outputs take.
     has_opus: bool,
     running: Vec<Running>,
+    /// Outputs the file does not list, kept running as they are.
+    unmatched: Vec<OutputHandle>,
 }
 
 impl Reload {
@@ -109,7 +123,7 @@ impl Reload {
             outputs: entries,
             ..
         } = loaded;
-        if entries.len() != config.outputs.len() {
+        if entries.len() != config.outputs.len() || !self.unmatched.is_empty() {
             warn!("outputs the file does not list cannot be reloaded; restart to apply");
             return 0;
         }
