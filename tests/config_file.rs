@@ -529,3 +529,47 @@ fn sighup_with_invalid_file_keeps_running() {
     assert_eq!(eos, 1, "{events:?}");
     assert_eq!(log.matches("SRT connection closed").count(), 1, "{log}");
 }
+
+#[test]
+fn config_run_retries_until_receiver_listens() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let config = ConfigDir::new(&srt_config(&[port], 300));
+    let bridge = Running::start(&config, &["--duration", "8"]);
+    bridge.wait_for_log("connection failed; reconnecting");
+
+    let receiver = key_receiver(port);
+    wait_for_count(&receiver, "connected", 1);
+    let code = bridge.wait();
+    let events = receiver.stop();
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    let stopped = events.iter().find(|e| e["event"] == "stopped").unwrap();
+    assert!(stopped["total"].as_u64().unwrap() > 0, "{events:?}");
+}
+
+#[test]
+fn output_secret_source_overrides_top_level() {
+    let config = ConfigDir::new("");
+    let key_file = config.file("b.key");
+    std::fs::write(&key_file, STREAM_KEY).unwrap();
+    config.write(&format!(
+        "path = \"p\"\ntoken_env = \"TOP_TOKEN\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9001\"\nstream_key_file = {key_file:?}\n"
+    ));
+    let output = config.check(&["--device", "test"], &[("TOP_TOKEN", "a.b.c")]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("9000, path p, session token from environment variable TOP_TOKEN"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "9001, path p, stream key from file {}",
+            key_file.display()
+        )),
+        "{shown}"
+    );
+}

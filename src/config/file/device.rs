@@ -1,7 +1,7 @@
 //! Which `[device."KEY"]` tables apply to the `--device` value.
 //!
 //! A key names the device as given (`/dev/video0`, `test`), its canonical
-//! path, or the file name of a udev symlink in `/dev/v4l/by-id` or
+//! path or kernel name (`video0`), or the file name of a udev symlink in `/dev/v4l/by-id` or
 //! `/dev/v4l/by-path` that resolves to the same device node, so a table
 //! follows one camera whichever `videoN` it gets.
 
@@ -29,6 +29,10 @@ pub fn matching_keys<'k>(device: &str, keys: &[&'k str], dirs: &DeviceDirs) -> V
     let mut aliases = vec![device.to_string()];
     if let Some(canonical) = &canonical {
         aliases.push(canonical.display().to_string());
+        // The kernel name, such as video0, as a udev unit instance has it.
+        if let Some(name) = canonical.file_name() {
+            aliases.push(name.to_string_lossy().into_owned());
+        }
         for directory in [&dirs.by_id, &dirs.by_path] {
             aliases.extend(links_to(directory, canonical));
         }
@@ -96,6 +100,8 @@ mod tests {
             "usb-Cam_B-video-index0",
             "pci-0000:00:14.0-usb-0:1:1.0-video-index0",
             "test",
+            "video0",
+            "video2",
         ];
         let found = matching_keys(video0, &keys, &dirs);
         assert_eq!(
@@ -103,7 +109,8 @@ mod tests {
             [
                 video0,
                 "usb-Cam_A-video-index0",
-                "pci-0000:00:14.0-usb-0:1:1.0-video-index0"
+                "pci-0000:00:14.0-usb-0:1:1.0-video-index0",
+                "video0"
             ]
         );
     }
