@@ -469,7 +469,9 @@ fn sighup_restarts_changed_output_only() {
     wait_for_count(&changed, "connected", 1);
     wait_for_count(&untouched, "connected", 1);
 
-    config.write(&srt_config(&ports, 500));
+    // The latency is the output's own; the bitrate would need a new
+    // media pipeline.
+    config.write(&("bitrate = 900\n".to_string() + &srt_config(&ports, 500)));
     bridge.hang_up();
     wait_for_count(&changed, "connected", 2);
     bridge.wait_for_log("started the output");
@@ -484,6 +486,14 @@ fn sighup_restarts_changed_output_only() {
         "{log}"
     );
     assert!(log.contains("latency_ms=500"), "{log}");
+    let restart_needed = log
+        .lines()
+        .find(|line| line.contains("needs a restart to apply"))
+        .unwrap_or_else(|| panic!("no 'needs a restart' line:\n{log}"));
+    assert!(
+        restart_needed.contains("setting=bitrate"),
+        "{restart_needed}"
+    );
     assert!(!log.contains(STREAM_KEY), "the stream key is in the log");
 
     let count = |events: &[serde_json::Value], name: &str| {
