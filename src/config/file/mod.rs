@@ -105,7 +105,6 @@ pub fn check(
     env: EnvLookup<'_>,
     dirs: &DeviceDirs,
 ) -> Result<Vec<String>, ConfigError> {
-    let (document, mut errors) = read(path)?;
     if device.is_some() {
         let request = Request {
             device: device.map(str::to_string),
@@ -113,6 +112,7 @@ pub fn check(
         };
         return load(path, &request, env, dirs).map(|loaded| loaded.summary);
     }
+    let (document, mut errors) = read(path)?;
     let mut summary = Vec::new();
     let has_device = document.top.contains_key("device");
     // The top level alone applies to a device that no table matches.
@@ -123,14 +123,11 @@ pub fn check(
     let loaded = resolve(&document, None, &request, env, &mut errors);
     summary.extend(loaded.into_iter().flat_map(|loaded| loaded.summary));
     for (index, table) in document.devices.iter().enumerate() {
-        // The key may be a udev name, which is no device spec; the run's
-        // --device takes its place, so `test` stands in for it here.
+        // The key may be a udev name, which is no device spec. The run's
+        // --device takes its place, so `test` stands in for it here. (A
+        // file with device tables has no top-level `device` string.)
         let request = Request {
-            device: Some(if has_device {
-                text_of(&document.top, "device").unwrap_or_default()
-            } else {
-                "test".to_string()
-            }),
+            device: Some("test".to_string()),
             ..Request::default()
         };
         let loaded = resolve(&document, Some(index), &request, env, &mut errors);
