@@ -144,6 +144,12 @@ pub struct Wording {
     pub session_token: &'static str,
     pub source: &'static str,
     pub path: &'static str,
+    /// The setting that holds an output's URL.
+    pub output: &'static str,
+    /// The fix for a missing API key.
+    pub api_key: &'static str,
+    /// How to remove a static session token or stream key.
+    pub drop_credentials: &'static str,
 }
 
 const CLI_WORDING: Wording = Wording {
@@ -152,6 +158,10 @@ const CLI_WORDING: Wording = Wording {
     session_token: "set TRAX_SESSION_TOKEN (or --token-file), or acquire one with --source",
     source: "--source",
     path: "--path",
+    output: "--output",
+    api_key: "set TRAX_API_KEY or --api-key-file",
+    drop_credentials: "drop --token-file / --stream-key-file, unset TRAX_SESSION_TOKEN / \
+                       TRAX_STREAM_KEY",
 };
 
 /// The settings that are not an output's, checked.
@@ -285,13 +295,8 @@ pub fn source_conflicts(
         problems.push(Problem::new(
             "source",
             format!(
-                "{source} needs an API key to acquire credentials: set TRAX_API_KEY or \
-                 {}",
-                if source == "--source" {
-                    "--api-key-file"
-                } else {
-                    "api_key_file"
-                }
+                "{source} needs an API key to acquire credentials: {}",
+                wording.api_key
             ),
         ));
     }
@@ -309,8 +314,8 @@ pub fn source_conflicts(
             "source",
             format!(
                 "{source} acquires the session token through the API, but a token or stream \
-                 key is set too: drop --token-file / --stream-key-file, unset \
-                 TRAX_SESSION_TOKEN / TRAX_STREAM_KEY, or drop {source}"
+                 key is set too: {}, or drop {source}",
+                wording.drop_credentials
             ),
         ));
     }
@@ -671,12 +676,7 @@ pub fn build_output(url: &str, common: &OutputArgs<'_>) -> Result<OutputConfig, 
         wording,
         ..
     } = *common;
-    let output = flag_name("url");
-    let output = if wording.path == "--path" {
-        output
-    } else {
-        "url".to_string()
-    };
+    let output = wording.output;
     let path_setting = wording.path;
     match output_url::parse(url).map_err(|e| e.to_string())? {
         OutputUrl::Srt { host, port } => {

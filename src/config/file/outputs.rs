@@ -20,6 +20,9 @@ const FILE_WORDING: Wording = Wording {
                     table or the top level, or set source to acquire one through the TRaX API",
     source: "source",
     path: "path",
+    output: "url",
+    api_key: "set api_key_file, api_key_env or api_key_credential, or TRAX_API_KEY",
+    drop_credentials: "drop the token_* and stream_key_* keys",
 };
 
 /// Keys that apply to one protocol only, with its name.
