@@ -163,6 +163,10 @@ fn error_kinds_name_key_paths() {
             "encoder = \"auto\"\n",
             "output: no outputs: add an [[output]] table",
         ),
+        (
+            "source = \"src_1\"\n[[output]]\nurl = \"srt://127.0.0.1:9000\"\n",
+            "source: source needs an API key to acquire credentials",
+        ),
         ("bitrate = \n", "line 1, column 11: invalid TOML"),
         (
             "[device.\"test\"]\nbitrate = 1\n",
