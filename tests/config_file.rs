@@ -587,3 +587,40 @@ fn output_secret_source_overrides_top_level() {
         "{shown}"
     );
 }
+
+#[test]
+fn example_documents_every_key() {
+    use bridge::config::file::keys;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bridge.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let all = [
+        keys::GLOBAL_KEYS,
+        keys::OUTPUT_KEYS,
+        keys::OUTPUT_ONLY_KEYS,
+        keys::RECORD_KEYS,
+        keys::STATUS_KEYS,
+    ]
+    .concat();
+    for key in all {
+        // The secrets' sources are documented by their pattern,
+        // <secret>_file, <secret>_env and <secret>_credential.
+        let secret_source = ["_file", "_env", "_credential"]
+            .iter()
+            .any(|suffix| key.ends_with(suffix))
+            && !["ca_file", "api_ca_file"].contains(&key);
+        if secret_source {
+            let base = key.rsplit_once('_').unwrap().0;
+            let base = base.strip_suffix("_credential").unwrap_or(base);
+            assert!(
+                text.contains(base),
+                "examples/bridge.toml never names {base}"
+            );
+            continue;
+        }
+        let set = format!("{key} =");
+        assert!(
+            text.contains(&set),
+            "examples/bridge.toml does not document {key}"
+        );
+    }
+}
