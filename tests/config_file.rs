@@ -321,9 +321,10 @@ fn check_shows_sources_never_secrets() {
 }
 
 #[test]
-fn device_table_follows_udev_link() {
-    // /dev/v4l is the machine's own; the table named after the device as
-    // given applies, and one for another device does not.
+fn device_table_applies_by_name() {
+    // The table named after the device as given applies, and one for
+    // another device does not. Matching through udev links is tested
+    // beside the code, on a stand-in /dev/v4l tree.
     let config = ConfigDir::new(
         "path = \"p\"\nstream_key_env = \"KEY\"\n[[output]]\nurl = \"srt://127.0.0.1:9000\"\n\
          [device.\"test\"]\nbitrate = 1500\n[device.\"/dev/video9\"]\nbitrate = 9000\n",
