@@ -110,6 +110,10 @@ fn error_kinds_name_key_paths() {
         ),
         ("source = \"a b\"\n", "source: invalid source 'a b'"),
         (
+            "[record]\ndirectory = \"/nonexistent/bridge-record\"\n",
+            "record.directory: /nonexistent/bridge-record is not an existing directory",
+        ),
+        (
             "[[output]]\nurl = \"srt://127.0.0.1:9000\"\ntoken = \"eyJinline\"\n",
             "output[0].token: a session token may not be written into the config file",
         ),

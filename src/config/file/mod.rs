@@ -420,6 +420,7 @@ fn resolve(
         env,
         errors,
     );
+    check_record_directory(&args, &global, errors);
     let global_parts = global_parts?;
     let built = built?;
     let config = build::assemble(&args, global_parts, built.configs);
@@ -431,6 +432,27 @@ fn resolve(
         outputs: built.entries,
         summary,
     })
+}
+
+/// Checks that the recording directory exists, so `bridge check` finds a
+/// missing one. Whether it is writable is checked when a run starts.
+fn check_record_directory(args: &RunArgs, layer: &Layer, errors: &mut Errors) {
+    let Some(directory) = &args.record else {
+        return;
+    };
+    if directory.as_os_str().is_empty() || directory.is_dir() {
+        return;
+    }
+    let path = layer
+        .get("record_directory")
+        .map_or("record.directory", |entry| entry.path.as_str());
+    errors.at(
+        path,
+        format!(
+            "{} is not an existing directory: create it (mkdir -p) or name another",
+            directory.display()
+        ),
+    );
 }
 
 /// Splits a level into its run-wide settings and its output defaults.
