@@ -12,13 +12,15 @@ use crate::output::rtmp::RtmpOutput;
 use crate::output::srt::SrtOutput;
 use crate::output::whip::WhipOutput;
 use crate::output::{AudioCodec, Output};
-use crate::pipeline::fanout::Fanout;
+use crate::pipeline::fanout::{Fanout, TapId};
 use crate::pipeline::media::{self, MediaEvent, MediaPipeline, MediaSettings};
+use crate::pipeline::KeyframeRequester;
+use crate::reload::Reloader;
 use crate::supervisor::{BackoffPolicy, Outcome, Supervisor};
 use crate::telemetry::http::StatusListener;
 use crate::telemetry::notify::ServiceNotifier;
 use crate::telemetry::reporter::StatusReporter;
-use crate::telemetry::status::StatusBoard;
+use crate::telemetry::status::{OutputStatus, StatusBoard};
 use crate::trax::acquired::AcquiredSource;
 use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
 use crate::trax::provider::CredentialSource;
@@ -32,7 +34,18 @@ use tracing::{error, info, warn};
 /// How long a clean stop may take before the bridge exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Runs the configuration a config file produced; SIGHUP reloads the
+/// file's outputs.
+pub fn run_loaded(source: crate::reload::ConfigSource) -> Result<(), Fatal> {
+    let (config, reloader) = source.split();
+    run_with(config, Some(reloader))
+}
+
 pub fn run(config: Config) -> Result<(), Fatal> {
+    run_with(config, None)
+}
+
+fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let status_listener =
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
@@ -43,12 +56,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         .clone()
         .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>);
     for output in outputs.iter().chain(&recording) {
-        output.preflight().map_err(|e| match e {
-            crate::output::OutputError::Fatal { status, message } => {
-                Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
-            }
-            other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
-        })?;
+        preflight(output.as_ref())?;
     }
 
     let plan = capture::plan(&config.source, &config.capture)
@@ -57,6 +65,9 @@ pub fn run(config: Config) -> Result<(), Fatal> {
     crate::telemetry::journal::set_device(crate::telemetry::journal::device_name(&config.source));
 
     let settings = encode_settings(&config, &plan);
+    let media_has_opus = outputs
+        .iter()
+        .any(|output| output.audio_codec() == AudioCodec::Opus);
     let selection = encode::select(config.encoder, Platform::current(), &settings, &GstProber)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
     info!(
@@ -75,10 +86,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         encoder: &selection.plan,
         encode: &settings,
         audio_bitrate_kbps: config.audio_bitrate_kbps,
-        opus_bitrate_kbps: outputs
-            .iter()
-            .any(|output| output.audio_codec() == AudioCodec::Opus)
-            .then_some(config.opus_bitrate_kbps),
+        opus_bitrate_kbps: media_has_opus.then_some(config.opus_bitrate_kbps),
         av_offset_ms: config.av_offset_ms,
         encoder_request: config.encoder,
     };
@@ -94,43 +102,41 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         source.spawn_renewal(stop.clone());
     }
     let (outcome_sender, outcomes) = crossbeam_channel::unbounded();
-    let counts = OutputCounts {
+    let mut counts = OutputCounts {
         live: outputs.len(),
         total: outputs.len() + usize::from(recording.is_some()),
     };
-    let roles = outputs
-        .into_iter()
-        .map(|output| (Role::Live, output))
-        .chain(recording.map(|output| (Role::Recording, output)));
     let board = StatusBoard::new();
     let _status_server = status_listener
         .map(|listener| listener.serve(&media, board.clone(), &plan.summary))
         .transpose()
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
-    for (role, output) in roles {
-        let frames = fanout.add_output_for(output.audio_codec());
-        let status = board.add(output.label(), frames.drop_counter());
-        let supervisor = Supervisor {
-            frames,
-            output,
-            keyframes: media.keyframes(),
-            has_audio: media.has_audio(),
-            policy: BackoffPolicy {
-                initial: config.reconnect_initial_delay,
-                max: config.reconnect_max_delay,
-            },
-            stop: stop.clone(),
-            status,
-        };
-        let outcome_sender = outcome_sender.clone();
-        thread::Builder::new()
-            .name("output".into())
-            .spawn(move || {
-                let _ = outcome_sender.send((role, supervisor.run()));
-            })
-            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    let launcher = Launcher {
+        fanout: fanout.clone(),
+        keyframes: media.keyframes(),
+        has_audio: media.has_audio(),
+        policy: BackoffPolicy {
+            initial: config.reconnect_initial_delay,
+            max: config.reconnect_max_delay,
+        },
+        stop: stop.clone(),
+        board: board.clone(),
+        outcomes: outcome_sender,
+    };
+    let mut live = Vec::new();
+    for output in outputs {
+        live.push(launcher.launch(Role::Live, output)?);
     }
-    drop(outcome_sender);
+    // A handle dropped would stop its output, so each lives to the end of
+    // the run: the recording's here, the live ones here or in the reload.
+    let _recording = match recording {
+        Some(recording) => Some(launcher.launch(Role::Recording, recording)?),
+        None => None,
+    };
+    let (mut reload, _live) = match reloader {
+        Some(reloader) => (Some(reloader.start(live, media_has_opus)), Vec::new()),
+        None => (None, live),
+    };
 
     media
         .start()
@@ -143,7 +149,28 @@ pub fn run(config: Config) -> Result<(), Fatal> {
 
     let notifier = ServiceNotifier::start(board.clone(), fanout.frame_counter());
     let reporter = StatusReporter::start(board, config.status_interval);
-    let result = watch(&config, &media, &outcomes, counts, stop_sender);
+    let hangups = match reload {
+        Some(_) => crate::signals::hangups().map_err(|e| Fatal::new(ExitStatus::Other, e))?,
+        None => crossbeam_channel::never(),
+    };
+    let mut on_hangup = |counts: &mut OutputCounts| {
+        if let Some(reload) = reload.as_mut() {
+            let started = reload.reload(&launcher);
+            counts.live += started;
+            counts.total += started;
+        }
+    };
+    let result = watch(
+        &config,
+        &media,
+        &outcomes,
+        &mut counts,
+        stop_sender,
+        Hangups {
+            signals: &hangups,
+            on_hangup: &mut on_hangup,
+        },
+    );
     drop(reporter);
     drop(notifier);
     media.shutdown();
@@ -154,16 +181,22 @@ pub fn run(config: Config) -> Result<(), Fatal> {
 /// recording never keeps the bridge running once every live output has
 /// given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     Live,
     Recording,
 }
 
 #[derive(Clone, Copy, Debug)]
-struct OutputCounts {
+pub(crate) struct OutputCounts {
     live: usize,
     /// The live outputs and the recording.
     total: usize,
+}
+
+/// SIGHUP and what to do on it: reload the config file's outputs.
+struct Hangups<'a> {
+    signals: &'a Receiver<i32>,
+    on_hangup: &'a mut dyn FnMut(&mut OutputCounts),
 }
 
 /// Waits for the end: the duration, a signal, the source ending, a pipeline
@@ -173,9 +206,14 @@ fn watch(
     config: &Config,
     media: &MediaPipeline,
     outcomes: &Receiver<(Role, Outcome)>,
-    counts: OutputCounts,
+    counts: &mut OutputCounts,
     stop_sender: crossbeam_channel::Sender<()>,
+    hangups: Hangups<'_>,
 ) -> Result<(), Fatal> {
+    let Hangups {
+        signals: hangups,
+        on_hangup,
+    } = hangups;
     let bus_events = forward_bus(media);
     let signals = crate::signals::listen().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let deadline = config
@@ -190,6 +228,7 @@ fn watch(
         select! {
             recv(deadline) -> _ => break "the duration ran out",
             recv(signals) -> _ => break "a stop signal arrived",
+            recv(hangups) -> _ => on_hangup(counts),
             recv(bus_events) -> message => {
                 let Ok(message) = message else { break "the pipeline bus closed" };
                 match media.handle_message(&message) {
@@ -366,14 +405,107 @@ pub fn fit_within(size: Size, max: Size) -> Size {
     )
 }
 
-/// Outputs with their credentials settled: static ones as given, the others
-/// acquired through /v1 now, so that a bad key or source fails before capture.
-struct Outputs {
-    outputs: Vec<Box<dyn Output>>,
-    acquired: Vec<Arc<AcquiredSource>>,
+/// Checks an output before capture starts; a failure ends the run.
+pub(crate) fn preflight(output: &dyn Output) -> Result<(), Fatal> {
+    output.preflight().map_err(|e| match e {
+        crate::output::OutputError::Fatal { status, message } => {
+            Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
+        }
+        other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
+    })
 }
 
-fn build_outputs(config: &Config) -> Result<Outputs, Fatal> {
+/// Starts one supervisor thread per output, fed from the fanout.
+pub(crate) struct Launcher {
+    fanout: Fanout,
+    keyframes: KeyframeRequester,
+    has_audio: bool,
+    policy: BackoffPolicy,
+    /// The bridge's stop; each output has its own besides.
+    pub(crate) stop: Receiver<()>,
+    board: StatusBoard,
+    outcomes: crossbeam_channel::Sender<(Role, Outcome)>,
+}
+
+/// How long stopping one output may wait for it to finish, such as an SRT
+/// drain, before its replacement starts anyway.
+const OUTPUT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running output, to stop it alone. Dropping the handle stops the
+/// output too, between sessions.
+pub(crate) struct OutputHandle {
+    tap: TapId,
+    thread: thread::JoinHandle<()>,
+    /// Dropped to stop the output between sessions.
+    stop: crossbeam_channel::Sender<()>,
+    status: OutputStatus,
+}
+
+impl Launcher {
+    pub(crate) fn launch(
+        &self,
+        role: Role,
+        output: Box<dyn Output>,
+    ) -> Result<OutputHandle, Fatal> {
+        let frames = self.fanout.add_output_for(output.audio_codec());
+        let tap = frames.tap_id();
+        let status = self.board.add(output.label(), frames.drop_counter());
+        let (stop_sender, output_stop) = crossbeam_channel::bounded(0);
+        let supervisor = Supervisor {
+            frames,
+            output,
+            keyframes: self.keyframes.clone(),
+            has_audio: self.has_audio,
+            policy: self.policy,
+            stop: self.stop.clone(),
+            output_stop,
+            status: status.clone(),
+        };
+        let outcomes = self.outcomes.clone();
+        let thread = thread::Builder::new()
+            .name("output".into())
+            .spawn(move || {
+                let _ = outcomes.send((role, supervisor.run()));
+            })
+            .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+        Ok(OutputHandle {
+            tap,
+            thread,
+            stop: stop_sender,
+            status,
+        })
+    }
+
+    /// Stops one output cleanly: its session sees the end of its frames,
+    /// as at the bridge's own stop, and it starts no new attempt. Waits
+    /// until it has finished, at most `OUTPUT_STOP_TIMEOUT`, so that a
+    /// replacement never publishes the same stream beside it.
+    pub(crate) fn stop(&self, handle: OutputHandle) {
+        self.fanout.remove_output(handle.tap);
+        drop(handle.stop);
+        let deadline = Instant::now() + OUTPUT_STOP_TIMEOUT;
+        while !handle.thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if !handle.thread.is_finished() {
+            warn!(
+                output = handle.status.label(),
+                "the output did not finish within {} s; going on",
+                OUTPUT_STOP_TIMEOUT.as_secs()
+            );
+        }
+        self.board.remove(&handle.status);
+    }
+}
+
+/// Outputs with their credentials settled: static ones as given, the others
+/// acquired through /v1 now, so that a bad key or source fails before capture.
+pub(crate) struct Outputs {
+    pub(crate) outputs: Vec<Box<dyn Output>>,
+    pub(crate) acquired: Vec<Arc<AcquiredSource>>,
+}
+
+pub(crate) fn build_outputs(config: &Config) -> Result<Outputs, Fatal> {
     let client = match &config.source_id {
         Some(_) => Some(Arc::new(api_client(&config.api)?)),
         None => None,

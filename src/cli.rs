@@ -29,6 +29,9 @@ pub enum Command {
     Devices(DevicesArgs),
     /// List the H.264 encoders this machine offers and which pass a test encode.
     Encoders(EncodersArgs),
+    /// Check a config file without starting anything: print "ok" and a
+    /// summary per device and output (exit 0), or every error (exit 2).
+    Check(CheckArgs),
     /// List the studios the API key can see.
     Studios(ListArgs),
     /// List the sources the API key can see.
@@ -76,6 +79,22 @@ pub struct ApiArgs {
         allow_negative_numbers = true
     )]
     pub api_timeout: f64,
+
+    /// Where a config file says the API key comes from; the command line
+    /// uses --api-key-file and the default sources.
+    #[arg(skip)]
+    pub api_key_source: Option<crate::config::credentials::NamedSource>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to check.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Check the settings for this device only (default: the file's
+    /// top-level settings and each [device."KEY"] table).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -116,8 +135,13 @@ pub struct EncodersArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    /// Read every setting from this TOML file (see examples/bridge.toml).
+    /// Only --device, --duration and --log-level may be given with it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Source: /dev/videoN, test, file:PATH, decklink:N, avf:N or libcamera[:ID].
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,

@@ -10,6 +10,7 @@ pub mod encode;
 pub mod exit;
 pub mod output;
 pub mod pipeline;
+pub mod reload;
 pub mod signals;
 pub mod supervisor;
 pub mod telemetry;

@@ -15,7 +15,7 @@ use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
 use crate::telemetry::flood::{self, RepeatFilter, Verdict};
 use crate::telemetry::status::OutputStatus;
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
@@ -96,6 +96,9 @@ pub struct Supervisor {
     pub policy: BackoffPolicy,
     /// Disconnected when the bridge is stopping: no new attempt starts then.
     pub stop: Receiver<()>,
+    /// Disconnected when this output alone is to stop, as when a config
+    /// reload removes or replaces it.
+    pub output_stop: Receiver<()>,
     /// This output's status, shown on the terminal or in the log.
     pub status: OutputStatus,
 }
@@ -178,13 +181,15 @@ impl Supervisor {
                     "connection failed; reconnecting"
                 );
             }
-            match self.stop.recv_timeout(delay) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                    info!("stopping before the next attempt");
-                    self.status.stopped();
-                    return Outcome::Finished;
-                }
+            let woken = crossbeam_channel::select! {
+                recv(self.stop) -> _ => true,
+                recv(self.output_stop) -> _ => true,
+                default(delay) => false,
+            };
+            if woken {
+                info!("stopping before the next attempt");
+                self.status.stopped();
+                return Outcome::Finished;
             }
         }
         unreachable!("the attempt counter does not run out")
@@ -193,7 +198,9 @@ impl Supervisor {
     /// Returns whether the bridge asked the outputs to stop: the stop
     /// channel has a message or its sender was dropped.
     fn stop_requested(&self) -> bool {
-        !matches!(self.stop.try_recv(), Err(TryRecvError::Empty))
+        [&self.stop, &self.output_stop]
+            .iter()
+            .any(|stop| !matches!(stop.try_recv(), Err(TryRecvError::Empty)))
     }
 }
 
@@ -334,6 +341,7 @@ mod tests {
                 max: Duration::from_millis(4),
             },
             stop,
+            output_stop: crossbeam_channel::never(),
             status: OutputStatus::detached("scripted"),
         };
         let outcome = supervisor.run();
@@ -408,11 +416,35 @@ mod tests {
             has_audio: false,
             policy: BackoffPolicy::default(),
             stop,
+            output_stop: crossbeam_channel::never(),
             status: OutputStatus::detached("scripted"),
         };
         let started = Instant::now();
         assert_eq!(supervisor.run(), Outcome::Finished);
         assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn output_stop_during_backoff_finishes() {
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let (output_stop_sender, output_stop) = crossbeam_channel::bounded(1);
+        drop(output_stop_sender);
+        let supervisor = Supervisor {
+            output: Box::new(ScriptedOutput {
+                results: vec![transient(), transient()].into(),
+                preflight_error: None,
+                preflight_transient: std::cell::Cell::new(0),
+                sessions: Arc::new(Mutex::new(0)),
+            }),
+            frames: Fanout::new().add_output(),
+            keyframes: KeyframeRequester::default(),
+            has_audio: false,
+            policy: BackoffPolicy::default(),
+            stop,
+            output_stop,
+            status: OutputStatus::detached("scripted"),
+        };
+        assert_eq!(supervisor.run(), Outcome::Finished);
     }
 
     #[test]
@@ -432,6 +464,7 @@ mod tests {
             has_audio: false,
             policy: BackoffPolicy::default(),
             stop,
+            output_stop: crossbeam_channel::never(),
             status: OutputStatus::detached("scripted"),
         };
 
@@ -467,6 +500,7 @@ mod tests {
                 max: Duration::from_millis(2),
             },
             stop,
+            output_stop: crossbeam_channel::never(),
             status: status.clone(),
         };
 
@@ -500,6 +534,7 @@ mod tests {
                 max: Duration::from_millis(2),
             },
             stop,
+            output_stop: crossbeam_channel::never(),
             status: status.clone(),
         };
         assert!(matches!(supervisor.run(), Outcome::GaveUp { .. }));

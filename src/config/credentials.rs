@@ -16,9 +16,43 @@ pub struct SecretSource<'a> {
     /// The file named by a flag such as `--token-file`.
     pub file: Option<&'a Path>,
     /// The environment variable, such as `TRAX_SESSION_TOKEN`.
-    pub env_var: &'static str,
+    pub env_var: Option<&'a str>,
     /// The systemd credential name, read from `$CREDENTIALS_DIRECTORY`.
-    pub credential: &'static str,
+    pub credential: Option<&'a str>,
+}
+
+/// The one place a config file names for a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedSource {
+    File(PathBuf),
+    Env(String),
+    Credential(String),
+}
+
+impl NamedSource {
+    /// The source to read a secret of `kind` from.
+    pub fn as_source(&self, kind: &'static str) -> SecretSource<'_> {
+        let (file, env_var, credential) = match self {
+            Self::File(path) => (Some(path.as_path()), None, None),
+            Self::Env(name) => (None, Some(name.as_str()), None),
+            Self::Credential(name) => (None, None, Some(name.as_str())),
+        };
+        SecretSource {
+            kind,
+            file,
+            env_var,
+            credential,
+        }
+    }
+
+    /// Where the secret comes from, for messages: never the secret.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => format!("file {}", path.display()),
+            Self::Env(name) => format!("environment variable {name}"),
+            Self::Credential(name) => format!("systemd credential {name}"),
+        }
+    }
 }
 
 /// Looks up environment variables; tests pass their own.
@@ -32,18 +66,18 @@ pub fn read_secret(
     if let Some(path) = source.file {
         return read_secret_file(source.kind, path).map(Some);
     }
-    if let Some(value) = env(source.env_var) {
+    if let Some(value) = source.env_var.and_then(env) {
         let value = value.trim();
         if value.is_empty() {
             return Err(ConfigError::EmptySecret {
                 kind: source.kind,
-                origin: source.env_var.to_string(),
+                origin: source.env_var.unwrap_or_default().to_string(),
             });
         }
         return Ok(Some(Secret::new(source.kind, value)));
     }
-    if let Some(directory) = env("CREDENTIALS_DIRECTORY") {
-        let path = PathBuf::from(directory).join(source.credential);
+    if let (Some(name), Some(directory)) = (source.credential, env("CREDENTIALS_DIRECTORY")) {
+        let path = PathBuf::from(directory).join(name);
         if path.exists() {
             return read_secret_file(source.kind, &path).map(Some);
         }
@@ -110,8 +144,8 @@ mod tests {
         SecretSource {
             kind: "session token",
             file,
-            env_var: "TRAX_SESSION_TOKEN",
-            credential: "trax-session-token",
+            env_var: Some("TRAX_SESSION_TOKEN"),
+            credential: Some("trax-session-token"),
         }
     }
 

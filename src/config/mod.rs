@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod credentials;
+pub mod file;
 pub mod output_url;
 pub mod rate;
 pub mod recording;
@@ -202,6 +203,8 @@ pub enum ConfigError {
         flag: &'static str,
         env_var: &'static str,
     },
+    #[error("{} in {}:\n  {}", count_errors(errors.len()), path.display(), errors.join("\n  "))]
+    File { path: PathBuf, errors: Vec<String> },
     #[error("the {kind} in {origin} is empty")]
     EmptySecret { kind: &'static str, origin: String },
     #[error("cannot read the {kind} file {}: {reason}", shown_path(path))]
@@ -210,6 +213,13 @@ pub enum ConfigError {
         path: PathBuf,
         reason: String,
     },
+}
+
+fn count_errors(count: usize) -> String {
+    match count {
+        1 => "1 error".to_string(),
+        count => format!("{count} errors"),
+    }
 }
 
 /// The path of a secret file as error messages show it. A "path" that looks

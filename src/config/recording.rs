@@ -1,6 +1,6 @@
 //! Checks the `--record` options and builds the recording's settings.
 
-use super::ConfigError;
+use super::build::{Naming, Problem};
 use crate::cli::RunArgs;
 use crate::output::record::retention::{self, Limits};
 use crate::output::record::RecordSettings;
@@ -11,42 +11,63 @@ const SEGMENT_SECONDS: std::ops::RangeInclusive<f64> = 1.0..=86_400.0;
 
 /// Returns the recording's settings, or `None` without `--record`. The
 /// directory itself is checked later, with the outputs' preflight.
-pub fn settings(args: &RunArgs) -> Result<Option<RecordSettings>, ConfigError> {
-    let invalid = |message: String| Err(ConfigError::Invalid(message));
+pub fn settings(args: &RunArgs, name: Naming<'_>) -> Result<Option<RecordSettings>, Problem> {
+    let invalid = |key: &'static str, message: String| Err(Problem { key, message });
     if !SEGMENT_SECONDS.contains(&args.record_segment) {
-        return invalid(format!(
-            "invalid --record-segment {}: give seconds between {} and {}, such as 60",
-            args.record_segment,
-            SEGMENT_SECONDS.start(),
-            SEGMENT_SECONDS.end()
-        ));
+        return invalid(
+            "record_segment",
+            format!(
+                "invalid {} {}: give seconds between {} and {}, such as 60",
+                name("record_segment"),
+                args.record_segment,
+                SEGMENT_SECONDS.start(),
+                SEGMENT_SECONDS.end()
+            ),
+        );
     }
     let max_size_bytes = args
         .record_max_size
         .as_deref()
         .map(retention::parse_size)
         .transpose()
-        .map_err(|why| ConfigError::Invalid(format!("--record-max-size: {why}")))?;
+        .map_err(|why| Problem {
+            key: "record_max_size",
+            message: format!("{}: {why}", name("record_max_size")),
+        })?;
     let max_age = args
         .record_max_age
         .as_deref()
         .map(retention::parse_age)
         .transpose()
-        .map_err(|why| ConfigError::Invalid(format!("--record-max-age: {why}")))?;
+        .map_err(|why| Problem {
+            key: "record_max_age",
+            message: format!("{}: {why}", name("record_max_age")),
+        })?;
 
     let Some(directory) = &args.record else {
         let segment_given = args.record_segment != crate::output::record::DEFAULT_SEGMENT_SECONDS;
         if segment_given || max_size_bytes.is_some() || max_age.is_some() {
             return invalid(
-                "--record-segment, --record-max-size and --record-max-age apply to a \
-                 recording: add --record DIR or drop them"
-                    .into(),
+                "record_directory",
+                format!(
+                    "{}, {} and {} apply to a recording: add {} DIR or drop them",
+                    name("record_segment"),
+                    name("record_max_size"),
+                    name("record_max_age"),
+                    name("record_directory")
+                ),
             );
         }
         return Ok(None);
     };
     if directory.as_os_str().is_empty() {
-        return invalid("--record needs a directory, such as --record /var/lib/bridge".into());
+        return invalid(
+            "record_directory",
+            format!(
+                "{} needs a directory, such as /var/lib/bridge",
+                name("record_directory")
+            ),
+        );
     }
     Ok(Some(RecordSettings {
         directory: directory.clone(),

@@ -23,6 +23,7 @@ struct TapState {
 
 /// The media pipeline's end of one output's channel.
 struct Tap {
+    id: TapId,
     sender: Sender<Frame>,
     state: Arc<TapState>,
     /// The audio codec this output takes; audio in any other is not offered.
@@ -55,8 +56,13 @@ impl Tap {
     }
 }
 
+/// Names one output's tap, to remove it while the others go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapId(u64);
+
 /// The output's end of its channel.
 pub struct FrameReceiver {
+    id: TapId,
     receiver: Receiver<Frame>,
     state: Arc<TapState>,
     /// When the current session's connection came up and began to stream.
@@ -118,6 +124,11 @@ impl FrameReceiver {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The tap that feeds this receiver, for `Fanout::remove_output`.
+    pub fn tap_id(&self) -> TapId {
+        self.id
+    }
+
     /// Returns a reader of `dropped` that other threads can keep.
     pub fn drop_counter(&self) -> DropCounter {
         DropCounter(self.state.clone())
@@ -155,6 +166,7 @@ impl FrameCounter {
 pub struct Fanout {
     taps: Arc<Mutex<Vec<Tap>>>,
     video_frames: FrameCounter,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Fanout {
@@ -172,12 +184,15 @@ impl Fanout {
     pub fn add_output_for(&self, audio: AudioCodec) -> FrameReceiver {
         let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_FRAMES);
         let state = Arc::new(TapState::default());
+        let id = TapId(self.next_id.fetch_add(1, Ordering::Relaxed));
         self.lock().push(Tap {
+            id,
             sender,
             state: state.clone(),
             audio,
         });
         FrameReceiver {
+            id,
             receiver,
             state,
             streaming_since: Mutex::new(None),
@@ -197,6 +212,12 @@ impl Fanout {
     /// Returns the counter of video frames published so far.
     pub fn frame_counter(&self) -> FrameCounter {
         self.video_frames.clone()
+    }
+
+    /// Closes one output's channel: it reads what is queued, then sees the
+    /// end, as at a clean stop, while the other outputs go on.
+    pub fn remove_output(&self, id: TapId) {
+        self.lock().retain(|tap| tap.id != id);
     }
 
     /// Closes every channel: outputs read what is queued, then see the end.
@@ -307,6 +328,30 @@ mod tests {
         fanout.publish(frame(MediaKind::Audio, true));
         fanout.publish(frame(MediaKind::Video, false));
         assert_eq!(counter.get(), 2, "video frames, with no output added");
+    }
+
+    #[test]
+    fn removed_output_ends_others_go_on() {
+        let fanout = Fanout::new();
+        let kept = fanout.add_output();
+        let removed = fanout.add_output();
+        kept.start();
+        removed.start();
+        fanout.publish(frame(MediaKind::Video, true));
+        fanout.remove_output(removed.tap_id());
+        fanout.publish(frame(MediaKind::Video, false));
+
+        let short = Duration::from_millis(10);
+        assert!(
+            removed.recv_timeout(short).is_ok(),
+            "the queued frame is lost"
+        );
+        assert_eq!(removed.recv_timeout(short).unwrap_err(), Received::Closed);
+        assert!(kept.recv_timeout(short).is_ok());
+        assert!(
+            kept.recv_timeout(short).is_ok(),
+            "the kept output missed a frame"
+        );
     }
 
     #[test]

@@ -99,6 +99,12 @@ impl StatusBoard {
         status
     }
 
+    /// Removes an output that has stopped for good, such as one a config
+    /// reload removed or replaced.
+    pub fn remove(&self, status: &OutputStatus) {
+        lock(&self.outputs).retain(|shown| !Arc::ptr_eq(&shown.shared, &status.shared));
+    }
+
     /// Takes every output's snapshot at `now`, which also adds a sample to
     /// each bitrate window.
     pub fn snapshots(&self, now: Instant) -> Vec<Snapshot> {

@@ -297,6 +297,15 @@ class Receiver:
         self.pipeline.set_state(Gst.State.PLAYING)
         return False
 
+    def relisten(self):
+        """Listen again after a caller ended its stream (--relisten)."""
+        if self.stopped:
+            return False
+        self.pipeline.set_state(Gst.State.NULL)
+        self.listening_sent = False
+        self.pipeline.set_state(Gst.State.PLAYING)
+        return False
+
     def on_new_sample(self, sink):
         sample = sink.emit("pull-sample")
         buffer = sample.get_buffer()
@@ -335,6 +344,8 @@ class Receiver:
                 if self.output is not None:
                     self.output.flush()
                 emit("eos", total=self.total_bytes, messages=self.messages)
+            if self.args.relisten:
+                GLib.idle_add(self.relisten)
         elif message.type == Gst.MessageType.ERROR:
             error, _debug = message.parse_error()
             emit("error", message=error.message)
@@ -400,6 +411,11 @@ def parse_args():
         type=float,
         default=0,
         help="close each connection this many seconds after it started, then listen again",
+    )
+    parser.add_argument(
+        "--relisten",
+        action="store_true",
+        help="listen again after a caller ends its stream, for callers that reconnect",
     )
     parser.add_argument(
         "--stats-interval-ms", type=int, default=1000, help="bytes event interval; 0 disables"
