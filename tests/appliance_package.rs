@@ -176,3 +176,70 @@ fn package_control_and_maintainer_scripts() {
         );
     }
 }
+
+/// Runs `debian/postinst configure` under /bin/sh with every command it
+/// calls replaced by a script that logs its arguments, on a machine
+/// without the bridge user, and returns the log, one call a line.
+fn run_postinst_with_stubs(directory: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let stubs = directory.join("stubs");
+    std::fs::create_dir(&stubs).unwrap();
+    let log = directory.join("calls.log");
+    for command in ["adduser", "install", "chown", "udevadm", "systemctl"] {
+        let stub = stubs.join(command);
+        std::fs::write(
+            &stub,
+            format!("#!/bin/sh\necho \"{command} $*\" >> '{}'\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // getent finds the groups but not the bridge user.
+    let getent = stubs.join("getent");
+    std::fs::write(
+        &getent,
+        format!(
+            "#!/bin/sh\necho \"getent $*\" >> '{}'\n[ \"$1\" = group ]\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&getent, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/postinst");
+    // PATH contains only the stubs, so a command without a stub fails the run.
+    run(Command::new("/bin/sh")
+        .arg(&script)
+        .arg("configure")
+        .env_clear()
+        .env("PATH", &stubs));
+    std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn postinst_creates_state_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let calls = run_postinst_with_stubs(directory.path());
+    let position = |prefix: &str| {
+        calls
+            .iter()
+            .position(|call| call.starts_with(prefix))
+            .unwrap_or_else(|| panic!("postinst never ran '{prefix}': {calls:#?}"))
+    };
+
+    let create = position("install -d -m 0750 /var/lib/bridge");
+    let add_user = position("adduser --system --group --home /var/lib/bridge");
+    let chown = position("chown bridge:bridge /var/lib/bridge");
+    // adduser warns about a home that does not exist yet.
+    assert!(create < add_user, "{calls:#?}");
+    // The owner exists only once adduser has run.
+    assert!(add_user < chown, "{calls:#?}");
+    for group in ["video", "audio", "render"] {
+        position(&format!("adduser bridge {group}"));
+    }
+}
