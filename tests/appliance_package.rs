@@ -24,9 +24,16 @@ fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Serializes `cargo deb` runs: two at once in one target directory strip
+/// the binary into the same file (`<target>/bridge/bridge.stripped-0.tmp`
+/// with cargo-deb 3.8.0), and one of them can pack a binary that the other
+/// is still writing ("Exec format error" when it runs).
+static CARGO_DEB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds the package from the binary Cargo built for this test run and
 /// returns its path.
 fn build_package(directory: &Path) -> PathBuf {
+    let _one_at_a_time = CARGO_DEB.lock().unwrap_or_else(|p| p.into_inner());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     // CARGO_BIN_EXE_bridge is <target dir>/debug/bridge.
     let binary = Path::new(env!("CARGO_BIN_EXE_bridge"));
