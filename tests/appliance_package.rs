@@ -154,7 +154,7 @@ fn package_control_and_maintainer_scripts() {
     for expected in [
         "adduser --system --group",
         "for group in video audio render",
-        "adduser bridge \"$group\"",
+        "adduser --quiet bridge \"$group\"",
         "udevadm control --reload-rules",
         "systemctl daemon-reload",
     ] {
@@ -247,6 +247,6 @@ fn postinst_creates_state_directory() {
     // The owner exists only once adduser has run.
     assert!(add_user < chown, "{calls:#?}");
     for group in ["video", "audio", "render"] {
-        position(&format!("adduser bridge {group}"));
+        position(&format!("adduser --quiet bridge {group}"));
     }
 }
