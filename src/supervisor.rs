@@ -106,14 +106,16 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn run(mut self) -> Outcome {
         let label = self.output.label();
-        let span = info_span!("output", output = %label, attempt = tracing::field::Empty);
-        let _entered = span.enter();
         let mut backoff = Backoff::new(self.policy, rand::rng().random());
         let mut rejections = 0;
         let mut failures = RepeatFilter::new();
 
         for attempt in 1u64.. {
-            span.record("attempt", attempt);
+            // A new span per attempt, because tracing-subscriber's fmt
+            // layer appends a recorded value to the span's fields, so one
+            // span would log "attempt=1 attempt=2".
+            let span = info_span!("output", output = %label, attempt);
+            let _entered = span.enter();
             self.status.connecting(attempt);
             // A transient preflight failure backs off like a failed dial,
             // e.g. expired credentials while the API is unreachable. Any
@@ -376,6 +378,52 @@ mod tests {
         let (outcome, sessions) = supervise(results, None);
         assert_eq!(outcome, Outcome::Finished);
         assert_eq!(sessions, 5);
+    }
+
+    /// A writer into a buffer that the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_name_one_attempt() {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            // A repeated failure's next "connecting" is a debug line.
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        let (outcome, sessions) = tracing::subscriber::with_default(subscriber, || {
+            supervise(vec![transient(), transient(), Ok(())], None)
+        });
+        assert_eq!(outcome, Outcome::Finished);
+        assert_eq!(sessions, 3);
+
+        let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        for line in log.lines().filter(|l| l.contains("output{")) {
+            assert_eq!(line.matches("attempt=").count(), 1, "{line}");
+        }
+        let connecting: Vec<&str> = log
+            .lines()
+            .filter(|l| l.ends_with(": connecting"))
+            .collect();
+        assert_eq!(connecting.len(), 3, "{log}");
+        for (index, line) in connecting.iter().enumerate() {
+            let attempt = format!("attempt={}}}", index + 1);
+            assert!(line.contains(&attempt), "{line}");
+        }
     }
 
     #[test]

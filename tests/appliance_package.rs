@@ -24,9 +24,16 @@ fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Serializes `cargo deb` runs: two at once in one target directory strip
+/// the binary into the same file (`<target>/bridge/bridge.stripped-0.tmp`
+/// with cargo-deb 3.8.0), and one of them can pack a binary that the other
+/// is still writing ("Exec format error" when it runs).
+static CARGO_DEB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds the package from the binary Cargo built for this test run and
 /// returns its path.
 fn build_package(directory: &Path) -> PathBuf {
+    let _one_at_a_time = CARGO_DEB.lock().unwrap_or_else(|p| p.into_inner());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     // CARGO_BIN_EXE_bridge is <target dir>/debug/bridge.
     let binary = Path::new(env!("CARGO_BIN_EXE_bridge"));
@@ -147,7 +154,7 @@ fn package_control_and_maintainer_scripts() {
     for expected in [
         "adduser --system --group",
         "for group in video audio render",
-        "adduser bridge \"$group\"",
+        "adduser --quiet bridge \"$group\"",
         "udevadm control --reload-rules",
         "systemctl daemon-reload",
     ] {
@@ -174,5 +181,72 @@ fn package_control_and_maintainer_scripts() {
             !body.contains("#DEBHELPER#"),
             "{script} kept the placeholder"
         );
+    }
+}
+
+/// Runs `debian/postinst configure` under /bin/sh with every command it
+/// calls replaced by a script that logs its arguments, on a machine
+/// without the bridge user, and returns the log, one call a line.
+fn run_postinst_with_stubs(directory: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let stubs = directory.join("stubs");
+    std::fs::create_dir(&stubs).unwrap();
+    let log = directory.join("calls.log");
+    for command in ["adduser", "install", "chown", "udevadm", "systemctl"] {
+        let stub = stubs.join(command);
+        std::fs::write(
+            &stub,
+            format!("#!/bin/sh\necho \"{command} $*\" >> '{}'\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // getent finds the groups but not the bridge user.
+    let getent = stubs.join("getent");
+    std::fs::write(
+        &getent,
+        format!(
+            "#!/bin/sh\necho \"getent $*\" >> '{}'\n[ \"$1\" = group ]\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&getent, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/postinst");
+    // PATH contains only the stubs, so a command without a stub fails the run.
+    run(Command::new("/bin/sh")
+        .arg(&script)
+        .arg("configure")
+        .env_clear()
+        .env("PATH", &stubs));
+    std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn postinst_creates_state_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let calls = run_postinst_with_stubs(directory.path());
+    let position = |prefix: &str| {
+        calls
+            .iter()
+            .position(|call| call.starts_with(prefix))
+            .unwrap_or_else(|| panic!("postinst never ran '{prefix}': {calls:#?}"))
+    };
+
+    let create = position("install -d -m 0750 /var/lib/bridge");
+    let add_user = position("adduser --system --group --home /var/lib/bridge");
+    let chown = position("chown bridge:bridge /var/lib/bridge");
+    // adduser warns about a home that does not exist yet.
+    assert!(create < add_user, "{calls:#?}");
+    // The owner exists only once adduser has run.
+    assert!(add_user < chown, "{calls:#?}");
+    for group in ["video", "audio", "render"] {
+        position(&format!("adduser --quiet bridge {group}"));
     }
 }

@@ -73,7 +73,10 @@ fn example_config(port: u16) -> String {
         .unwrap()
         .port();
     let replacements = [
-        ("srt://127.0.0.1:9000".to_string(), format!("srt://127.0.0.1:{port}")),
+        (
+            "srt://127.0.0.1:9000".to_string(),
+            format!("srt://127.0.0.1:{port}"),
+        ),
         (
             "srt://127.0.0.1:9001".to_string(),
             format!("srt://127.0.0.1:{}", free_udp_port()),

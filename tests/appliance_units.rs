@@ -97,13 +97,19 @@ fn unit_loads_every_credential() {
         .lines()
         .filter_map(|line| line.strip_prefix("LoadCredential="))
         .collect();
-    // The names the bridge reads from $CREDENTIALS_DIRECTORY.
-    for name in [
-        "trax-session-token",
-        "trax-stream-key",
-        "trax-srt-passphrase",
-        "trax-api-key",
+    // The names the bridge reads from $CREDENTIALS_DIRECTORY when the
+    // config file names no source for a secret.
+    use bridge::config::build::{
+        API_KEY, SESSION_TOKEN, SRT_PASSPHRASE, STREAM_KEY, TURN_PASSWORD,
+    };
+    for default in [
+        SESSION_TOKEN,
+        STREAM_KEY,
+        SRT_PASSPHRASE,
+        TURN_PASSWORD,
+        API_KEY,
     ] {
+        let name = default.credential;
         assert!(loaded.contains(&name), "{name} missing: {loaded:?}");
     }
 }

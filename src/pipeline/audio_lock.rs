@@ -44,6 +44,14 @@ const MAX_TIMELINE_ERROR_S: f64 = 0.005;
 /// source stalled, and its samples no longer count from the same start.
 const MAX_ARRIVAL_GAP_S: f64 = 0.25;
 
+/// Largest fitted rate error against the nominal rate that is taken as a
+/// crystal's, as a fraction (1 %, a bound chosen well above the ±100 ppm
+/// to which crystal oscillators are commonly specified). A larger fit
+/// comes from arrivals that do not follow the samples, such as the burst
+/// a live source sends to catch up after the process was stopped
+/// (SIGSTOP) or starved, and starts a new fit.
+const MAX_RATE_ERROR: f64 = 0.01;
+
 /// Appends the element whose caps carry the fitted rate to a live audio
 /// chain. It passes caps through unchanged until the fit is ready.
 pub fn locked(chain: &ChainSpec) -> ChainSpec {
@@ -155,8 +163,14 @@ impl RateLock {
         let mut pts_ns = self.timeline_ns(self.samples);
         let mut new_rate_hz = None;
         if let Some((slope, intercept)) = self.fit.line().filter(|_| x >= WARMUP_S) {
+            // The card's rate over the nominal one; infinite or negative
+            // when arrivals kept up with no samples or ran ahead of them.
+            let ratio = 1.0 / (1.0 + slope);
+            if !ratio.is_finite() || (ratio - 1.0).abs() > MAX_RATE_ERROR {
+                return self.restart_implausible(arrival_ns, pts_ns, samples);
+            }
             let fitted_ns = start.pts_ns as f64 + (x + intercept + slope * x) * 1e9;
-            let target_hz = (nominal / (1.0 + slope)).round() as u32;
+            let target_hz = (nominal * ratio).round() as u32;
             let error_s = (pts_ns as f64 - fitted_ns).abs() / 1e9;
             if target_hz != self.applied_hz || error_s > MAX_TIMELINE_ERROR_S {
                 if target_hz != self.applied_hz {
@@ -173,6 +187,26 @@ impl RateLock {
         Stamp {
             pts_ns,
             duration_ns: self.timeline_ns(self.samples) - pts_ns,
+            new_rate_hz,
+        }
+    }
+
+    /// Starts a new fit at this buffer after a fit outside
+    /// `MAX_RATE_ERROR`, and returns to the nominal rate, since the fit
+    /// measured no crystal.
+    fn restart_implausible(&mut self, arrival_ns: u64, pts_ns: u64, samples: u64) -> Stamp {
+        tracing::warn!(
+            nominal_hz = self.nominal_hz,
+            "audio arrived out of step with its sample count, as after a stall: \
+             measuring its clock again"
+        );
+        self.restart(arrival_ns, pts_ns);
+        let new_rate_hz = (self.applied_hz != self.nominal_hz).then_some(self.nominal_hz);
+        self.applied_hz = self.nominal_hz;
+        self.samples = samples;
+        Stamp {
+            pts_ns,
+            duration_ns: self.timeline_ns(samples) - pts_ns,
             new_rate_hz,
         }
     }
@@ -331,6 +365,42 @@ mod tests {
             }
             expected = Some(stamp.pts_ns + stamp.duration_ns);
         }
+    }
+
+    #[test]
+    fn catch_up_burst_keeps_rate_near_nominal() {
+        let mut lock = RateLock::new(48_000);
+        let buffer_ns = 1024 * 1_000_000_000 / 48_000;
+        let mut pts_ns = 0u64;
+        let mut arrival_ns = 0u64;
+        let mut applied = 48_000;
+        let mut feed = |lock: &mut RateLock, arrival_ns: u64, pts_ns: u64| {
+            if let Some(rate) = lock.stamp(arrival_ns, pts_ns, 1024).new_rate_hz {
+                assert!(
+                    (47_520..=48_480).contains(&rate),
+                    "rate {rate} Hz applied at {arrival_ns} ns"
+                );
+                applied = rate;
+            }
+        };
+        // 20 s in real time, then the process stops for 35 s. The source
+        // then sends the 35 s it owes within 50 ms, and real time follows.
+        for _ in 0..(20_000_000_000 / buffer_ns) {
+            pts_ns += buffer_ns;
+            arrival_ns = pts_ns;
+            feed(&mut lock, arrival_ns, pts_ns);
+        }
+        let resume_ns = arrival_ns + 35_000_000_000;
+        let owed = 35_000_000_000 / buffer_ns;
+        for index in 0..owed {
+            pts_ns += buffer_ns;
+            feed(&mut lock, resume_ns + index * 50_000_000 / owed, pts_ns);
+        }
+        for _ in 0..(30_000_000_000 / buffer_ns) {
+            pts_ns += buffer_ns;
+            feed(&mut lock, pts_ns, pts_ns);
+        }
+        assert_eq!(applied, 48_000);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -83,8 +84,13 @@ fn notify(message: &str) {
     }
 }
 
+/// Set once `STOPPING=1` went out, so that no later `STATUS=` line
+/// replaces "stopping: ..." while the outputs wind down.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
 /// Tells the service manager that the bridge is stopping, and why.
 pub fn stopping(reason: &str) {
+    STOPPING.store(true, Ordering::SeqCst);
     notify(&format!("STOPPING=1\nSTATUS=stopping: {reason}"));
 }
 
@@ -180,6 +186,8 @@ struct NotifyState {
     next_ping: Instant,
     /// The frame count at the last ping.
     pinged_frames: u64,
+    /// Whether the bridge is stopping: `STOPPING` outside the tests.
+    stopping: &'static AtomicBool,
 }
 
 impl NotifyState {
@@ -191,6 +199,7 @@ impl NotifyState {
             ping_every,
             next_ping: Instant::now(),
             pinged_frames: 0,
+            stopping: &STOPPING,
         }
     }
 
@@ -203,7 +212,8 @@ impl NotifyState {
             .filter(|state| matches!(state, State::Live { .. }))
             .count();
         let counts = (live, states.len());
-        if self.last_status != Some(counts) || (!self.ready && live > 0) {
+        let stopping = self.stopping.load(Ordering::SeqCst);
+        if !stopping && (self.last_status != Some(counts) || (!self.ready && live > 0)) {
             let mut message = format!("STATUS={}", status_text(live, states.len()));
             if !self.ready && live > 0 {
                 self.ready = true;
@@ -304,6 +314,28 @@ mod tests {
         first.backing_off("down", now);
         let messages = state.tick(&board, now);
         assert_eq!(messages, ["STATUS=streaming: 1 of 2 outputs live"]);
+    }
+
+    #[test]
+    fn no_status_after_stopping() {
+        let fanout = Fanout::new();
+        let board = StatusBoard::new();
+        let first = board.add("one".into(), fanout.add_output().drop_counter());
+        let second = board.add("two".into(), fanout.add_output().drop_counter());
+        let mut state = NotifyState::new(fanout.frame_counter(), None);
+        let stopping: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+        state.stopping = stopping;
+        let now = Instant::now();
+
+        first.live();
+        second.live();
+        let messages = state.tick(&board, now);
+        assert_eq!(messages, ["READY=1\nSTATUS=streaming: 2 of 2 outputs live"]);
+
+        stopping.store(true, Ordering::SeqCst);
+        first.stopped();
+        let messages = state.tick(&board, now);
+        assert!(messages.is_empty(), "{messages:?}");
     }
 
     #[test]
