@@ -5,6 +5,7 @@
 
 pub mod flood;
 pub mod http;
+mod http_server;
 pub mod metrics;
 pub mod reporter;
 pub mod status;
