@@ -37,6 +37,7 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
 
     let Outputs { outputs, acquired } = build_outputs(&config)?;
+    reject_repeated_outputs(&outputs)?;
     let recording: Option<Box<dyn Output>> = config
         .record
         .clone()
@@ -359,6 +360,26 @@ pub fn fit_within(size: Size, max: Size) -> Size {
         even(f64::from(size.width) * scale),
         even(f64::from(size.height) * scale),
     )
+}
+
+/// Rejects two outputs with the same label (transport, host and path): they
+/// would publish one stream path twice, and their status and metrics
+/// series could not be told apart.
+fn reject_repeated_outputs(outputs: &[Box<dyn Output>]) -> Result<(), Fatal> {
+    let mut labels = std::collections::HashSet::new();
+    for output in outputs {
+        let label = output.label();
+        if !labels.insert(label.clone()) {
+            return Err(Fatal::new(
+                ExitStatus::Usage,
+                anyhow::anyhow!(
+                    "{label}: this output is given twice; give each --output once, \
+                     or a different path to each"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Outputs with their credentials settled: static ones as given, the others

@@ -709,6 +709,36 @@ fn taken_port_is_clear_error() {
     drop(holder);
 }
 
+#[test]
+fn same_output_twice_is_usage_error() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let srt_port = free_udp_port();
+    let status = free_tcp_address();
+    let url = format!("srt://127.0.0.1:{srt_port}");
+    // Two outputs with one label would give /metrics duplicate series,
+    // which Prometheus rejects.
+    let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--device", "test", "--size", "320x240", "--duration", "3"])
+        .args(["--output", &url, "--output", &url, "--path", PATH])
+        .args(["--status-listen", &status.to_string()])
+        .env("TRAX_SESSION_TOKEN", &keys.token)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = support::media::output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!("{url} path={PATH}")),
+        "the error does not name the output: {log}"
+    );
+    assert!(
+        !log.contains("streaming"),
+        "capture started before the error: {log}"
+    );
+}
+
 /// Returns the size of nginx's latest recording.
 fn recorded_bytes(nginx: &Nginx) -> u64 {
     nginx
