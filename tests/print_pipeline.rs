@@ -204,3 +204,67 @@ fn missing_device_fails_with_device_error() {
     assert!(stdout(&output).is_empty());
     listeners.assert_untouched();
 }
+
+#[test]
+fn status_listen_adds_preview_branch() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let status = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = status.local_addr().unwrap().to_string();
+    drop(status);
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--encoder",
+        "x264",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--status-listen",
+        &address,
+        "--print-pipeline",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let preview = text
+        .lines()
+        .find(|line| line.starts_with("preview: "))
+        .unwrap_or_else(|| panic!("no preview line with --status-listen: {text}"));
+    assert!(preview.contains("queue"), "{preview}");
+    assert!(preview.contains("leaky=downstream"), "{preview}");
+    assert!(preview.contains("width=320"), "{preview}");
+    assert!(preview.contains("jpegenc"), "{preview}");
+    assert!(preview.ends_with("appsink"), "{preview}");
+    listeners.assert_untouched();
+}
+
+#[test]
+fn taken_status_port_fails_like_run() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = holder.local_addr().unwrap().to_string();
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--status-listen",
+        &address,
+        "--print-pipeline",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(stdout(&output).is_empty());
+    listeners.assert_untouched();
+}

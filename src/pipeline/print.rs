@@ -7,11 +7,13 @@
 //! hardware, after `#` lines that state what was chosen and why.
 
 use super::media::{self, MediaSettings};
+use super::preview;
 use crate::app::encode_settings;
 use crate::capture::{self, modes::fps_text};
 use crate::config::{Config, OutputConfig};
 use crate::encode::{self, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
+use crate::telemetry::http::StatusListener;
 use gstreamer as gst;
 
 /// Plans the run of `config` and prints its media pipeline on standard
@@ -26,6 +28,9 @@ pub fn print(config: &Config) -> Result<(), Fatal> {
 /// that `config` requests.
 pub fn describe_run(config: &Config) -> Result<String, Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    // The run binds the status address first; a bound socket is released
+    // at once and accepts no connection.
+    StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
     let settings = encode_settings(config, &plan);
@@ -67,6 +72,12 @@ pub fn describe_run(config: &Config) -> Result<String, Fatal> {
         output_count(config)
     ));
     text.push_str(&description);
+    if config.status_listen.is_some() {
+        text.push_str(&format!(
+            "preview: (a tee in front of the first videoconvert) ! {}\n",
+            preview::chain()
+        ));
+    }
     Ok(text)
 }
 
