@@ -37,19 +37,8 @@ pub fn run(config: Config) -> Result<(), Fatal> {
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
 
     let Outputs { outputs, acquired } = build_outputs(&config)?;
-    reject_repeated_outputs(&outputs)?;
-    let recording: Option<Box<dyn Output>> = config
-        .record
-        .clone()
-        .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>);
-    for output in outputs.iter().chain(&recording) {
-        output.preflight().map_err(|e| match e {
-            crate::output::OutputError::Fatal { status, message } => {
-                Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
-            }
-            other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
-        })?;
-    }
+    let recording = recording_output(&config);
+    preflight(&outputs, &recording)?;
 
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
@@ -360,6 +349,61 @@ pub fn fit_within(size: Size, max: Size) -> Size {
         even(f64::from(size.width) * scale),
         even(f64::from(size.height) * scale),
     )
+}
+
+fn recording_output(config: &Config) -> Option<Box<dyn Output>> {
+    config
+        .record
+        .clone()
+        .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>)
+}
+
+/// Runs the checks made before capture: no output given twice, and each
+/// output's and the recording's own preflight.
+fn preflight(
+    outputs: &[Box<dyn Output>],
+    recording: &Option<Box<dyn Output>>,
+) -> Result<(), Fatal> {
+    reject_repeated_outputs(outputs)?;
+    for output in outputs.iter().chain(recording) {
+        output.preflight().map_err(|e| match e {
+            crate::output::OutputError::Fatal { status, message } => {
+                Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
+            }
+            other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the checks a run makes before capture for `--print-pipeline`, on
+/// the outputs whose credentials and target are given. Outputs that take
+/// them from /v1 are left out, since `--print-pipeline` makes no request.
+pub fn preflight_without_api(config: &Config) -> Result<(), Fatal> {
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    for output in &config.outputs {
+        match output {
+            OutputConfig::Srt(srt) => {
+                if let (Some(credentials), Some((host, port))) = (&srt.credentials, &srt.target) {
+                    let settings = srt.settle(host.clone(), *port, Arc::clone(credentials));
+                    outputs.push(Box::new(SrtOutput::new(settings)));
+                }
+            }
+            OutputConfig::Rtmp(rtmp) => {
+                if let Some(credentials) = &rtmp.credentials {
+                    let settings = rtmp.settle(Arc::clone(credentials));
+                    outputs.push(Box::new(RtmpOutput::new(settings)));
+                }
+            }
+            OutputConfig::Whip(whip) => {
+                if let Some(credentials) = &whip.credentials {
+                    let settings = whip.settle(Arc::clone(credentials));
+                    outputs.push(Box::new(WhipOutput::new(settings)));
+                }
+            }
+        }
+    }
+    preflight(&outputs, &recording_output(config))
 }
 
 /// Rejects two outputs with the same label (transport, host and path): they

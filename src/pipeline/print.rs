@@ -31,6 +31,7 @@ pub fn describe_run(config: &Config) -> Result<String, Fatal> {
     // The run binds the status address first; a bound socket is released
     // at once and accepts no connection.
     StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
+    crate::app::preflight_without_api(config)?;
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
     let settings = encode_settings(config, &plan);
