@@ -739,6 +739,43 @@ fn same_output_twice_is_usage_error() {
     );
 }
 
+#[test]
+fn unusable_address_is_usage_error() {
+    let _guard = support::setup();
+    let record = tempfile::tempdir().unwrap();
+    // A link-local IPv6 address needs a scope, which the option cannot
+    // carry, so binding it fails (EINVAL, or EAFNOSUPPORT without IPv6).
+    let address = "[fe80::1]:8181";
+    let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--device", "test", "--size", "320x240", "--record"])
+        .arg(record.path())
+        .args(["--duration", "3", "--status-listen", address])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = support::media::output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    let error = log
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {log}"));
+    assert!(error.contains(address), "{error}");
+    assert_eq!(
+        error.matches("os error").count(),
+        1,
+        "the cause is repeated: {error}"
+    );
+    assert!(
+        error.contains("127.0.0.1:8181"),
+        "the error suggests no address: {error}"
+    );
+    assert!(
+        !log.contains("streaming"),
+        "capture started before the error: {log}"
+    );
+}
+
 /// Returns the size of nginx's latest recording.
 fn recorded_bytes(nginx: &Nginx) -> u64 {
     nginx

@@ -50,10 +50,17 @@ pub enum HttpError {
         address.ip()
     )]
     Denied { address: SocketAddr },
-    #[error("cannot serve the status page on {address}: {source}")]
+    // The cause is not a `source`, so that the printed cause chain does not
+    // repeat it.
+    #[error(
+        "cannot serve the status page on {address}: {cause}; use an address of this machine, \
+         such as 127.0.0.1:{} for this machine only, or 0.0.0.0:{} for every interface",
+        address.port(),
+        address.port()
+    )]
     Bind {
         address: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("failed to start the status server: {0}")]
     Start(String),
@@ -66,9 +73,10 @@ impl HttpError {
     /// configuration error (2).
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            HttpError::InUse { .. } | HttpError::NotLocal { .. } | HttpError::Denied { .. } => {
-                ExitStatus::Usage
-            }
+            HttpError::InUse { .. }
+            | HttpError::NotLocal { .. }
+            | HttpError::Denied { .. }
+            | HttpError::Bind { .. } => ExitStatus::Usage,
             _ => ExitStatus::Other,
         }
     }
@@ -97,7 +105,10 @@ impl StatusListener {
             ErrorKind::AddrInUse => HttpError::InUse { address },
             ErrorKind::AddrNotAvailable => HttpError::NotLocal { address },
             ErrorKind::PermissionDenied => HttpError::Denied { address },
-            _ => HttpError::Bind { address, source },
+            _ => HttpError::Bind {
+                address,
+                cause: source,
+            },
         })?;
         let address = listener.local_addr().unwrap_or(address);
         Ok(Some(Self { listener, address }))
