@@ -406,9 +406,9 @@ pub fn preflight_without_api(config: &Config) -> Result<(), Fatal> {
     preflight(&outputs, &recording_output(config))
 }
 
-/// Rejects two outputs with the same label (transport, host and path): they
-/// would publish one stream path twice, and their status and metrics
-/// series could not be told apart.
+/// Rejects two outputs with the same label (transport, host and path).
+/// They would publish one stream path twice, and their status and metrics
+/// series would have the same labels.
 fn reject_repeated_outputs(outputs: &[Box<dyn Output>]) -> Result<(), Fatal> {
     let mut labels = std::collections::HashSet::new();
     for output in outputs {

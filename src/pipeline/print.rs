@@ -17,7 +17,8 @@ use crate::telemetry::http::StatusListener;
 use gstreamer as gst;
 
 /// Plans the run of `config` and prints its media pipeline on standard
-/// output. Fails like a run would: exit 4 for a device that cannot be
+/// output. Fails like a run would: exit 2 or 3 for a status address,
+/// output or credential the run rejects, 4 for a device that cannot be
 /// planned, 5 when no encoder passes its test encode.
 pub fn print(config: &Config) -> Result<(), Fatal> {
     print!("{}", describe_run(config)?);
@@ -28,8 +29,8 @@ pub fn print(config: &Config) -> Result<(), Fatal> {
 /// that `config` requests.
 pub fn describe_run(config: &Config) -> Result<String, Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
-    // The run binds the status address first; a bound socket is released
-    // at once and accepts no connection.
+    // The run binds the status address first. The socket bound here is
+    // released at once and accepts no connection.
     StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
     crate::app::preflight_without_api(config)?;
     let plan = capture::plan(&config.source, &config.capture)

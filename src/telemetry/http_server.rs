@@ -1,10 +1,10 @@
-//! A small HTTP/1.1 server for the status endpoints, with limits that keep
-//! any client from costing the bridge more than a bounded amount of
-//! memory, threads and time: one request per connection, a request head of
-//! at most `MAX_HEAD_BYTES`, `CLIENT_TIMEOUT` to send it and for each write,
-//! and at most `MAX_CONNECTIONS` served at once (further ones wait in the
-//! listen backlog). Each connection has its own thread, so a client that
-//! stops reading holds up only itself.
+//! A small HTTP/1.1 server for the status endpoints. Its limits keep any
+//! client from costing the bridge more than a bounded amount of memory,
+//! threads and time. It reads one request per connection, with a request
+//! head of at most `MAX_HEAD_BYTES` sent within `CLIENT_TIMEOUT`, and gives
+//! each write `CLIENT_TIMEOUT` too. It serves at most `MAX_CONNECTIONS` at
+//! once, and further ones wait in the listen backlog. Each connection has
+//! its own thread, so a client that stops reading holds up only itself.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Longest request head (request line and headers) read from a client.
+/// Maximum size of a request head (request line and headers) in bytes.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Connections served at the same time.
@@ -64,8 +64,8 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts accepting connections on `listener` and answering each
-    /// request with `handler`.
+    /// Starts accepting connections on `listener` and replies to each
+    /// request with what `handler` returns.
     pub fn start(listener: TcpListener, handler: Arc<Handler>) -> std::io::Result<Self> {
         let wake = wake_address(listener.local_addr()?);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -98,8 +98,8 @@ impl Drop for HttpServer {
     }
 }
 
-/// The address that reaches the listener from this machine: loopback in
-/// place of an unspecified address.
+/// Returns the address that reaches the listener from this machine, with
+/// loopback in place of an unspecified address.
 fn wake_address(local: SocketAddr) -> SocketAddr {
     let ip = match local.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -269,8 +269,8 @@ fn head_end(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// A stream whose reads can time out; a trait so that tests can use a
-/// byte slice.
+/// A stream whose reads can time out. It is a trait so that tests can
+/// use a byte slice.
 trait ReadWithTimeout: Read {
     fn set_timeout(&mut self, timeout: Duration) -> std::io::Result<()>;
 }
