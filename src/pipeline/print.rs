@@ -21,8 +21,7 @@ use gstreamer as gst;
 /// output or credential the run rejects, 4 for a device that cannot be
 /// planned, 5 when no encoder passes its test encode.
 pub fn print(config: &Config) -> Result<(), Fatal> {
-    print!("{}", describe_run(config)?);
-    Ok(())
+    crate::commands::write_stdout(&describe_run(config)?)
 }
 
 /// Returns the `#` lines and the media pipeline description of the run
