@@ -90,10 +90,14 @@ impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.slots.freed.notify_all();
-        // A connection of our own wakes the blocking accept.
-        let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
+        // A connection of our own wakes the blocking accept. Without it the
+        // accept may never return, so the thread is left to end with the
+        // process rather than hold up the stop.
+        let woken = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1)).is_ok();
         if let Some(thread) = self.accepting.take() {
-            let _ = thread.join();
+            if woken {
+                let _ = thread.join();
+            }
         }
     }
 }
