@@ -569,6 +569,47 @@ fn idle_clients_are_disconnected() {
     receiver.stop();
 }
 
+#[test]
+fn trickling_body_is_cut_off() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let (receiver, mut bridge, status) = start_live(&keys);
+
+    // A request body sent a byte at a time after the 405, for up to 30 s.
+    // The server ends its side after the response, so only a failing write
+    // shows that it has closed the connection and stopped reading.
+    let mut stream = TcpStream::connect(status).unwrap();
+    stream
+        .write_all(b"POST /status.json HTTP/1.1\r\nHost: bridge\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        if stream.write_all(b"x").is_err() {
+            break true;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(300)),
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => break true,
+            Err(_) => {}
+        }
+    };
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 405 "), "{text}");
+    assert!(closed, "the server still read the body after 30 s");
+
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
+    receiver.stop();
+}
+
 /// Runs headless Chromium on `url` with `extra` arguments and returns its
 /// standard output.
 fn chromium(url: &str, extra: &[String]) -> String {

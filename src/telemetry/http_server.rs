@@ -26,6 +26,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// does not reset a connection whose response the client has not read.
 const MAX_DRAIN_BYTES: usize = 64 * 1024;
 
+/// Time spent reading and dropping those bytes, in total.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// One response, before it is written.
 #[derive(Debug, PartialEq)]
 pub struct Reply {
@@ -351,10 +354,14 @@ fn write_reply(stream: &mut impl Write, reply: &Reply, head_only: bool) -> std::
 /// body), a bounded amount for a bounded time, before closing.
 fn close_gracefully(mut stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
     let mut drained = 0;
     let mut buffer = [0u8; 4096];
     while drained < MAX_DRAIN_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
