@@ -1,10 +1,11 @@
 //! A small HTTP/1.1 server for the status endpoints. Its limits keep any
 //! client from costing the bridge more than a bounded amount of memory,
 //! threads and time. It reads one request per connection, with a request
-//! head of at most `MAX_HEAD_BYTES` sent within `CLIENT_TIMEOUT`, and gives
-//! each write `CLIENT_TIMEOUT` too. It serves at most `MAX_CONNECTIONS` at
-//! once, and further ones wait in the listen backlog. Each connection has
-//! its own thread, so a client that stops reading holds up only itself.
+//! head of at most `MAX_HEAD_BYTES` sent within `CLIENT_TIMEOUT`, and the
+//! client has `CLIENT_TIMEOUT` again to read the response. It serves at
+//! most `MAX_CONNECTIONS` at once, and further ones wait in the listen
+//! backlog. Each connection has its own thread, so a client that stops
+//! reading holds up only itself.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,7 +20,8 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Connections served at the same time.
 const MAX_CONNECTIONS: usize = 32;
 
-/// Time a client has to send its request head, and to accept each write.
+/// Time a client has to send its request head, and again to read the
+/// response.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Request body bytes read and dropped before closing, so that the close
@@ -205,7 +207,6 @@ enum HeadError {
 
 fn serve_connection(mut stream: TcpStream, handler: &Handler) {
     let peer = stream.peer_addr().ok();
-    let _ = stream.set_write_timeout(Some(CLIENT_TIMEOUT));
     let head = read_head(&mut stream, Instant::now() + CLIENT_TIMEOUT);
     if let Err(error) = &head {
         tracing::debug!(?peer, ?error, "status client sent no complete request head");
@@ -227,7 +228,11 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler) {
         ),
         Err(HeadError::Incomplete) => return,
     };
-    if let Err(error) = write_reply(&mut stream, &reply, head_only) {
+    let mut writer = DeadlineWriter {
+        stream: &mut stream,
+        deadline: Instant::now() + CLIENT_TIMEOUT,
+    };
+    if let Err(error) = write_reply(&mut writer, &reply, head_only) {
         tracing::debug!(?peer, %error, "failed to send a status response");
         return;
     }
@@ -350,6 +355,31 @@ fn write_reply(stream: &mut impl Write, reply: &Reply, head_only: bool) -> std::
     stream.flush()
 }
 
+/// A stream whose writes all end by `deadline`, so that a client reading
+/// slowly cannot hold its connection longer.
+struct DeadlineWriter<'a> {
+    stream: &'a mut TcpStream,
+    deadline: Instant,
+}
+
+impl Write for DeadlineWriter<'_> {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                "the client did not read the response in time",
+            ));
+        }
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buffer)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 /// Ends the response and reads what the client still sends (a request
 /// body), a bounded amount for a bounded time, before closing.
 fn close_gracefully(mut stream: TcpStream) {
@@ -435,6 +465,19 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("Content-Length: 6\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn writer_past_deadline_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _peer = listener.accept().unwrap();
+        let mut writer = DeadlineWriter {
+            stream: &mut stream,
+            deadline: Instant::now(),
+        };
+        let error = writer.write_all(b"late").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::TimedOut);
     }
 
     #[test]
