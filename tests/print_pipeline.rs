@@ -308,3 +308,41 @@ fn output_checks_fail_like_run() {
     }
     listeners.assert_untouched();
 }
+
+#[test]
+fn audio_none_says_no_audio() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let whip = listeners.whip_url();
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--encoder",
+        "x264",
+        "--audio",
+        "none",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--output",
+        &whip,
+        "--print-pipeline",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("\naudio: none\n"), "{text}");
+    let outputs = text
+        .lines()
+        .find(|line| line.starts_with("# outputs: "))
+        .unwrap_or_else(|| panic!("no '# outputs' line: {text}"));
+    assert!(outputs.ends_with("; no audio"), "{outputs}");
+    assert!(!outputs.contains("AAC"), "{outputs}");
+    assert!(!outputs.contains("Opus"), "{outputs}");
+    listeners.assert_untouched();
+}

@@ -9,7 +9,7 @@
 use super::media::{self, MediaSettings};
 use super::preview;
 use crate::app::encode_settings;
-use crate::capture::{self, modes::fps_text};
+use crate::capture::{self, modes::fps_text, AudioPlan};
 use crate::config::{Config, OutputConfig};
 use crate::encode::{self, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
@@ -67,11 +67,12 @@ pub fn describe_run(config: &Config) -> Result<String, Fatal> {
         settings.gop_frames,
         settings.profile.caps_name()
     ));
-    let opus = if whip { ", and in Opus for WHIP" } else { "" };
-    text.push_str(&format!(
-        "# outputs: {}; audio in AAC{opus}\n",
-        output_count(config)
-    ));
+    let audio = match (&plan.audio, whip) {
+        (AudioPlan::None, _) => "no audio",
+        (_, true) => "audio in AAC, and in Opus for WHIP",
+        (_, false) => "audio in AAC",
+    };
+    text.push_str(&format!("# outputs: {}; {audio}\n", output_count(config)));
     text.push_str(&description);
     if config.status_listen.is_some() {
         text.push_str(&format!(
