@@ -234,6 +234,7 @@ fn status_listen_adds_preview_branch() {
         "{text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+
     let preview = text
         .lines()
         .find(|line| line.starts_with("preview: "))
@@ -337,6 +338,7 @@ fn audio_none_says_no_audio() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("\naudio: none\n"), "{text}");
+
     let outputs = text
         .lines()
         .find(|line| line.starts_with("# outputs: "))
