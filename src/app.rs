@@ -51,13 +51,8 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
 
     let Outputs { outputs, acquired } = build_outputs(&config)?;
-    let recording: Option<Box<dyn Output>> = config
-        .record
-        .clone()
-        .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>);
-    for output in outputs.iter().chain(&recording) {
-        preflight(output.as_ref())?;
-    }
+    let recording = recording_output(&config);
+    preflight(&outputs, &recording)?;
 
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
@@ -405,14 +400,85 @@ pub fn fit_within(size: Size, max: Size) -> Size {
     )
 }
 
-/// Checks an output before capture starts; a failure ends the run.
-pub(crate) fn preflight(output: &dyn Output) -> Result<(), Fatal> {
+fn recording_output(config: &Config) -> Option<Box<dyn Output>> {
+    config
+        .record
+        .clone()
+        .map(|settings| Box::new(RecordOutput::new(settings)) as Box<dyn Output>)
+}
+
+/// Runs the checks made before capture: no output given twice, and each
+/// output's and the recording's own preflight.
+fn preflight(
+    outputs: &[Box<dyn Output>],
+    recording: &Option<Box<dyn Output>>,
+) -> Result<(), Fatal> {
+    reject_repeated_outputs(outputs)?;
+    for output in outputs.iter().chain(recording) {
+        preflight_one(output.as_ref())?;
+    }
+    Ok(())
+}
+
+/// Checks one output before it starts; a failure ends the run, or, on a
+/// reload, keeps the running configuration.
+pub(crate) fn preflight_one(output: &dyn Output) -> Result<(), Fatal> {
     output.preflight().map_err(|e| match e {
         crate::output::OutputError::Fatal { status, message } => {
             Fatal::new(status, anyhow::anyhow!("{}: {message}", output.label()))
         }
         other => Fatal::new(ExitStatus::Other, anyhow::anyhow!("{other}")),
     })
+}
+
+/// Runs the checks a run makes before capture for `--print-pipeline`, on
+/// the outputs whose credentials and target are given. Outputs that take
+/// them from /v1 are left out, since `--print-pipeline` makes no request.
+pub fn preflight_without_api(config: &Config) -> Result<(), Fatal> {
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    for output in &config.outputs {
+        match output {
+            OutputConfig::Srt(srt) => {
+                if let (Some(credentials), Some((host, port))) = (&srt.credentials, &srt.target) {
+                    let settings = srt.settle(host.clone(), *port, Arc::clone(credentials));
+                    outputs.push(Box::new(SrtOutput::new(settings)));
+                }
+            }
+            OutputConfig::Rtmp(rtmp) => {
+                if let Some(credentials) = &rtmp.credentials {
+                    let settings = rtmp.settle(Arc::clone(credentials));
+                    outputs.push(Box::new(RtmpOutput::new(settings)));
+                }
+            }
+            OutputConfig::Whip(whip) => {
+                if let Some(credentials) = &whip.credentials {
+                    let settings = whip.settle(Arc::clone(credentials));
+                    outputs.push(Box::new(WhipOutput::new(settings)));
+                }
+            }
+        }
+    }
+    preflight(&outputs, &recording_output(config))
+}
+
+/// Rejects two outputs with the same label (transport, host and path).
+/// They would publish one stream path twice, and their status and metrics
+/// series would have the same labels.
+fn reject_repeated_outputs(outputs: &[Box<dyn Output>]) -> Result<(), Fatal> {
+    let mut labels = std::collections::HashSet::new();
+    for output in outputs {
+        let label = output.label();
+        if !labels.insert(label.clone()) {
+            return Err(Fatal::new(
+                ExitStatus::Usage,
+                anyhow::anyhow!(
+                    "{label}: this output is given twice; give each --output once, \
+                     or a different path to each"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Starts one supervisor thread per output, fed from the fanout.

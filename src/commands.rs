@@ -8,6 +8,30 @@ use crate::config::{FrameRate, Size};
 use crate::encode::{self, EncodeSettings, GstProber, Platform, Profile, TestEncode};
 use crate::exit::{ExitStatus, Fatal};
 use gstreamer as gst;
+use std::io::Write;
+
+/// Writes `text` to standard output. A reader that has gone (a broken pipe,
+/// as with `| head`) wanted no more, so that ends the command without an
+/// error. Any other write error exits 1.
+pub fn write_stdout(text: &str) -> Result<(), Fatal> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Fatal::new(
+            ExitStatus::Other,
+            anyhow::anyhow!("failed to write to standard output: {error}"),
+        )),
+    }
+}
+
+/// Returns `lines`, each ended by a line feed.
+fn joined(lines: impl IntoIterator<Item = String>) -> String {
+    lines.into_iter().map(|line| line + "\n").collect()
+}
 
 /// Prints the capture devices the device monitor finds, as a table or as
 /// JSON. No device is no error: the table reports it and the JSON is `[]`.
@@ -17,14 +41,11 @@ pub fn devices(args: &DevicesArgs) -> Result<(), Fatal> {
     if args.json {
         let json =
             serde_json::to_string_pretty(&devices).map_err(|e| Fatal::new(ExitStatus::Other, e))?;
-        println!("{json}");
+        write_stdout(&format!("{json}\n"))
     } else {
         let unlisted = discovery::unlisted_nodes(&paths, &devices);
-        for line in report::render(&devices, &unlisted) {
-            println!("{line}");
-        }
+        write_stdout(&joined(report::render(&devices, &unlisted)))
     }
-    Ok(())
 }
 
 /// Prints every encoder candidate for this platform: whether its element
@@ -49,15 +70,15 @@ pub fn encoders(args: &EncodersArgs) -> Result<(), Fatal> {
     if args.json {
         let json = serde_json::to_string_pretty(&statuses)
             .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
-        println!("{json}");
+        write_stdout(&format!("{json}\n"))?;
     } else {
-        println!(
+        let heading = format!(
             "test encode: {size} at {} fps, High profile",
             crate::capture::modes::fps_text(&fps)
         );
-        for line in encoder_table(&statuses) {
-            println!("{line}");
-        }
+        write_stdout(&joined(
+            std::iter::once(heading).chain(encoder_table(&statuses)),
+        ))?;
     }
     if statuses
         .iter()

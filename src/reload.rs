@@ -197,7 +197,7 @@ impl Reload {
         launcher: &Launcher,
         output: Box<dyn crate::output::Output>,
     ) -> Result<OutputHandle, Fatal> {
-        app::preflight(output.as_ref())?;
+        app::preflight_one(output.as_ref())?;
         launcher.launch(Role::Live, output)
     }
 

@@ -160,3 +160,55 @@ fn encoders_rejects_bad_size() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("wide"), "{text}");
 }
+
+/// Runs the bridge with `args` and its standard output on `stdout`, and
+/// returns its exit code and standard error.
+fn run_with_stdout(args: &[&str], stdout: std::process::Stdio) -> (Option<i32>, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the bridge binary runs");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn closed_stdout_is_no_panic() {
+    for args in [
+        vec!["devices"],
+        vec!["devices", "--json"],
+        vec!["encoders", "--json"],
+        vec!["--device", "test", "--record", "/tmp", "--print-pipeline"],
+    ] {
+        // A pipe whose reader is gone, as with `bridge encoders --json | head -c 10`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let (code, stderr) = run_with_stdout(&args, writer.into());
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn full_stdout_is_error() {
+    for args in [
+        vec!["devices", "--json"],
+        vec!["encoders", "--json"],
+        vec!["--device", "test", "--record", "/tmp", "--print-pipeline"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let (code, stderr) = run_with_stdout(&args, full.into());
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("failed to write to standard output"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -9,7 +9,9 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJwcmludCI6InBpcGVsaW5lIn0.c2lnbmF0dXJl";
+/// A publish token for `inputs/srt-print`, SRT and WHIP (unsigned: `--print-pipeline`
+/// checks its claims as a run does, and the signature is the server's).
+const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJhY3Rpb24iOiJwdWJsaXNoIiwicGF0aCI6ImlucHV0cy9zcnQtcHJpbnQiLCJhdWQiOlsidHJheC1tZWRpYW10eCIsInRyYXgtbWVkaWFtdHgtdGFsayJdfQ.c2lnbmF0dXJl";
 
 fn bridge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bridge"))
@@ -61,7 +63,7 @@ impl Listeners {
 
     fn whip_url(&self) -> String {
         format!(
-            "http://127.0.0.1:{}/inputs/whip-print/whip",
+            "http://127.0.0.1:{}/inputs/srt-print/whip",
             self.whip.local_addr().unwrap().port()
         )
     }
@@ -202,5 +204,147 @@ fn missing_device_fails_with_device_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/dev/video99"), "{stderr}");
     assert!(stdout(&output).is_empty());
+    listeners.assert_untouched();
+}
+
+#[test]
+fn status_listen_adds_preview_branch() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let status = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = status.local_addr().unwrap().to_string();
+    drop(status);
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--encoder",
+        "x264",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--status-listen",
+        &address,
+        "--print-pipeline",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let preview = text
+        .lines()
+        .find(|line| line.starts_with("preview: "))
+        .unwrap_or_else(|| panic!("no preview line with --status-listen: {text}"));
+    assert!(preview.contains("queue"), "{preview}");
+    assert!(preview.contains("leaky=downstream"), "{preview}");
+    assert!(preview.contains("width=320"), "{preview}");
+    assert!(preview.contains("jpegenc"), "{preview}");
+    assert!(preview.ends_with("appsink"), "{preview}");
+    listeners.assert_untouched();
+}
+
+#[test]
+fn taken_status_port_fails_like_run() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = holder.local_addr().unwrap().to_string();
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--status-listen",
+        &address,
+        "--print-pipeline",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&address), "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert!(stdout(&output).is_empty());
+    listeners.assert_untouched();
+}
+
+#[test]
+fn output_checks_fail_like_run() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let record = tempfile::tempdir().unwrap();
+    let missing = record.path().join("missing");
+    // Each case fails a check that a run makes before capture.
+    let cases: [(Vec<&str>, i32, &str); 4] = [
+        (
+            vec!["--output", &srt, "--path", "inputs:print"],
+            2,
+            "contains ':'",
+        ),
+        (
+            vec!["--output", &srt, "--path", "inputs/other"],
+            3,
+            "request a token for 'inputs/other'",
+        ),
+        (
+            vec!["--output", &srt, "--path", "inputs/print", "--output", &srt],
+            2,
+            "given twice",
+        ),
+        (vec!["--record", missing.to_str().unwrap()], 2, "mkdir -p"),
+    ];
+    for (extra, code, message) in cases {
+        let mut args = vec!["--device", "test", "--encoder", "x264"];
+        args.extend(&extra);
+        args.push("--print-pipeline");
+        let output = bridge(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+        assert!(stdout(&output).is_empty(), "{extra:?}");
+    }
+    listeners.assert_untouched();
+}
+
+#[test]
+fn audio_none_says_no_audio() {
+    let listeners = Listeners::new();
+    let srt = listeners.srt_url();
+    let whip = listeners.whip_url();
+    let output = bridge(&[
+        "--device",
+        "test",
+        "--encoder",
+        "x264",
+        "--audio",
+        "none",
+        "--output",
+        &srt,
+        "--path",
+        "inputs/srt-print",
+        "--output",
+        &whip,
+        "--print-pipeline",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("\naudio: none\n"), "{text}");
+
+    let outputs = text
+        .lines()
+        .find(|line| line.starts_with("# outputs: "))
+        .unwrap_or_else(|| panic!("no '# outputs' line: {text}"));
+    assert!(outputs.ends_with("; no audio"), "{outputs}");
+    assert!(!outputs.contains("AAC"), "{outputs}");
+    assert!(!outputs.contains("Opus"), "{outputs}");
     listeners.assert_untouched();
 }

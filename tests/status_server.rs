@@ -8,7 +8,8 @@ mod support;
 
 use serde_json::Value;
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -433,6 +434,182 @@ fn preview_and_errors_over_http() {
     receiver.stop();
 }
 
+/// Starts the receiver and the bridge on the test source, and waits until
+/// the output is live.
+fn start_live(keys: &Keys) -> (Receiver, Bridge, SocketAddr) {
+    let srt_port = free_udp_port();
+    let status = free_tcp_address();
+    let receiver = keys.receiver(srt_port);
+    let args = bridge_args(srt_port, status, &["--device", "test"]);
+    let bridge = Bridge::start(&args, &keys.token);
+    wait_for_output(status, Duration::from_secs(20), |output| {
+        output["state"] == "live"
+    });
+    (receiver, bridge, status)
+}
+
+/// Reads from `stream` until the server closes it or `timeout` passes, and
+/// returns what came and whether the server closed the connection.
+fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (Vec<u8>, bool) {
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (data, true),
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => return (data, true),
+            Err(_) => return (data, false),
+        }
+    }
+}
+
+#[test]
+fn oversized_request_head_gets_431() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let (receiver, mut bridge, status) = start_live(&keys);
+
+    // 64 KiB of headers: past any sane limit, yet small enough for the
+    // socket buffers to take at once.
+    let mut stream = TcpStream::connect(status).unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let mut request = b"GET /status.json HTTP/1.1\r\nHost: bridge\r\n".to_vec();
+    for _ in 0..64 {
+        request.extend_from_slice(filler.as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    stream.write_all(&request).unwrap();
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(15));
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.starts_with("HTTP/1.1 431 "),
+        "the response to a 64 KiB request head: {}",
+        text.lines().next().unwrap_or_default()
+    );
+    assert!(closed, "the server kept the connection open after a 431");
+    assert_eq!(status_json(status)["outputs"][0]["state"], "live");
+
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
+    receiver.stop();
+}
+
+#[test]
+fn stuck_client_blocks_no_one() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let (receiver, mut bridge, status) = start_live(&keys);
+
+    // A client that pipelines requests for the page and never reads the
+    // responses: several megabytes that fill every socket buffer.
+    let mut stuck = TcpStream::connect(status).unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: bridge\r\n\r\n".repeat(4000);
+    stuck.write_all(&request).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let received_before = received_bytes(&receiver);
+    let patient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let response = patient
+            .get(format!("http://{status}/status.json"))
+            .send()
+            .unwrap_or_else(|error| panic!("/status.json failed while a client is stuck: {error}"));
+        assert_eq!(response.status(), 200);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let received_after = received_bytes(&receiver);
+    assert!(
+        received_after > received_before,
+        "the receiver got nothing while a status client was stuck"
+    );
+
+    drop(stuck);
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
+    receiver.stop();
+}
+
+#[test]
+fn idle_clients_are_disconnected() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let (receiver, mut bridge, status) = start_live(&keys);
+
+    // Clients that start a request and never finish it, more than the
+    // server serves at once.
+    let mut idle: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut stream = TcpStream::connect(status).unwrap();
+            stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            stream
+        })
+        .collect();
+
+    let patient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let response = patient
+        .get(format!("http://{status}/status.json"))
+        .send()
+        .unwrap_or_else(|error| panic!("/status.json failed beside idle clients: {error}"));
+    assert_eq!(response.status(), 200);
+
+    // Wide bound: the server's own timeout is a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (index, stream) in idle.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (_, closed) = read_until_closed(stream, left.max(Duration::from_millis(10)));
+        assert!(closed, "idle client {index} still connected after 60 s");
+    }
+
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
+    receiver.stop();
+}
+
+#[test]
+fn trickling_body_is_cut_off() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let (receiver, mut bridge, status) = start_live(&keys);
+
+    // A request body sent a byte at a time after the 405, for up to 30 s.
+    // The server ends its side after the response, so only a failing write
+    // shows that it has closed the connection and stopped reading.
+    let mut stream = TcpStream::connect(status).unwrap();
+    stream
+        .write_all(b"POST /status.json HTTP/1.1\r\nHost: bridge\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        if stream.write_all(b"x").is_err() {
+            break true;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(300)),
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => break true,
+            Err(_) => {}
+        }
+    };
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 405 "), "{text}");
+    assert!(closed, "the server still read the body after 30 s");
+
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
+    receiver.stop();
+}
+
 /// Runs headless Chromium on `url` with `extra` arguments and returns its
 /// standard output.
 fn chromium(url: &str, extra: &[String]) -> String {
@@ -572,6 +749,73 @@ fn taken_port_is_clear_error() {
         "the error suggests no address: {log}"
     );
     drop(holder);
+}
+
+#[test]
+fn same_output_twice_is_usage_error() {
+    let _guard = support::setup();
+    let keys = Keys::new();
+    let srt_port = free_udp_port();
+    let status = free_tcp_address();
+    let url = format!("srt://127.0.0.1:{srt_port}");
+    // Two outputs with one label would give /metrics duplicate series,
+    // which Prometheus rejects.
+    let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--device", "test", "--size", "320x240", "--duration", "3"])
+        .args(["--output", &url, "--output", &url, "--path", PATH])
+        .args(["--status-listen", &status.to_string()])
+        .env("TRAX_SESSION_TOKEN", &keys.token)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = support::media::output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!("{url} path={PATH}")),
+        "the error does not name the output: {log}"
+    );
+    assert!(
+        !log.contains("streaming"),
+        "capture started before the error: {log}"
+    );
+}
+
+#[test]
+fn unusable_address_is_usage_error() {
+    let _guard = support::setup();
+    let record = tempfile::tempdir().unwrap();
+    // A link-local IPv6 address needs a scope, which the option cannot
+    // carry, so binding it fails (EINVAL, or EAFNOSUPPORT without IPv6).
+    let address = "[fe80::1]:8181";
+    let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--device", "test", "--size", "320x240", "--record"])
+        .arg(record.path())
+        .args(["--duration", "3", "--status-listen", address])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = support::media::output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{log}");
+    let error = log
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {log}"));
+    assert!(error.contains(address), "{error}");
+    assert_eq!(
+        error.matches("os error").count(),
+        1,
+        "the cause is repeated: {error}"
+    );
+    assert!(
+        error.contains("127.0.0.1:8181"),
+        "the error suggests no address: {error}"
+    );
+    assert!(
+        !log.contains("streaming"),
+        "capture started before the error: {log}"
+    );
 }
 
 /// Returns the size of nginx's latest recording.

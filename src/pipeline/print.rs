@@ -7,25 +7,31 @@
 //! hardware, after `#` lines that state what was chosen and why.
 
 use super::media::{self, MediaSettings};
+use super::preview;
 use crate::app::encode_settings;
-use crate::capture::{self, modes::fps_text};
+use crate::capture::{self, modes::fps_text, AudioPlan};
 use crate::config::{Config, OutputConfig};
 use crate::encode::{self, GstProber, Platform};
 use crate::exit::{ExitStatus, Fatal};
+use crate::telemetry::http::StatusListener;
 use gstreamer as gst;
 
 /// Plans the run of `config` and prints its media pipeline on standard
-/// output. Fails like a run would: exit 4 for a device that cannot be
+/// output. Fails like a run would: exit 2 or 3 for a status address,
+/// output or credential the run rejects, 4 for a device that cannot be
 /// planned, 5 when no encoder passes its test encode.
 pub fn print(config: &Config) -> Result<(), Fatal> {
-    print!("{}", describe_run(config)?);
-    Ok(())
+    crate::commands::write_stdout(&describe_run(config)?)
 }
 
 /// Returns the `#` lines and the media pipeline description of the run
 /// that `config` requests.
 pub fn describe_run(config: &Config) -> Result<String, Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
+    // The run binds the status address first. The socket bound here is
+    // released at once and accepts no connection.
+    StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
+    crate::app::preflight_without_api(config)?;
     let plan = capture::plan(&config.source, &config.capture)
         .map_err(|e| Fatal::new(e.exit_status(), e))?;
     let settings = encode_settings(config, &plan);
@@ -61,12 +67,19 @@ pub fn describe_run(config: &Config) -> Result<String, Fatal> {
         settings.gop_frames,
         settings.profile.caps_name()
     ));
-    let opus = if whip { ", and in Opus for WHIP" } else { "" };
-    text.push_str(&format!(
-        "# outputs: {}; audio in AAC{opus}\n",
-        output_count(config)
-    ));
+    let audio = match (&plan.audio, whip) {
+        (AudioPlan::None, _) => "no audio",
+        (_, true) => "audio in AAC, and in Opus for WHIP",
+        (_, false) => "audio in AAC",
+    };
+    text.push_str(&format!("# outputs: {}; {audio}\n", output_count(config)));
     text.push_str(&description);
+    if config.status_listen.is_some() {
+        text.push_str(&format!(
+            "preview: (a tee in front of the first videoconvert) ! {}\n",
+            preview::chain()
+        ));
+    }
     Ok(text)
 }
 

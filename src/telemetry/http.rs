@@ -4,10 +4,12 @@
 //! carries only what the status line shows: labels, states and figures,
 //! never a credential.
 //!
-//! One thread serves the requests in turn (each response is built in
-//! memory and is a few kilobytes), and another samples the bitrate windows twice
-//! a second, so the rates stay current when no status line is shown.
+//! `http_server` serves the requests, each connection on a thread of its
+//! own with bounded size and time, and another thread samples the bitrate
+//! windows twice a second, so the rates stay current when no status line
+//! is shown.
 
+use super::http_server::{Handler, HttpServer, Reply};
 use super::metrics;
 use super::status::StatusBoard;
 use super::status_json::{BridgeFacts, StatusDocument};
@@ -21,7 +23,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
 
 /// How often the sampling thread adds a sample to each bitrate window.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
@@ -49,10 +50,17 @@ pub enum HttpError {
         address.ip()
     )]
     Denied { address: SocketAddr },
-    #[error("cannot serve the status page on {address}: {source}")]
+    // The cause is not a `source`, so that the printed cause chain does not
+    // repeat it.
+    #[error(
+        "cannot serve the status page on {address}: {cause}; use an address of this machine, \
+         such as 127.0.0.1:{} for this machine only, or 0.0.0.0:{} for every interface",
+        address.port(),
+        address.port()
+    )]
     Bind {
         address: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("failed to start the status server: {0}")]
     Start(String),
@@ -65,9 +73,10 @@ impl HttpError {
     /// configuration error (2).
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            HttpError::InUse { .. } | HttpError::NotLocal { .. } | HttpError::Denied { .. } => {
-                ExitStatus::Usage
-            }
+            HttpError::InUse { .. }
+            | HttpError::NotLocal { .. }
+            | HttpError::Denied { .. }
+            | HttpError::Bind { .. } => ExitStatus::Usage,
             _ => ExitStatus::Other,
         }
     }
@@ -96,7 +105,10 @@ impl StatusListener {
             ErrorKind::AddrInUse => HttpError::InUse { address },
             ErrorKind::AddrNotAvailable => HttpError::NotLocal { address },
             ErrorKind::PermissionDenied => HttpError::Denied { address },
-            _ => HttpError::Bind { address, source },
+            _ => HttpError::Bind {
+                address,
+                cause: source,
+            },
         })?;
         let address = listener.local_addr().unwrap_or(address);
         Ok(Some(Self { listener, address }))
@@ -117,22 +129,15 @@ impl StatusListener {
             source: source.to_string(),
             started: Instant::now(),
         });
-        let server = Arc::new(
-            Server::from_listener(self.listener, None)
-                .map_err(|error| HttpError::Start(error.to_string()))?,
-        );
-        let serving = Arc::clone(&server);
-        let served = Arc::clone(&view);
-        let requests = std::thread::Builder::new()
-            .name("status-http".into())
-            .spawn(move || {
-                while let Ok(request) = serving.recv() {
-                    respond(request, &served);
-                }
-            })
+        let board = view.board.clone();
+        let handler: Arc<Handler> = Arc::new(move |method: &str, target: &str| {
+            let reply = route(method, target, &view);
+            tracing::trace!(method, target, status = reply.status, "status request");
+            reply
+        });
+        let server = HttpServer::start(self.listener, handler)
             .map_err(|error| HttpError::Start(error.to_string()))?;
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let board = view.board.clone();
         let sampler = std::thread::Builder::new()
             .name("status-sample".into())
             .spawn(move || loop {
@@ -149,25 +154,25 @@ impl StatusListener {
             "status page, /status.json and /metrics served"
         );
         Ok(StatusServer {
-            server,
+            _server: server,
             stop: Some(stop),
-            threads: vec![requests, sampler],
+            sampler: Some(sampler),
         })
     }
 }
 
-/// The running status server. Dropping it stops both threads.
+/// The running status server. Dropping it stops accepting connections
+/// and stops the sampling thread.
 pub struct StatusServer {
-    server: Arc<Server>,
+    _server: HttpServer,
     stop: Option<Sender<()>>,
-    threads: Vec<JoinHandle<()>>,
+    sampler: Option<JoinHandle<()>>,
 }
 
 impl Drop for StatusServer {
     fn drop(&mut self) {
-        self.server.unblock();
         drop(self.stop.take());
-        for thread in self.threads.drain(..) {
+        if let Some(thread) = self.sampler.take() {
             let _ = thread.join();
         }
     }
@@ -195,53 +200,9 @@ impl StatusView {
     }
 }
 
-/// One response, before it is written.
-#[derive(Debug, PartialEq)]
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-    /// Extra headers, as (name, value).
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-impl Reply {
-    fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        Self {
-            status,
-            content_type,
-            body: body.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    fn text(status: u16, body: &str) -> Self {
-        Self::new(status, "text/plain; charset=utf-8", format!("{body}\n"))
-    }
-}
-
-fn respond(request: Request, view: &StatusView) {
-    let reply = route(request.method(), request.url(), view);
-    tracing::trace!(method = %request.method(), url = request.url(), status = reply.status, "status request");
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-    let headers = [
-        ("Content-Type", reply.content_type),
-        ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
-    ];
-    for (name, value) in headers.into_iter().chain(reply.headers) {
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
-    if let Err(error) = request.respond(response) {
-        tracing::debug!(%error, "failed to send a status response");
-    }
-}
-
-/// Builds the response to `method` on `url`. HEAD gets GET's headers;
-/// tiny_http leaves the body out.
-fn route(method: &Method, url: &str, view: &StatusView) -> Reply {
+/// Builds the response to `method` on `url`. HEAD gets GET's reply, and
+/// the server leaves the body out.
+fn route(method: &str, url: &str, view: &StatusView) -> Reply {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let known = matches!(path, "/" | "/status.json" | "/metrics" | "/preview.jpg");
     if !known {
@@ -250,7 +211,7 @@ fn route(method: &Method, url: &str, view: &StatusView) -> Reply {
             "not found: the status server serves /, /status.json, /metrics and /preview.jpg",
         );
     }
-    if !matches!(method, Method::Get | Method::Head) {
+    if !matches!(method, "GET" | "HEAD") {
         let mut reply = Reply::text(405, "method not allowed: use GET or HEAD");
         reply.headers.push(("Allow", "GET, HEAD"));
         return reply;

@@ -7,6 +7,7 @@
 
 pub mod flood;
 pub mod http;
+mod http_server;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
