@@ -73,9 +73,14 @@ impl Bridge {
         let directory = tempfile::tempdir().unwrap();
         let log = directory.path().join("bridge.log");
         let file = File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
+        // An empty token: a run that needs none, such as a recording only.
+        match token {
+            "" => command.env_remove("TRAX_SESSION_TOKEN"),
+            token => command.env("TRAX_SESSION_TOKEN", token),
+        };
+        let child = command
             .args(args)
-            .env("TRAX_SESSION_TOKEN", token)
             .env_remove("TRAX_STREAM_KEY")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("RUST_LOG")
@@ -93,6 +98,19 @@ impl Bridge {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for `text` in the log.
+    fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the bridge logged no '{text}' within {timeout:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Sends SIGTERM and returns the exit code (`None`: killed after 20 s).
@@ -708,30 +726,47 @@ fn status_page_renders_in_chromium() {
 }
 
 #[test]
-fn taken_port_is_clear_error() {
+fn taken_port_is_bound_once_free() {
     let _guard = support::setup();
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = holder.local_addr().unwrap();
     let record = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(["--device", "test", "--size", "320x240", "--record"])
-        .arg(record.path())
-        .args(["--duration", "5", "--status-listen", &address.to_string()])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let log = support::media::output_text(&output);
-    assert_eq!(output.status.code(), Some(2), "{log}");
+    let mut bridge = Bridge::start(
+        &[
+            "--device".to_string(),
+            "test".into(),
+            "--size".into(),
+            "320x240".into(),
+            "--record".into(),
+            record.path().to_str().unwrap().into(),
+            "--status-listen".into(),
+            address.to_string(),
+        ],
+        "",
+    );
+    // The feed does not wait for the page: the bridge streams and says why
+    // there is no status page.
+    bridge.wait_for_log("streaming", Duration::from_secs(30));
+    let log = bridge.log();
     assert!(
         log.contains(&address.to_string()),
         "the error does not name {address}: {log}"
     );
     assert!(log.contains("already in use"), "{log}");
     assert!(
-        !log.contains("streaming"),
-        "capture started before the error: {log}"
+        log.contains("[status]"),
+        "the error names no config key: {log}"
     );
+
+    // Once the other program lets the port go, the server comes up there.
+    drop(holder);
+    bridge.wait_for_log(
+        "status page, /status.json and /metrics served",
+        Duration::from_secs(25),
+    );
+    let document = status_json(address);
+    assert!(document["outputs"].is_array(), "{document}");
+    assert_eq!(bridge.terminate(), Some(0), "{}", bridge.log());
 
     let invalid = Command::new(env!("CARGO_BIN_EXE_bridge"))
         .args(["--device", "test", "--record"])
@@ -748,7 +783,6 @@ fn taken_port_is_clear_error() {
         log.contains("127.0.0.1:8181"),
         "the error suggests no address: {log}"
     );
-    drop(holder);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::pipeline::preview::Preview;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,8 @@ const PAGE: &str = include_str!("status_page.html");
 pub enum HttpError {
     #[error(
         "cannot serve the status page on {address}: the port is already in use by another \
-         program; choose a free port (such as --status-listen {}) or stop that program",
+         program; choose a free port (such as --status-listen {0}, or listen = \"{0}\" under \
+         [status] in a config file) or stop that program",
         next_port(address)
     )]
     InUse { address: SocketAddr },
@@ -88,30 +89,54 @@ fn next_port(address: &SocketAddr) -> SocketAddr {
     SocketAddr::new(address.ip(), port)
 }
 
-/// A bound socket waiting for the pipeline to exist. Binding comes first,
-/// so that an unusable address fails before capture starts.
+/// How often a status address that another program holds is tried again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The status server's socket, waiting for the pipeline to exist. Binding
+/// comes first, so that an address that can never work fails before capture
+/// starts.
 pub struct StatusListener {
-    listener: TcpListener,
+    socket: Socket,
     address: SocketAddr,
 }
 
+enum Socket {
+    Bound(TcpListener),
+    /// Another program holds the port. The feed matters more than the page,
+    /// so the bridge streams without the server and binds it once the port
+    /// is free, such as when two cameras' units were given the same port.
+    Taken,
+}
+
 impl StatusListener {
-    /// Binds `address`; `None` (no `--status-listen`) binds nothing.
+    /// Binds `address`; `None` (no `--status-listen`) binds nothing. A port
+    /// in use is logged as an error and tried again while the bridge runs;
+    /// any other failure is an error.
     pub fn bind(address: Option<SocketAddr>) -> Result<Option<Self>, HttpError> {
         let Some(address) = address else {
             return Ok(None);
         };
-        let listener = TcpListener::bind(address).map_err(|source| match source.kind() {
-            ErrorKind::AddrInUse => HttpError::InUse { address },
-            ErrorKind::AddrNotAvailable => HttpError::NotLocal { address },
-            ErrorKind::PermissionDenied => HttpError::Denied { address },
-            _ => HttpError::Bind {
-                address,
-                cause: source,
-            },
-        })?;
-        let address = listener.local_addr().unwrap_or(address);
-        Ok(Some(Self { listener, address }))
+        match try_bind(address) {
+            Ok(listener) => {
+                let address = listener.local_addr().unwrap_or(address);
+                Ok(Some(Self {
+                    socket: Socket::Bound(listener),
+                    address,
+                }))
+            }
+            Err(error @ HttpError::InUse { .. }) => {
+                tracing::error!(
+                    "{error}; streaming without the status page, and trying the port again \
+                     every {} s",
+                    RETRY_INTERVAL.as_secs()
+                );
+                Ok(Some(Self {
+                    socket: Socket::Taken,
+                    address,
+                }))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Adds the preview branch to `media` (before it starts) and starts
@@ -135,9 +160,23 @@ impl StatusListener {
             tracing::trace!(method, target, status = reply.status, "status request");
             reply
         });
-        let server = HttpServer::start(self.listener, handler)
-            .map_err(|error| HttpError::Start(error.to_string()))?;
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let server = Arc::new(Mutex::new(None));
+        let retry = match self.socket {
+            Socket::Bound(listener) => {
+                let started = HttpServer::start(listener, handler)
+                    .map_err(|error| HttpError::Start(error.to_string()))?;
+                *lock(&server) = Some(started);
+                announce(self.address);
+                None
+            }
+            Socket::Taken => Some(retry_bind(
+                self.address,
+                handler,
+                Arc::clone(&server),
+                stopped.clone(),
+            )?),
+        };
         let sampler = std::thread::Builder::new()
             .name("status-sample".into())
             .spawn(move || loop {
@@ -149,32 +188,98 @@ impl StatusListener {
                 }
             })
             .map_err(|error| HttpError::Start(error.to_string()))?;
-        tracing::info!(
-            url = %format!("http://{}/", self.address),
-            "status page, /status.json and /metrics served"
-        );
         Ok(StatusServer {
-            _server: server,
+            server,
             stop: Some(stop),
             sampler: Some(sampler),
+            retry,
         })
     }
+}
+
+fn try_bind(address: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(address).map_err(|source| match source.kind() {
+        ErrorKind::AddrInUse => HttpError::InUse { address },
+        ErrorKind::AddrNotAvailable => HttpError::NotLocal { address },
+        ErrorKind::PermissionDenied => HttpError::Denied { address },
+        _ => HttpError::Bind {
+            address,
+            cause: source,
+        },
+    })
+}
+
+fn announce(address: SocketAddr) {
+    tracing::info!(
+        url = %format!("http://{address}/"),
+        "status page, /status.json and /metrics served"
+    );
+}
+
+fn lock(server: &Mutex<Option<HttpServer>>) -> MutexGuard<'_, Option<HttpServer>> {
+    server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Tries `address` every `RETRY_INTERVAL` until it binds, then starts the
+/// server into `server`; ends early when `stopped` disconnects.
+fn retry_bind(
+    address: SocketAddr,
+    handler: Arc<Handler>,
+    server: Arc<Mutex<Option<HttpServer>>>,
+    stopped: crossbeam_channel::Receiver<()>,
+) -> Result<JoinHandle<()>, HttpError> {
+    std::thread::Builder::new()
+        .name("status-bind".into())
+        .spawn(move || loop {
+            match stopped.recv_timeout(RETRY_INTERVAL) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            match try_bind(address) {
+                Ok(listener) => match HttpServer::start(listener, Arc::clone(&handler)) {
+                    Ok(started) => {
+                        *lock(&server) = Some(started);
+                        announce(address);
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!(%address, %error, "failed to start the status server");
+                        return;
+                    }
+                },
+                Err(HttpError::InUse { .. }) => {}
+                Err(error) => {
+                    tracing::error!("{error}; streaming without the status page");
+                    return;
+                }
+            }
+        })
+        .map_err(|error| HttpError::Start(error.to_string()))
 }
 
 /// The running status server. Dropping it stops accepting connections
 /// and stops the sampling thread.
 pub struct StatusServer {
-    _server: HttpServer,
+    /// `None` while another program holds the port.
+    server: Arc<Mutex<Option<HttpServer>>>,
     stop: Option<Sender<()>>,
     sampler: Option<JoinHandle<()>>,
+    /// The thread that binds a taken port once it is free.
+    retry: Option<JoinHandle<()>>,
 }
 
 impl Drop for StatusServer {
     fn drop(&mut self) {
         drop(self.stop.take());
-        if let Some(thread) = self.sampler.take() {
+        for thread in [self.sampler.take(), self.retry.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = thread.join();
         }
+        lock(&self.server).take();
     }
 }
 
