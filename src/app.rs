@@ -26,6 +26,7 @@ use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
 use crate::trax::provider::CredentialSource;
 use crossbeam_channel::{select, Receiver};
 use gstreamer as gst;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -155,9 +156,9 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
     };
     let mut on_hangup = |counts: &mut OutputCounts| {
         if let Some(reload) = reload.as_mut() {
-            let started = reload.reload(&launcher);
-            counts.live += started;
-            counts.total += started;
+            let changes = reload.reload(&launcher);
+            counts.live = counts.live + changes.started - changes.withdrawn;
+            counts.total = counts.total + changes.started - changes.withdrawn;
         }
     };
     let result = watch(
@@ -439,6 +440,9 @@ pub(crate) struct OutputHandle {
     /// Dropped to stop the output between sessions.
     stop: crossbeam_channel::Sender<()>,
     status: OutputStatus,
+    /// Set by whichever comes first: the supervisor reporting its outcome,
+    /// or a reload withdrawing the output, whose outcome is then never sent.
+    settled: Arc<AtomicBool>,
 }
 
 impl Launcher {
@@ -462,10 +466,15 @@ impl Launcher {
             status: status.clone(),
         };
         let outcomes = self.outcomes.clone();
+        let settled = Arc::new(AtomicBool::new(false));
+        let reported = settled.clone();
         let thread = thread::Builder::new()
             .name("output".into())
             .spawn(move || {
-                let _ = outcomes.send((role, supervisor.run()));
+                let outcome = supervisor.run();
+                if !reported.swap(true, Ordering::SeqCst) {
+                    let _ = outcomes.send((role, outcome));
+                }
             })
             .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
         Ok(OutputHandle {
@@ -473,28 +482,45 @@ impl Launcher {
             thread,
             stop: stop_sender,
             status,
+            settled,
         })
     }
 
-    /// Stops one output cleanly: its session sees the end of its frames,
-    /// as at the bridge's own stop, and it starts no new attempt. Waits
-    /// until it has finished, at most `OUTPUT_STOP_TIMEOUT`, so that a
-    /// replacement never publishes the same stream beside it.
-    pub(crate) fn stop(&self, handle: OutputHandle) {
-        self.fanout.remove_output(handle.tap);
-        drop(handle.stop);
+    /// Stops outputs cleanly, all at once: each session sees the end of its
+    /// frames, as at the bridge's own stop, and starts no new attempt.
+    /// Waits until they have finished, at most `OUTPUT_STOP_TIMEOUT` in
+    /// all, so that a replacement never publishes the same stream beside
+    /// one of them. Returns how many had not ended yet: their outcomes are
+    /// withdrawn, so the run never counts them as outputs that gave up.
+    pub(crate) fn stop(&self, handles: Vec<OutputHandle>) -> usize {
+        let mut withdrawn = 0;
+        let mut stopping = Vec::new();
+        for handle in handles {
+            if !handle.settled.swap(true, Ordering::SeqCst) {
+                withdrawn += 1;
+            }
+            self.fanout.remove_output(handle.tap);
+            drop(handle.stop);
+            stopping.push((handle.thread, handle.status));
+        }
         let deadline = Instant::now() + OUTPUT_STOP_TIMEOUT;
-        while !handle.thread.is_finished() && Instant::now() < deadline {
+        let running = |stopping: &[(thread::JoinHandle<()>, OutputStatus)]| {
+            stopping.iter().any(|(thread, _)| !thread.is_finished())
+        };
+        while running(&stopping) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        if !handle.thread.is_finished() {
-            warn!(
-                output = handle.status.label(),
-                "the output did not finish within {} s; going on",
-                OUTPUT_STOP_TIMEOUT.as_secs()
-            );
+        for (thread, status) in stopping {
+            if !thread.is_finished() {
+                warn!(
+                    output = status.label(),
+                    "the output did not finish within {} s; going on",
+                    OUTPUT_STOP_TIMEOUT.as_secs()
+                );
+            }
+            self.board.remove(&status);
         }
-        self.board.remove(&handle.status);
+        withdrawn
     }
 }
 

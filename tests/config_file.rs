@@ -629,3 +629,37 @@ fn example_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn sighup_removing_every_output_keeps_recording() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let config = ConfigDir::new("");
+    let recordings = config.file("recordings");
+    std::fs::create_dir(&recordings).unwrap();
+    let record = format!("[record]\ndirectory = {recordings:?}\n");
+    config.write(&(srt_config(&[port], 300) + &record));
+    let bridge = Running::start(&config, &["--duration", "8"]);
+    wait_for_count(&receiver, "connected", 1);
+
+    // The same run-wide settings and recording, and no [[output]] left.
+    let without_outputs = srt_config(&[], 300) + &record;
+    config.write(&without_outputs);
+    bridge.hang_up();
+    bridge.wait_for_log("stopping the output: it was removed");
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    let events = receiver.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("gave up"), "{log}");
+    assert!(
+        log.contains("stopping reason=\"the duration ran out\""),
+        "{log}"
+    );
+    let eos = events.iter().filter(|e| e["event"] == "eos").count();
+    assert_eq!(eos, 1, "{events:?}");
+    let segments = std::fs::read_dir(&recordings).unwrap().count();
+    assert!(segments >= 1, "no segment in {}", recordings.display());
+}
