@@ -663,3 +663,70 @@ fn sighup_removing_every_output_keeps_recording() {
     let segments = std::fs::read_dir(&recordings).unwrap().count();
     assert!(segments >= 1, "no segment in {}", recordings.display());
 }
+
+/// Runs `bridge check` on `path` and returns its output, failing the test
+/// when the check has not ended within 20 s.
+fn check_file_in_time(path: &Path) -> Output {
+    let mut child = bridge()
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .spawn()
+        .expect("the bridge binary runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("bridge check --config {} did not end", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn oversized_file_rejected() {
+    let config = ConfigDir::new("");
+    let mut text = String::from("bitrate = 3000\n");
+    while text.len() <= 2 << 20 {
+        text += "# a comment that pads the file out past any real config file\n";
+    }
+    config.write(&text);
+    for path in [config.path(), PathBuf::from("/dev/zero")] {
+        let output = check_file_in_time(&path);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("larger than 1 MiB"), "{shown}");
+    }
+}
+
+#[test]
+fn non_utf8_file_names_line() {
+    let config = ConfigDir::new("");
+    std::fs::write(config.path(), b"bitrate = 3000\n# caf\xe9\n").unwrap();
+    let output = config.check(&[], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("line 2, column 6: not UTF-8 text: save the file as UTF-8"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unreadable_paths_say_what_to_give() {
+    let config = ConfigDir::new("");
+    let cases = [
+        (config.file("missing.toml"), "no such file: give the path of the config file"),
+        (
+            config.directory.path().to_path_buf(),
+            "a directory: give the path of the config file in it",
+        ),
+    ];
+    for (path, expected) in cases {
+        let output = check_file_in_time(&path);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        assert!(shown.contains(expected), "{shown}");
+    }
+}

@@ -141,7 +141,7 @@ pub fn check(
 /// The top-level `log_level` of the file, for the logger, which starts
 /// before the file is checked.
 pub fn log_level(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_text(path).ok()?;
     let table: Table = toml::from_str(&text).ok()?;
     table.get("log_level")?.as_str().map(str::to_string)
 }
@@ -173,8 +173,7 @@ fn read(path: &Path) -> Result<(Document, Errors), ConfigError> {
         path: path.to_path_buf(),
         errors: vec![message],
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| fail(format!("cannot read the config file: {error}")))?;
+    let text = read_text(path).map_err(fail)?;
     // The parser's own message quotes the line, which may hold a secret
     // written by mistake, so only its position and reason are shown.
     let table: Table = toml::from_str(&text).map_err(|error| {
@@ -190,6 +189,43 @@ fn read(path: &Path) -> Result<(Document, Errors), ConfigError> {
     let mut errors = Errors::default();
     let document = split(table, &mut errors);
     Ok((document, errors))
+}
+
+/// The largest config file read. A real one is a few kilobytes, and the
+/// bound keeps a wrong path such as /dev/zero from filling the memory.
+const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// Reads the file as UTF-8 text, with an error that says what to fix.
+fn read_text(path: &Path) -> Result<String, String> {
+    use std::io::{ErrorKind, Read};
+    let cannot = |error: std::io::Error| {
+        let fix = match error.kind() {
+            ErrorKind::NotFound => "no such file: give the path of the config file",
+            ErrorKind::IsADirectory => "a directory: give the path of the config file in it",
+            ErrorKind::PermissionDenied => {
+                "permission denied: make it readable by the user the bridge runs as"
+            }
+            _ => return format!("cannot read the config file: {error}"),
+        };
+        format!("cannot read the config file: {fix}")
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!(
+            "the config file is larger than {} MiB: check that --config names the TOML file",
+            MAX_FILE_SIZE >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&error.as_bytes()[..valid]);
+        let (line, column) = position(&before, valid);
+        format!("line {line}, column {column}: not UTF-8 text: save the file as UTF-8")
+    })
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
