@@ -730,3 +730,29 @@ fn unreadable_paths_say_what_to_give() {
         assert!(shown.contains(expected), "{shown}");
     }
 }
+
+#[test]
+fn check_rejects_streamid_the_run_rejects() {
+    let config = ConfigDir::new("");
+    let key_file = config.file("colon.key");
+    std::fs::write(&key_file, "part:rest").unwrap();
+    config.write(&format!(
+        "stream_key_env = \"CAM_KEY\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\npath = \"inputs:cam\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9001\"\npath = \"inputs/cam\"\n\
+         stream_key_file = {key_file:?}\n"
+    ));
+    let output = config.check(&["--device", "test"], &[("CAM_KEY", STREAM_KEY)]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("output[0].path: the SRT path 'inputs:cam' contains ':'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("output[1].stream_key_file: the stream key contains ':' at byte 4"),
+        "{shown}"
+    );
+    assert!(!shown.contains("part:rest"), "{shown}");
+    assert!(!shown.contains(STREAM_KEY), "{shown}");
+}

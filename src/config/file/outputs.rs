@@ -206,6 +206,12 @@ impl Output<'_> {
         let config = build::build_output(&url, &common)
             .map_err(|message| errors.at(self.path, message))
             .ok()?;
+        if protocol == "SRT" {
+            self.check_streamid(args.path.as_deref(), credential.as_ref(), errors);
+            if errors.0.len() != before {
+                return None;
+            }
+        }
         let summary = self.summary(&url, name.as_deref(), &args, &token, &stream_key, acquire);
         let entry = OutputEntry {
             id: name.unwrap_or_else(|| url.clone()),
@@ -245,6 +251,37 @@ impl Output<'_> {
                 }
             }
         }
+    }
+
+    /// Checks the streamid the output would send, as the run does before
+    /// it dials, so that `bridge check` finds the same problems. Without a
+    /// path or credential here, the TRaX API provides them at the run.
+    fn check_streamid(
+        &self,
+        path: Option<&str>,
+        credential: Option<&Credential>,
+        errors: &mut Errors,
+    ) {
+        use crate::output::srt::streamid::{build_streamid, StreamIdError};
+        let (Some(path), Some(credential)) = (path, credential) else {
+            return;
+        };
+        let Err(error) = build_streamid(path, credential) else {
+            return;
+        };
+        let at = match error {
+            StreamIdError::EmptyCredential { .. } | StreamIdError::ColonInCredential { .. } => {
+                match credential {
+                    Credential::SessionToken(_) => self.source_path("token"),
+                    Credential::StreamKey(_) => self.source_path("stream_key"),
+                }
+            }
+            _ => self
+                .layer
+                .get("path")
+                .map_or_else(|| self.path.to_string(), |entry| entry.path.clone()),
+        };
+        errors.at(&at, error);
     }
 
     fn credential(
