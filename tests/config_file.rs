@@ -717,7 +717,10 @@ fn non_utf8_file_names_line() {
 fn unreadable_paths_say_what_to_give() {
     let config = ConfigDir::new("");
     let cases = [
-        (config.file("missing.toml"), "no such file: give the path of the config file"),
+        (
+            config.file("missing.toml"),
+            "no such file: give the path of the config file",
+        ),
         (
             config.directory.path().to_path_buf(),
             "a directory: give the path of the config file in it",
