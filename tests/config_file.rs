@@ -759,3 +759,25 @@ fn check_rejects_streamid_the_run_rejects() {
     assert!(!shown.contains("part:rest"), "{shown}");
     assert!(!shown.contains(STREAM_KEY), "{shown}");
 }
+
+#[test]
+fn secret_written_as_source_name_not_shown() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW0ifQ.c2lnbmF0dXJlLXZhbHVl";
+    let config = ConfigDir::new(&format!(
+        "path = \"inputs/cam\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\ntoken_env = \"{jwt}\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9001\"\ntoken_credential = \"{jwt}\"\n"
+    ));
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(!shown.contains("eyJhbGci"), "{shown}");
+    assert!(
+        shown.contains("output[0].token_env: not an environment variable name"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("output[1].token_credential: looks like the secret itself"),
+        "{shown}"
+    );
+}

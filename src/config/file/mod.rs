@@ -646,11 +646,42 @@ fn secret_source(layer: &Layer, base: &str, errors: &mut Errors) -> Option<Named
             return None;
         }
     };
+    // A secret typed where its source's name belongs would be shown by
+    // every message and summary that names the source, so it is not.
+    let move_it = format!(
+        "if it is the secret itself, remove it from the config file, put it in a file \
+         readable only by the bridge and set {base}_file"
+    );
+    if *kind == "env" && !is_env_name(&name) {
+        errors.at(
+            &entry.path,
+            format!(
+                "not an environment variable name (letters, digits and '_', not starting \
+                 with a digit); {move_it}"
+            ),
+        );
+        return None;
+    }
+    if *kind == "credential" && (name.starts_with("eyJ") || name.starts_with("sk_")) {
+        errors.at(
+            &entry.path,
+            format!("looks like the secret itself, not a systemd credential's name; {move_it}"),
+        );
+        return None;
+    }
     Some(match *kind {
         "file" => NamedSource::File(PathBuf::from(name)),
         "env" => NamedSource::Env(name),
         _ => NamedSource::Credential(name),
     })
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads a secret from the source a level names; a named source that
