@@ -118,6 +118,14 @@ fn error_kinds_name_key_paths() {
             "output[0].token: a session token may not be written into the config file",
         ),
         (
+            "api_key = \"k\"\n",
+            "api_key: an API key may not be written into the config file",
+        ),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\npassphrase = \"p\"\n",
+            "output[0].passphrase: an SRT passphrase may not be written",
+        ),
+        (
             "[[output]]\nurl = \"srt://127.0.0.1:9000\"\nlatency = 5\n",
             "output[0].latency: invalid latency 5: give milliseconds between 20 and 8000",
         ),

@@ -88,18 +88,18 @@ pub const SECRET_GROUPS: &[&[&str]] = &[
 ];
 
 /// Keys that would put a secret's value into the file, with the secret's
-/// kind and the key prefix of its sources.
+/// kind (with its article) and the key prefix of its sources.
 const INLINE_SECRETS: &[(&str, &str, &str)] = &[
-    ("token", "session token", "token"),
-    ("session_token", "session token", "token"),
-    ("jwt", "session token", "token"),
-    ("stream_key", "stream key", "stream_key"),
-    ("key", "stream key", "stream_key"),
-    ("passphrase", "SRT passphrase", "passphrase"),
-    ("password", "password", "turn_credential"),
-    ("turn_credential", "TURN password", "turn_credential"),
-    ("turn_password", "TURN password", "turn_credential"),
-    ("api_key", "API key", "api_key"),
+    ("token", "a session token", "token"),
+    ("session_token", "a session token", "token"),
+    ("jwt", "a session token", "token"),
+    ("stream_key", "a stream key", "stream_key"),
+    ("key", "a stream key", "stream_key"),
+    ("passphrase", "an SRT passphrase", "passphrase"),
+    ("password", "a password", "turn_credential"),
+    ("turn_credential", "a TURN password", "turn_credential"),
+    ("turn_password", "a TURN password", "turn_credential"),
+    ("api_key", "an API key", "api_key"),
 ];
 
 /// A value and its key path, such as `device."usb-cam".output[1].latency`.
@@ -147,7 +147,7 @@ pub fn reject_key(path: &str, key: &str, allowed: &[&str], errors: &mut Errors) 
         errors.at(
             path,
             format!(
-                "a {kind} may not be written into the config file, where backups and \
+                "{kind} may not be written into the config file, where backups and \
                  logs of the file would carry it; put it in a file readable only by the \
                  bridge and set {base}_file = \"/etc/bridge/...\", or name an environment \
                  variable with {base}_env or a systemd credential with {base}_credential"
