@@ -789,3 +789,25 @@ fn secret_written_as_source_name_not_shown() {
         "{shown}"
     );
 }
+
+#[test]
+fn url_errors_name_keys_not_flags() {
+    let urls = [
+        "srt://trax:secret@127.0.0.1:9000",
+        "srt://127.0.0.1:9000?latency=200",
+        "srt://127.0.0.1:9000/inputs/cam",
+        "rtmp://trax:secret@127.0.0.1/inputs/cam",
+        "https://trax:secret@127.0.0.1:8889/inputs/cam/whip",
+    ];
+    for url in urls {
+        let config = ConfigDir::new(&format!("[[output]]\nurl = \"{url}\"\n"));
+        let output = config.check(&["--device", "test"], &[]);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        let line = shown
+            .lines()
+            .find(|line| line.contains("output[0].url: invalid URL"))
+            .unwrap_or_else(|| panic!("no url error for {url}:\n{shown}"));
+        assert!(!line.contains("--"), "{line}");
+    }
+}

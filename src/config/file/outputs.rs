@@ -25,6 +25,22 @@ const FILE_WORDING: Wording = Wording {
     drop_credentials: "drop the token_* and stream_key_* keys",
 };
 
+/// How the URL parser's messages name a setting on the command line, and
+/// how a config file names it.
+const URL_ERROR_KEYS: &[(&str, &str)] = &[
+    (
+        "TRAX_SESSION_TOKEN or --token-file",
+        "token_file, token_env or token_credential",
+    ),
+    ("with --path", "with the path key"),
+    ("from --path", "from the path key"),
+    (
+        "--latency and --passphrase-file",
+        "the latency and passphrase_file keys",
+    ),
+    ("--rtmp-credentials", "rtmp_credentials"),
+];
+
 /// Keys that apply to one protocol only, with its name.
 const PROTOCOL_KEYS: &[(&str, &str)] = &[
     ("latency", "SRT"),
@@ -160,9 +176,12 @@ impl Output<'_> {
             Ok(OutputUrl::Rtmp { .. }) => "RTMP",
             Ok(OutputUrl::Whip { .. }) => "WHIP",
             Err(error) => {
-                let message = error
+                let mut message = error
                     .to_string()
                     .replacen("invalid --output", "invalid URL", 1);
+                for (flag, key) in URL_ERROR_KEYS {
+                    message = message.replace(flag, key);
+                }
                 errors.at(&keys::join(self.path, "url"), message);
                 return None;
             }
