@@ -811,3 +811,40 @@ fn url_errors_name_keys_not_flags() {
         assert!(!line.contains("--"), "{line}");
     }
 }
+
+#[test]
+fn check_reads_ca_files() {
+    let config = ConfigDir::new("");
+    let missing = config.file("missing-ca.pem");
+    let not_pem = config.file("not-a-ca.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    config.write(&format!(
+        "stream_key_env = \"CAM_KEY\"\npath = \"inputs/cam\"\n\
+         [[output]]\nurl = \"rtmps://127.0.0.1/inputs/cam\"\nca_file = {missing:?}\n\
+         [[output]]\nurl = \"https://127.0.0.1:8889/inputs/cam/whip\"\nca_file = {not_pem:?}\n\
+         token_env = \"CAM_TOKEN\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\nca_file = {not_pem:?}\n"
+    ));
+    let env = [("CAM_KEY", STREAM_KEY), ("CAM_TOKEN", "a.b.c")];
+    let output = config.check(&["--device", "test"], &env);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let expected = [
+        format!("output[0].ca_file: cannot use {}: ", missing.display()),
+        format!("output[1].ca_file: cannot use {}: ", not_pem.display()),
+        "output[2].ca_file: applies to RTMPS and https WHIP outputs only".to_string(),
+    ];
+    for line in expected {
+        assert!(shown.contains(&line), "no '{line}' in:\n{shown}");
+    }
+
+    config.write(&format!(
+        "source = \"src_1\"\napi_url = \"http://127.0.0.1:9\"\n\
+         api_key_env = \"CAM_KEY\"\napi_ca_file = {missing:?}\n"
+    ));
+    let output = config.check(&["--device", "test"], &env);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let line = format!("api_ca_file: cannot use {}: ", missing.display());
+    assert!(shown.contains(&line), "no '{line}' in:\n{shown}");
+}

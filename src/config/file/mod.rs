@@ -457,6 +457,9 @@ fn resolve(
         errors,
     );
     check_record_directory(&args, &global, errors);
+    if let (Some(_), Some(entry)) = (&args.source, global.get("api_ca_file")) {
+        check_ca_file(entry, errors);
+    }
     let global_parts = global_parts?;
     let built = built?;
     let config = build::assemble(&args, global_parts, built.configs);
@@ -489,6 +492,17 @@ fn check_record_directory(args: &RunArgs, layer: &Layer, errors: &mut Errors) {
             directory.display()
         ),
     );
+}
+
+/// Reads the PEM CA bundle a `ca_file` or `api_ca_file` key names, so that
+/// `bridge check` finds what the run would reject.
+fn check_ca_file(entry: &Entry, errors: &mut Errors) {
+    let Some(file) = entry.value.as_str() else {
+        return;
+    };
+    if let Err(reason) = crate::trax::api::read_ca_bundle(Path::new(file)) {
+        errors.at(&entry.path, format!("cannot use {file}: {reason}"));
+    }
 }
 
 /// Splits a level into its run-wide settings and its output defaults.

@@ -187,6 +187,7 @@ impl Output<'_> {
             }
         };
         self.check_protocol_keys(protocol, errors);
+        self.check_ca_file(&url, errors);
 
         let mut args = global_args.clone();
         for (key, entry) in self.layer {
@@ -269,6 +270,25 @@ impl Output<'_> {
                     );
                 }
             }
+        }
+    }
+
+    /// Reads the CA file of an output that dials TLS, as the run does
+    /// before capture; an SRT output has no use for one.
+    fn check_ca_file(&self, url: &str, errors: &mut Errors) {
+        if url.starts_with("srt://") {
+            if let Some(entry) = self.own.get("ca_file") {
+                errors.at(
+                    &entry.path,
+                    "applies to RTMPS and https WHIP outputs only, and this output is SRT; \
+                     drop it",
+                );
+            }
+            return;
+        }
+        let tls = url.starts_with("rtmps://") || url.starts_with("https://");
+        if let (true, Some(entry)) = (tls, self.layer.get("ca_file")) {
+            super::check_ca_file(entry, errors);
         }
     }
 
