@@ -38,15 +38,19 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Runs the configuration a config file produced; SIGHUP reloads the
 /// file's outputs.
 pub fn run_loaded(source: crate::reload::ConfigSource) -> Result<(), Fatal> {
+    // Listening starts before the capture and the encoder start, which may
+    // take seconds: a SIGHUP then is handled once the outputs run, rather
+    // than ending the process, which systemd would not restart.
+    let hangups = crate::signals::hangups().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let (config, reloader) = source.split();
-    run_with(config, Some(reloader))
+    run_with(config, Some((reloader, hangups)))
 }
 
 pub fn run(config: Config) -> Result<(), Fatal> {
     run_with(config, None)
 }
 
-fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
+fn run_with(config: Config, reloader: Option<(Reloader, Receiver<i32>)>) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let status_listener =
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
@@ -134,9 +138,13 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
         Some(recording) => Some(launcher.launch(Role::Recording, recording)?),
         None => None,
     };
-    let (mut reload, _live) = match reloader {
-        Some(reloader) => (Some(reloader.start(live, media_has_opus)), Vec::new()),
-        None => (None, live),
+    let (mut reload, hangups, _live) = match reloader {
+        Some((reloader, hangups)) => (
+            Some(reloader.start(live, media_has_opus)),
+            hangups,
+            Vec::new(),
+        ),
+        None => (None, crossbeam_channel::never(), live),
     };
 
     media
@@ -150,10 +158,6 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
 
     let notifier = ServiceNotifier::start(board.clone(), fanout.frame_counter());
     let reporter = StatusReporter::start(board, config.status_interval);
-    let hangups = match reload {
-        Some(_) => crate::signals::hangups().map_err(|e| Fatal::new(ExitStatus::Other, e))?,
-        None => crossbeam_channel::never(),
-    };
     let mut on_hangup = |counts: &mut OutputCounts| {
         if let Some(reload) = reload.as_mut() {
             let changes = reload.reload(&launcher);

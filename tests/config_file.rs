@@ -848,3 +848,26 @@ fn check_reads_ca_files() {
     let line = format!("api_ca_file: cannot use {}: ", missing.display());
     assert!(shown.contains(&line), "no '{line}' in:\n{shown}");
 }
+
+#[test]
+fn sighup_during_startup_is_not_fatal() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let config = ConfigDir::new(&srt_config(&[port], 300));
+    let bridge = Running::start(&config, &["--duration", "4"]);
+    // The source is planned before the encoder's test encode and the
+    // media pipeline, which take a while more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bridge.log().contains("source planned") {
+        assert!(Instant::now() < deadline, "{}", bridge.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bridge.hang_up();
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    receiver.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("SIGHUP: reloading the config file"), "{log}");
+}
