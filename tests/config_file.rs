@@ -190,7 +190,7 @@ fn error_kinds_name_key_paths() {
         ),
         (
             "[device.\"test\"]\ndevice = \"x\"\n",
-            "device.\"test\".device: unknown key",
+            "device.\"test\".device: a device table applies to the device its key names",
         ),
     ];
     for (text, expected) in cases {
@@ -870,4 +870,45 @@ fn sighup_during_startup_is_not_fatal() {
     receiver.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("SIGHUP: reloading the config file"), "{log}");
+}
+
+#[test]
+fn misplaced_keys_say_where_they_go() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "url = \"srt://127.0.0.1:9000\"\n",
+            "url: belongs in an [[output]] table",
+        ),
+        ("name = \"main\"\n", "name: belongs in an [[output]] table"),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\nbitrate = 3000\n",
+            "output[0].bitrate: a run-wide setting, not an output's",
+        ),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\n[output.record]\ndirectory = \"/tmp\"\n",
+            "output[0].record: a run-wide setting, not an output's",
+        ),
+        (
+            "[device.test]\ndevice = \"/dev/video0\"\n",
+            "device.\"test\".device: a device table applies to the device its key names",
+        ),
+        (
+            "directory = \"/tmp\"\n",
+            "directory: belongs in the [record] table",
+        ),
+        (
+            "listen = \"127.0.0.1:8181\"\n",
+            "listen: belongs in the [status] table",
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = ConfigDir::new(text);
+        let output = config.check(&["--device", "test"], &[]);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}\n{shown}");
+        assert!(
+            shown.contains(expected),
+            "{text}\nno '{expected}' in:\n{shown}"
+        );
+    }
 }

@@ -155,12 +155,40 @@ pub fn reject_key(path: &str, key: &str, allowed: &[&str], errors: &mut Errors) 
         );
         return;
     }
+    if let Some(place) = misplaced(key, allowed) {
+        errors.at(path, place);
+        return;
+    }
     match closest(key, allowed) {
         Some(known) => errors.at(path, format!("unknown key; did you mean `{known}`?")),
         None => errors.at(
             path,
             "unknown key; examples/bridge.toml lists every key".to_string(),
         ),
+    }
+}
+
+/// Says where a key that another level takes belongs, if it is one.
+fn misplaced(key: &str, allowed: &[&str]) -> Option<&'static str> {
+    // The top level and device tables take the run-wide settings; output
+    // tables and the [record] and [status] tables do not.
+    let run_wide_level = allowed.contains(&"bitrate");
+    let run_wide_key = GLOBAL_KEYS.contains(&key) || key == "record" || key == "status";
+    if OUTPUT_ONLY_KEYS.contains(&key) {
+        Some("belongs in an [[output]] table: put it after an [[output]] line")
+    } else if run_wide_level && RECORD_KEYS.contains(&key) {
+        Some("belongs in the [record] table: put it after a [record] line")
+    } else if run_wide_level && STATUS_KEYS.contains(&key) {
+        Some("belongs in the [status] table: put it after a [status] line")
+    } else if run_wide_level && key == "device" {
+        Some("a device table applies to the device its key names; drop it")
+    } else if !run_wide_level && run_wide_key {
+        Some(
+            "a run-wide setting, not an output's: set it at the top level or in a \
+             [device.\"KEY\"] table",
+        )
+    } else {
+        None
     }
 }
 
