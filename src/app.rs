@@ -490,7 +490,7 @@ impl Launcher {
         })
     }
 
-    /// Stops outputs cleanly, all at once: each session sees the end of its
+    /// Stops outputs cleanly, all at once: each session gets the end of its
     /// frames, as at the bridge's own stop, and starts no new attempt.
     /// Waits until they have finished, at most `OUTPUT_STOP_TIMEOUT` in
     /// all, so that a replacement never publishes the same stream beside

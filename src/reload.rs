@@ -91,7 +91,7 @@ struct Running {
     handle: OutputHandle,
 }
 
-/// What a reload did to the live outputs.
+/// The counts of live outputs a reload started and stopped.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Changes {
     /// Outputs started.

@@ -25,8 +25,8 @@ const FILE_WORDING: Wording = Wording {
     drop_credentials: "drop the token_* and stream_key_* keys",
 };
 
-/// How the URL parser's messages name a setting on the command line, and
-/// how a config file names it.
+/// The command-line wording of the URL parser's messages, each with the
+/// config file's keys that replace it.
 const URL_ERROR_KEYS: &[(&str, &str)] = &[
     (
         "TRAX_SESSION_TOKEN or --token-file",
