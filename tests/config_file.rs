@@ -912,3 +912,26 @@ fn misplaced_keys_say_where_they_go() {
         );
     }
 }
+
+#[test]
+fn device_table_sets_log_level() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let text = format!(
+        "log_level = \"warn\"\n{}[device.test]\nlog_level = \"debug\"\n",
+        srt_config(&[port], 300)
+    );
+    let config = ConfigDir::new(&text);
+    let output = bridge()
+        .arg("--config")
+        .arg(config.path())
+        .args(["--device", "test", "--duration", "2"])
+        .env("CREDENTIALS_DIRECTORY", config.credentials())
+        .output()
+        .unwrap();
+    receiver.stop();
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains(" DEBUG "), "no debug line in:\n{shown}");
+}

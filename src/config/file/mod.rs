@@ -138,12 +138,27 @@ pub fn check(
     finish(path, Some(summary), errors)
 }
 
-/// The top-level `log_level` of the file, for the logger, which starts
-/// before the file is checked.
-pub fn log_level(path: &Path) -> Option<String> {
+/// The file's `log_level` for `device`: its device table's, else the top
+/// level's. The logger starts before the file is checked, so this reads
+/// the file on its own and ignores every other problem.
+pub fn log_level(path: &Path, device: Option<&str>) -> Option<String> {
     let text = read_text(path).ok()?;
     let table: Table = toml::from_str(&text).ok()?;
-    table.get("log_level")?.as_str().map(str::to_string)
+    let top_level = || table.get("log_level")?.as_str().map(str::to_string);
+    let device = device.or_else(|| table.get("device")?.as_str());
+    let (Some(device), Some(Value::Table(tables))) = (device, table.get("device")) else {
+        return top_level();
+    };
+    let names: Vec<&str> = tables.keys().map(String::as_str).collect();
+    let found = device::matching_keys(device, &names, &DeviceDirs::default());
+    let from_table = match found.as_slice() {
+        [key] => tables.get(*key)?.get("log_level"),
+        _ => None,
+    };
+    from_table
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(top_level)
 }
 
 fn finish<T>(path: &Path, value: Option<T>, errors: Errors) -> Result<T, ConfigError> {
