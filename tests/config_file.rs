@@ -935,3 +935,18 @@ fn device_table_sets_log_level() {
     assert_eq!(output.status.code(), Some(0), "{shown}");
     assert!(shown.contains(" DEBUG "), "no debug line in:\n{shown}");
 }
+
+#[test]
+fn status_port_in_use_names_no_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let config = ConfigDir::new(&format!(
+        "status = {{ listen = \"{address}\" }}\n{}",
+        srt_config(&[free_udp_port()], 300)
+    ));
+    let output = config.run(&["--duration", "2"]).output().unwrap();
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("already in use"), "{shown}");
+    assert!(!shown.contains("--status-listen"), "{shown}");
+}
