@@ -950,3 +950,17 @@ fn status_port_in_use_names_no_flag() {
     assert!(shown.contains("already in use"), "{shown}");
     assert!(!shown.contains("--status-listen"), "{shown}");
 }
+
+#[test]
+fn every_record_error_reported_at_once() {
+    let config = ConfigDir::new(
+        "[record]\ndirectory = \"\"\nsegment = 0\nmax_size = \"lots\"\nmax_age = \"\"\n",
+    );
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    for key in ["directory", "segment", "max_size", "max_age"] {
+        let path = format!("record.{key}: ");
+        assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
+    }
+}
