@@ -964,3 +964,18 @@ fn every_record_error_reported_at_once() {
         assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
     }
 }
+
+#[test]
+fn bad_url_hides_no_other_error() {
+    let config = ConfigDir::new(
+        "[[output]]\nurl = \"ftp://127.0.0.1\"\nlatency = \"high\"\nstream_key_env = \"\"\n\
+         name = 7\n",
+    );
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    for key in ["url", "latency", "stream_key_env", "name"] {
+        let path = format!("output[0].{key}: ");
+        assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
+    }
+}

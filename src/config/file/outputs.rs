@@ -165,29 +165,19 @@ impl Output<'_> {
         errors: &mut Errors,
     ) -> Option<(OutputConfig, OutputEntry, String, bool)> {
         let before = errors.0.len();
-        let url = self.required_url(errors)?;
+        // A missing or bad URL leaves the other keys to check, so that
+        // every problem of the output is reported in one run.
+        let url = self.required_url(errors);
         let name = self.layer.get("name").and_then(|entry| {
             keys::text(&entry.value, "a name")
                 .map_err(|message| errors.at(&entry.path, message))
                 .ok()
         });
-        let protocol = match output_url::parse(&url) {
-            Ok(OutputUrl::Srt { .. }) => "SRT",
-            Ok(OutputUrl::Rtmp { .. }) => "RTMP",
-            Ok(OutputUrl::Whip { .. }) => "WHIP",
-            Err(error) => {
-                let mut message = error
-                    .to_string()
-                    .replacen("invalid --output", "invalid URL", 1);
-                for (flag, key) in URL_ERROR_KEYS {
-                    message = message.replace(flag, key);
-                }
-                errors.at(&keys::join(self.path, "url"), message);
-                return None;
-            }
-        };
-        self.check_protocol_keys(protocol, errors);
-        self.check_ca_file(&url, errors);
+        let protocol = url.as_deref().and_then(|url| self.protocol(url, errors));
+        if let (Some(url), Some(protocol)) = (&url, protocol) {
+            self.check_protocol_keys(protocol, errors);
+            self.check_ca_file(url, errors);
+        }
 
         let mut args = global_args.clone();
         for (key, entry) in self.layer {
@@ -214,6 +204,9 @@ impl Output<'_> {
         if errors.0.len() != before {
             return None;
         }
+        let (Some(url), Some(protocol)) = (url, protocol) else {
+            return None;
+        };
         let common = OutputArgs {
             args: &args,
             credential: credential.as_ref(),
@@ -239,6 +232,26 @@ impl Output<'_> {
             secrets,
         };
         Some((config, entry, summary, named_credential))
+    }
+
+    /// Returns the protocol of `url`, or `None` after noting why the URL
+    /// is invalid.
+    fn protocol(&self, url: &str, errors: &mut Errors) -> Option<&'static str> {
+        match output_url::parse(url) {
+            Ok(OutputUrl::Srt { .. }) => Some("SRT"),
+            Ok(OutputUrl::Rtmp { .. }) => Some("RTMP"),
+            Ok(OutputUrl::Whip { .. }) => Some("WHIP"),
+            Err(error) => {
+                let mut message = error
+                    .to_string()
+                    .replacen("invalid --output", "invalid URL", 1);
+                for (flag, key) in URL_ERROR_KEYS {
+                    message = message.replace(flag, key);
+                }
+                errors.at(&keys::join(self.path, "url"), message);
+                None
+            }
+        }
     }
 
     fn required_url(&self, errors: &mut Errors) -> Option<String> {
