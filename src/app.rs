@@ -230,10 +230,15 @@ fn watch(
     let mut live_ended = 0;
 
     let stop_reason = loop {
+        // Set when an output ended or a reload changed the outputs.
+        let mut outputs_changed = false;
         select! {
             recv(deadline) -> _ => break "the duration ran out",
             recv(signals) -> _ => break "a stop signal arrived",
-            recv(hangups) -> _ => on_hangup(counts),
+            recv(hangups) -> _ => {
+                on_hangup(counts);
+                outputs_changed = true;
+            }
             recv(bus_events) -> message => {
                 let Ok(message) = message else { break "the pipeline bus closed" };
                 match media.handle_message(&message) {
@@ -261,18 +266,27 @@ fn watch(
                 if role == Role::Live {
                     live_ended += 1;
                 }
-                let every_live_ended = counts.live > 0 && live_ended == counts.live;
-                if ended == counts.total || every_live_ended {
-                    if ended < counts.total {
-                        info!("every live output gave up; finishing the recording");
-                        drop(stop_sender);
-                        media.request_stop();
-                        wait_outputs(outcomes, counts.total - ended);
-                    }
-                    let (status, cause) = first_failure.take().unwrap_or((ExitStatus::Other, "every output ended".into()));
-                    return Err(Fatal::new(status, anyhow::anyhow!("every output gave up; the first cause: {cause}")));
-                }
+                outputs_changed = true;
             }
+        }
+        // A reload that removes the outputs still running can leave only
+        // outputs that gave up, which ends the run as their last outcome would.
+        let every_ended = counts.total > 0 && ended == counts.total;
+        let every_live_ended = counts.live > 0 && live_ended == counts.live;
+        if outputs_changed && (every_ended || every_live_ended) {
+            if ended < counts.total {
+                info!("every live output gave up; finishing the recording");
+                drop(stop_sender);
+                media.request_stop();
+                wait_outputs(outcomes, counts.total - ended);
+            }
+            let (status, cause) = first_failure
+                .take()
+                .unwrap_or((ExitStatus::Other, "every output ended".into()));
+            return Err(Fatal::new(
+                status,
+                anyhow::anyhow!("every output gave up; the first cause: {cause}"),
+            ));
         }
     };
 

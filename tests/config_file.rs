@@ -979,3 +979,31 @@ fn bad_url_hides_no_other_error() {
         assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
     }
 }
+
+#[test]
+fn sighup_leaving_only_failed_outputs_exits() {
+    let _guard = support::setup();
+    let ports = [free_udp_port(), free_udp_port()];
+    let rejecting = Receiver::start(ports[0], &["--reject-all", "--relisten"]);
+    let working = key_receiver(ports[1]);
+    let config = ConfigDir::new(&srt_config(&ports, 300));
+    let bridge = Running::start(&config, &["--duration", "30"]);
+    wait_for_count(&working, "connected", 1);
+    bridge.wait_for_log("giving up on this output");
+
+    // Only the output that gave up is left.
+    config.write(&srt_config(&ports[..1], 300));
+    bridge.hang_up();
+    let started = Instant::now();
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    rejecting.stop();
+    working.stop();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("every output gave up"), "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the bridge ran on to its --duration:\n{log}"
+    );
+}
