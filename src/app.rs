@@ -161,6 +161,9 @@ fn run_with(config: Config, reloader: Option<(Reloader, Receiver<i32>)>) -> Resu
     let mut on_hangup = |counts: &mut OutputCounts| {
         if let Some(reload) = reload.as_mut() {
             let changes = reload.reload(&launcher);
+            // NOTE: an output that gave up before a reload removed it stays
+            // counted as ended, so removing it with the last running output
+            // ends the run with its cause instead of keeping the bridge up.
             counts.live = counts.live + changes.started - changes.withdrawn;
             counts.total = counts.total + changes.started - changes.withdrawn;
         }
