@@ -26,6 +26,7 @@ use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
 use crate::trax::provider::CredentialSource;
 use crossbeam_channel::{select, Receiver};
 use gstreamer as gst;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,15 +38,19 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Runs the configuration a config file produced; SIGHUP reloads the
 /// file's outputs.
 pub fn run_loaded(source: crate::reload::ConfigSource) -> Result<(), Fatal> {
+    // Listening starts before the capture and the encoder start, which may
+    // take seconds: a SIGHUP then is handled once the outputs run, rather
+    // than ending the process, which systemd would not restart.
+    let hangups = crate::signals::hangups().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let (config, reloader) = source.split();
-    run_with(config, Some(reloader))
+    run_with(config, Some((reloader, hangups)))
 }
 
 pub fn run(config: Config) -> Result<(), Fatal> {
     run_with(config, None)
 }
 
-fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
+fn run_with(config: Config, reloader: Option<(Reloader, Receiver<i32>)>) -> Result<(), Fatal> {
     gst::init().map_err(|e| Fatal::new(ExitStatus::Other, e))?;
     let status_listener =
         StatusListener::bind(config.status_listen).map_err(|e| Fatal::new(e.exit_status(), e))?;
@@ -128,9 +133,13 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
         Some(recording) => Some(launcher.launch(Role::Recording, recording)?),
         None => None,
     };
-    let (mut reload, _live) = match reloader {
-        Some(reloader) => (Some(reloader.start(live, media_has_opus)), Vec::new()),
-        None => (None, live),
+    let (mut reload, hangups, _live) = match reloader {
+        Some((reloader, hangups)) => (
+            Some(reloader.start(live, media_has_opus)),
+            hangups,
+            Vec::new(),
+        ),
+        None => (None, crossbeam_channel::never(), live),
     };
 
     media
@@ -144,15 +153,14 @@ fn run_with(config: Config, reloader: Option<Reloader>) -> Result<(), Fatal> {
 
     let notifier = ServiceNotifier::start(board.clone(), fanout.frame_counter());
     let reporter = StatusReporter::start(board, config.status_interval);
-    let hangups = match reload {
-        Some(_) => crate::signals::hangups().map_err(|e| Fatal::new(ExitStatus::Other, e))?,
-        None => crossbeam_channel::never(),
-    };
     let mut on_hangup = |counts: &mut OutputCounts| {
         if let Some(reload) = reload.as_mut() {
-            let started = reload.reload(&launcher);
-            counts.live += started;
-            counts.total += started;
+            let changes = reload.reload(&launcher);
+            // NOTE: an output that gave up before a reload removed it stays
+            // counted as ended, so removing it with the last running output
+            // ends the run with its cause instead of keeping the bridge up.
+            counts.live = counts.live + changes.started - changes.withdrawn;
+            counts.total = counts.total + changes.started - changes.withdrawn;
         }
     };
     let result = watch(
@@ -220,10 +228,15 @@ fn watch(
     let mut live_ended = 0;
 
     let stop_reason = loop {
+        // Set when an output ended or a reload changed the outputs.
+        let mut outputs_changed = false;
         select! {
             recv(deadline) -> _ => break "the duration ran out",
             recv(signals) -> _ => break "a stop signal arrived",
-            recv(hangups) -> _ => on_hangup(counts),
+            recv(hangups) -> _ => {
+                on_hangup(counts);
+                outputs_changed = true;
+            }
             recv(bus_events) -> message => {
                 let Ok(message) = message else { break "the pipeline bus closed" };
                 match media.handle_message(&message) {
@@ -251,18 +264,27 @@ fn watch(
                 if role == Role::Live {
                     live_ended += 1;
                 }
-                let every_live_ended = counts.live > 0 && live_ended == counts.live;
-                if ended == counts.total || every_live_ended {
-                    if ended < counts.total {
-                        info!("every live output gave up; finishing the recording");
-                        drop(stop_sender);
-                        media.request_stop();
-                        wait_outputs(outcomes, counts.total - ended);
-                    }
-                    let (status, cause) = first_failure.take().unwrap_or((ExitStatus::Other, "every output ended".into()));
-                    return Err(Fatal::new(status, anyhow::anyhow!("every output gave up; the first cause: {cause}")));
-                }
+                outputs_changed = true;
             }
+        }
+        // A reload that removes the outputs still running can leave only
+        // outputs that gave up, which ends the run as their last outcome would.
+        let every_ended = counts.total > 0 && ended == counts.total;
+        let every_live_ended = counts.live > 0 && live_ended == counts.live;
+        if outputs_changed && (every_ended || every_live_ended) {
+            if ended < counts.total {
+                info!("every live output gave up; finishing the recording");
+                drop(stop_sender);
+                media.request_stop();
+                wait_outputs(outcomes, counts.total - ended);
+            }
+            let (status, cause) = first_failure
+                .take()
+                .unwrap_or((ExitStatus::Other, "every output ended".into()));
+            return Err(Fatal::new(
+                status,
+                anyhow::anyhow!("every output gave up; the first cause: {cause}"),
+            ));
         }
     };
 
@@ -505,6 +527,9 @@ pub(crate) struct OutputHandle {
     /// Dropped to stop the output between sessions.
     stop: crossbeam_channel::Sender<()>,
     status: OutputStatus,
+    /// Set by whichever comes first: the supervisor reporting its outcome,
+    /// or a reload withdrawing the output, whose outcome is then never sent.
+    settled: Arc<AtomicBool>,
 }
 
 impl Launcher {
@@ -528,10 +553,15 @@ impl Launcher {
             status: status.clone(),
         };
         let outcomes = self.outcomes.clone();
+        let settled = Arc::new(AtomicBool::new(false));
+        let reported = settled.clone();
         let thread = thread::Builder::new()
             .name("output".into())
             .spawn(move || {
-                let _ = outcomes.send((role, supervisor.run()));
+                let outcome = supervisor.run();
+                if !reported.swap(true, Ordering::SeqCst) {
+                    let _ = outcomes.send((role, outcome));
+                }
             })
             .map_err(|e| Fatal::new(ExitStatus::Other, e))?;
         Ok(OutputHandle {
@@ -539,28 +569,45 @@ impl Launcher {
             thread,
             stop: stop_sender,
             status,
+            settled,
         })
     }
 
-    /// Stops one output cleanly: its session sees the end of its frames,
-    /// as at the bridge's own stop, and it starts no new attempt. Waits
-    /// until it has finished, at most `OUTPUT_STOP_TIMEOUT`, so that a
-    /// replacement never publishes the same stream beside it.
-    pub(crate) fn stop(&self, handle: OutputHandle) {
-        self.fanout.remove_output(handle.tap);
-        drop(handle.stop);
+    /// Stops outputs cleanly, all at once: each session gets the end of its
+    /// frames, as at the bridge's own stop, and starts no new attempt.
+    /// Waits until they have finished, at most `OUTPUT_STOP_TIMEOUT` in
+    /// all, so that a replacement never publishes the same stream beside
+    /// one of them. Returns how many had not ended yet: their outcomes are
+    /// withdrawn, so the run never counts them as outputs that gave up.
+    pub(crate) fn stop(&self, handles: Vec<OutputHandle>) -> usize {
+        let mut withdrawn = 0;
+        let mut stopping = Vec::new();
+        for handle in handles {
+            if !handle.settled.swap(true, Ordering::SeqCst) {
+                withdrawn += 1;
+            }
+            self.fanout.remove_output(handle.tap);
+            drop(handle.stop);
+            stopping.push((handle.thread, handle.status));
+        }
         let deadline = Instant::now() + OUTPUT_STOP_TIMEOUT;
-        while !handle.thread.is_finished() && Instant::now() < deadline {
+        let running = |stopping: &[(thread::JoinHandle<()>, OutputStatus)]| {
+            stopping.iter().any(|(thread, _)| !thread.is_finished())
+        };
+        while running(&stopping) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        if !handle.thread.is_finished() {
-            warn!(
-                output = handle.status.label(),
-                "the output did not finish within {} s; going on",
-                OUTPUT_STOP_TIMEOUT.as_secs()
-            );
+        for (thread, status) in stopping {
+            if !thread.is_finished() {
+                warn!(
+                    output = status.label(),
+                    "the output did not finish within {} s; going on",
+                    OUTPUT_STOP_TIMEOUT.as_secs()
+                );
+            }
+            self.board.remove(&status);
         }
-        self.board.remove(&handle.status);
+        withdrawn
     }
 }
 

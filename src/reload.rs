@@ -91,6 +91,16 @@ struct Running {
     handle: OutputHandle,
 }
 
+/// The counts of live outputs a reload started and stopped.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Changes {
+    /// Outputs started.
+    pub(crate) started: usize,
+    /// Outputs stopped before they had ended on their own; their outcomes
+    /// never arrive.
+    pub(crate) withdrawn: usize,
+}
+
 /// The running outputs and the settings they run with.
 pub(crate) struct Reload {
     path: PathBuf,
@@ -105,16 +115,15 @@ pub(crate) struct Reload {
 }
 
 impl Reload {
-    /// Re-reads the file and applies its output changes; returns how many
-    /// outputs it started.
-    pub(crate) fn reload(&mut self, launcher: &Launcher) -> usize {
+    /// Re-reads the file and applies its output changes.
+    pub(crate) fn reload(&mut self, launcher: &Launcher) -> Changes {
         info!(file = %self.path.display(), "SIGHUP: reloading the config file");
         let env = |name: &str| std::env::var(name).ok();
         let loaded = match file::load(&self.path, &self.request, &env, &DeviceDirs::default()) {
             Ok(loaded) => loaded,
             Err(error) => {
                 error!("the config file is invalid; the bridge runs on unchanged: {error}");
-                return 0;
+                return Changes::default();
             }
         };
         self.log_restart_needed(&loaded);
@@ -125,9 +134,12 @@ impl Reload {
         } = loaded;
         if entries.len() != config.outputs.len() || !self.unmatched.is_empty() {
             warn!("outputs the file does not list cannot be reloaded; restart to apply");
-            return 0;
+            return Changes::default();
         }
-        self.stop_changed(launcher, &entries);
+        let mut changes = Changes {
+            started: 0,
+            withdrawn: self.stop_changed(launcher, &entries),
+        };
 
         // What is left to start: new outputs and changed ones.
         let mut to_start = Vec::new();
@@ -152,29 +164,33 @@ impl Reload {
             Ok(built) => built,
             Err(fatal) => {
                 error!("cannot start the new outputs: {fatal}");
-                return 0;
+                return changes;
             }
         };
         for source in &built.acquired {
             source.spawn_renewal(launcher.stop.clone());
         }
-        let mut started = 0;
         for (entry, output) in to_start.into_iter().zip(built.outputs) {
             match self.start_output(launcher, output) {
                 Ok(handle) => {
                     info!(output = %entry.id, "started the output");
                     self.running.push(Running { entry, handle });
-                    started += 1;
+                    changes.started += 1;
                 }
                 Err(fatal) => error!(output = %entry.id, "cannot start the output: {fatal}"),
             }
         }
-        started
+        if self.running.is_empty() {
+            warn!("no live output runs after the reload; add an [[output]] to the config file and reload");
+        }
+        changes
     }
 
-    /// Stops the running outputs that the file removed or changed.
-    fn stop_changed(&mut self, launcher: &Launcher, entries: &[OutputEntry]) {
+    /// Stops the running outputs that the file removed or changed, all at
+    /// once; returns how many of them had not ended on their own.
+    fn stop_changed(&mut self, launcher: &Launcher, entries: &[OutputEntry]) -> usize {
         let mut kept = Vec::new();
+        let mut stopping = Vec::new();
         for running in std::mem::take(&mut self.running) {
             if entries.contains(&running.entry) {
                 kept.push(running);
@@ -187,9 +203,10 @@ impl Reload {
                 "it was removed"
             };
             info!(output = %running.entry.id, "stopping the output: {why}");
-            launcher.stop(running.handle);
+            stopping.push(running.handle);
         }
         self.running = kept;
+        launcher.stop(stopping)
     }
 
     fn start_output(

@@ -118,6 +118,14 @@ fn error_kinds_name_key_paths() {
             "output[0].token: a session token may not be written into the config file",
         ),
         (
+            "api_key = \"k\"\n",
+            "api_key: an API key may not be written into the config file",
+        ),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\npassphrase = \"p\"\n",
+            "output[0].passphrase: an SRT passphrase may not be written",
+        ),
+        (
             "[[output]]\nurl = \"srt://127.0.0.1:9000\"\nlatency = 5\n",
             "output[0].latency: invalid latency 5: give milliseconds between 20 and 8000",
         ),
@@ -182,7 +190,7 @@ fn error_kinds_name_key_paths() {
         ),
         (
             "[device.\"test\"]\ndevice = \"x\"\n",
-            "device.\"test\".device: unknown key",
+            "device.\"test\".device: a device table applies to the device its key names",
         ),
     ];
     for (text, expected) in cases {
@@ -628,4 +636,376 @@ fn example_documents_every_key() {
             "examples/bridge.toml does not document {key}"
         );
     }
+}
+
+#[test]
+fn sighup_removing_every_output_keeps_recording() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let config = ConfigDir::new("");
+    let recordings = config.file("recordings");
+    std::fs::create_dir(&recordings).unwrap();
+    let record = format!("[record]\ndirectory = {recordings:?}\n");
+    config.write(&(srt_config(&[port], 300) + &record));
+    let bridge = Running::start(&config, &["--duration", "8"]);
+    wait_for_count(&receiver, "connected", 1);
+
+    // The same run-wide settings and recording, and no [[output]] left.
+    let without_outputs = srt_config(&[], 300) + &record;
+    config.write(&without_outputs);
+    bridge.hang_up();
+    bridge.wait_for_log("stopping the output: it was removed");
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    let events = receiver.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("gave up"), "{log}");
+    assert!(
+        log.contains("stopping reason=\"the duration ran out\""),
+        "{log}"
+    );
+    let eos = events.iter().filter(|e| e["event"] == "eos").count();
+    assert_eq!(eos, 1, "{events:?}");
+    let segments = std::fs::read_dir(&recordings).unwrap().count();
+    assert!(segments >= 1, "no segment in {}", recordings.display());
+}
+
+/// Runs `bridge check` on `path` and returns its output, failing the test
+/// when the check has not ended within 20 s.
+fn check_file_in_time(path: &Path) -> Output {
+    let mut child = bridge()
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .spawn()
+        .expect("the bridge binary runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("bridge check --config {} did not end", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn oversized_file_rejected() {
+    let config = ConfigDir::new("");
+    let mut text = String::from("bitrate = 3000\n");
+    while text.len() <= 2 << 20 {
+        text += "# a comment that pads the file out past any real config file\n";
+    }
+    config.write(&text);
+    for path in [config.path(), PathBuf::from("/dev/zero")] {
+        let output = check_file_in_time(&path);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("larger than 1 MiB"), "{shown}");
+    }
+}
+
+#[test]
+fn non_utf8_file_names_line() {
+    let config = ConfigDir::new("");
+    std::fs::write(config.path(), b"bitrate = 3000\n# caf\xe9\n").unwrap();
+    let output = config.check(&[], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("line 2, column 6: not UTF-8 text: save the file as UTF-8"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unreadable_paths_say_what_to_give() {
+    let config = ConfigDir::new("");
+    let cases = [
+        (
+            config.file("missing.toml"),
+            "no such file: give the path of the config file",
+        ),
+        (
+            config.directory.path().to_path_buf(),
+            "a directory: give the path of the config file in it",
+        ),
+    ];
+    for (path, expected) in cases {
+        let output = check_file_in_time(&path);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        assert!(shown.contains(expected), "{shown}");
+    }
+}
+
+#[test]
+fn check_rejects_streamid_the_run_rejects() {
+    let config = ConfigDir::new("");
+    let key_file = config.file("colon.key");
+    std::fs::write(&key_file, "part:rest").unwrap();
+    config.write(&format!(
+        "stream_key_env = \"CAM_KEY\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\npath = \"inputs:cam\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9001\"\npath = \"inputs/cam\"\n\
+         stream_key_file = {key_file:?}\n"
+    ));
+    let output = config.check(&["--device", "test"], &[("CAM_KEY", STREAM_KEY)]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("output[0].path: the SRT path 'inputs:cam' contains ':'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("output[1].stream_key_file: the stream key contains ':' at byte 4"),
+        "{shown}"
+    );
+    assert!(!shown.contains("part:rest"), "{shown}");
+    assert!(!shown.contains(STREAM_KEY), "{shown}");
+}
+
+#[test]
+fn secret_written_as_source_name_not_shown() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW0ifQ.c2lnbmF0dXJlLXZhbHVl";
+    let config = ConfigDir::new(&format!(
+        "path = \"inputs/cam\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\ntoken_env = \"{jwt}\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9001\"\ntoken_credential = \"{jwt}\"\n"
+    ));
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(!shown.contains("eyJhbGci"), "{shown}");
+    assert!(
+        shown.contains("output[0].token_env: not an environment variable name"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("output[1].token_credential: looks like the secret itself"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn url_errors_name_keys_not_flags() {
+    let urls = [
+        "srt://trax:secret@127.0.0.1:9000",
+        "srt://127.0.0.1:9000?latency=200",
+        "srt://127.0.0.1:9000/inputs/cam",
+        "rtmp://trax:secret@127.0.0.1/inputs/cam",
+        "https://trax:secret@127.0.0.1:8889/inputs/cam/whip",
+    ];
+    for url in urls {
+        let config = ConfigDir::new(&format!("[[output]]\nurl = \"{url}\"\n"));
+        let output = config.check(&["--device", "test"], &[]);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{shown}");
+        let line = shown
+            .lines()
+            .find(|line| line.contains("output[0].url: invalid URL"))
+            .unwrap_or_else(|| panic!("no url error for {url}:\n{shown}"));
+        assert!(!line.contains("--"), "{line}");
+    }
+}
+
+#[test]
+fn check_reads_ca_files() {
+    let config = ConfigDir::new("");
+    let missing = config.file("missing-ca.pem");
+    let not_pem = config.file("not-a-ca.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    config.write(&format!(
+        "stream_key_env = \"CAM_KEY\"\npath = \"inputs/cam\"\n\
+         [[output]]\nurl = \"rtmps://127.0.0.1/inputs/cam\"\nca_file = {missing:?}\n\
+         [[output]]\nurl = \"https://127.0.0.1:8889/inputs/cam/whip\"\nca_file = {not_pem:?}\n\
+         token_env = \"CAM_TOKEN\"\n\
+         [[output]]\nurl = \"srt://127.0.0.1:9000\"\nca_file = {not_pem:?}\n"
+    ));
+    let env = [("CAM_KEY", STREAM_KEY), ("CAM_TOKEN", "a.b.c")];
+    let output = config.check(&["--device", "test"], &env);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let expected = [
+        format!("output[0].ca_file: cannot use {}: ", missing.display()),
+        format!("output[1].ca_file: cannot use {}: ", not_pem.display()),
+        "output[2].ca_file: applies to RTMPS and https WHIP outputs only".to_string(),
+    ];
+    for line in expected {
+        assert!(shown.contains(&line), "no '{line}' in:\n{shown}");
+    }
+
+    config.write(&format!(
+        "source = \"src_1\"\napi_url = \"http://127.0.0.1:9\"\n\
+         api_key_env = \"CAM_KEY\"\napi_ca_file = {missing:?}\n"
+    ));
+    let output = config.check(&["--device", "test"], &env);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let line = format!("api_ca_file: cannot use {}: ", missing.display());
+    assert!(shown.contains(&line), "no '{line}' in:\n{shown}");
+}
+
+#[test]
+fn sighup_during_startup_is_not_fatal() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let config = ConfigDir::new(&srt_config(&[port], 300));
+    let bridge = Running::start(&config, &["--duration", "4"]);
+    // The source is planned before the encoder's test encode and the
+    // media pipeline, which take a while more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bridge.log().contains("source planned") {
+        assert!(Instant::now() < deadline, "{}", bridge.log());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bridge.hang_up();
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    receiver.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("SIGHUP: reloading the config file"), "{log}");
+}
+
+#[test]
+fn misplaced_keys_say_where_they_go() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "url = \"srt://127.0.0.1:9000\"\n",
+            "url: belongs in an [[output]] table",
+        ),
+        ("name = \"main\"\n", "name: belongs in an [[output]] table"),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\nbitrate = 3000\n",
+            "output[0].bitrate: a run-wide setting, not an output's",
+        ),
+        (
+            "[[output]]\nurl = \"srt://127.0.0.1:9000\"\n[output.record]\ndirectory = \"/tmp\"\n",
+            "output[0].record: a run-wide setting, not an output's",
+        ),
+        (
+            "[device.test]\ndevice = \"/dev/video0\"\n",
+            "device.\"test\".device: a device table applies to the device its key names",
+        ),
+        (
+            "directory = \"/tmp\"\n",
+            "directory: belongs in the [record] table",
+        ),
+        (
+            "listen = \"127.0.0.1:8181\"\n",
+            "listen: belongs in the [status] table",
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = ConfigDir::new(text);
+        let output = config.check(&["--device", "test"], &[]);
+        let shown = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}\n{shown}");
+        assert!(
+            shown.contains(expected),
+            "{text}\nno '{expected}' in:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn device_table_sets_log_level() {
+    let _guard = support::setup();
+    let port = free_udp_port();
+    let receiver = key_receiver(port);
+    let text = format!(
+        "log_level = \"warn\"\n{}[device.test]\nlog_level = \"debug\"\n",
+        srt_config(&[port], 300)
+    );
+    let config = ConfigDir::new(&text);
+    let output = bridge()
+        .arg("--config")
+        .arg(config.path())
+        .args(["--device", "test", "--duration", "2"])
+        .env("CREDENTIALS_DIRECTORY", config.credentials())
+        .output()
+        .unwrap();
+    receiver.stop();
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains(" DEBUG "), "no debug line in:\n{shown}");
+}
+
+#[test]
+fn status_port_in_use_names_no_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let config = ConfigDir::new(&format!(
+        "status = {{ listen = \"{address}\" }}\n{}",
+        srt_config(&[free_udp_port()], 300)
+    ));
+    let output = config.run(&["--duration", "2"]).output().unwrap();
+    let shown = output_text(&output);
+    // The bridge streams without the page while the port is taken, until
+    // the duration ends.
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("already in use"), "{shown}");
+    assert!(!shown.contains("--status-listen"), "{shown}");
+}
+
+#[test]
+fn every_record_error_reported_at_once() {
+    let config = ConfigDir::new(
+        "[record]\ndirectory = \"\"\nsegment = 0\nmax_size = \"lots\"\nmax_age = \"\"\n",
+    );
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    for key in ["directory", "segment", "max_size", "max_age"] {
+        let path = format!("record.{key}: ");
+        assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
+    }
+}
+
+#[test]
+fn bad_url_hides_no_other_error() {
+    let config = ConfigDir::new(
+        "[[output]]\nurl = \"ftp://127.0.0.1\"\nlatency = \"high\"\nstream_key_env = \"\"\n\
+         name = 7\n",
+    );
+    let output = config.check(&["--device", "test"], &[]);
+    let shown = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    for key in ["url", "latency", "stream_key_env", "name"] {
+        let path = format!("output[0].{key}: ");
+        assert!(shown.contains(&path), "no '{path}' in:\n{shown}");
+    }
+}
+
+#[test]
+fn sighup_leaving_only_failed_outputs_exits() {
+    let _guard = support::setup();
+    let ports = [free_udp_port(), free_udp_port()];
+    let rejecting = Receiver::start(ports[0], &["--reject-all", "--relisten"]);
+    let working = key_receiver(ports[1]);
+    let config = ConfigDir::new(&srt_config(&ports, 300));
+    let bridge = Running::start(&config, &["--duration", "30"]);
+    wait_for_count(&working, "connected", 1);
+    bridge.wait_for_log("giving up on this output");
+
+    // Only the output that gave up is left.
+    config.write(&srt_config(&ports[..1], 300));
+    bridge.hang_up();
+    let started = Instant::now();
+    let code = bridge.wait();
+
+    let log = std::fs::read_to_string(config.file("bridge.log")).unwrap();
+    rejecting.stop();
+    working.stop();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("every output gave up"), "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the bridge ran on to its --duration:\n{log}"
+    );
 }

@@ -247,8 +247,8 @@ pub fn global_parts(
 
     let record = match super::recording::settings(args, name) {
         Ok(record) => Some(record),
-        Err(problem) => {
-            problems.push(problem);
+        Err(record_problems) => {
+            problems.extend(record_problems);
             None
         }
     };

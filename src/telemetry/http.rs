@@ -33,8 +33,7 @@ const PAGE: &str = include_str!("status_page.html");
 pub enum HttpError {
     #[error(
         "cannot serve the status page on {address}: the port is already in use by another \
-         program; choose a free port (such as --status-listen {0}, or listen = \"{0}\" under \
-         [status] in a config file) or stop that program",
+         program; choose a free port (such as {}) or stop that program",
         next_port(address)
     )]
     InUse { address: SocketAddr },

@@ -57,7 +57,10 @@ pub fn request(args: &RunArgs, matches: &ArgMatches) -> Request {
 /// The log level for the logger: the flag, else the file's, else the
 /// default.
 pub fn log_level(args: &RunArgs, matches: &ArgMatches) -> String {
-    let from_file = args.config.as_deref().and_then(super::log_level);
+    let from_file = args
+        .config
+        .as_deref()
+        .and_then(|path| super::log_level(path, args.device.as_deref()));
     match (matches.value_source("log_level"), from_file) {
         (Some(ValueSource::CommandLine), _) | (_, None) => args.log_level.clone(),
         (_, Some(level)) => level,

@@ -36,6 +36,17 @@ pub fn matching_keys<'k>(device: &str, keys: &[&'k str], dirs: &DeviceDirs) -> V
         for directory in [&dirs.by_id, &dirs.by_path] {
             aliases.extend(links_to(directory, canonical));
         }
+    } else {
+        // A node or udev link that does not exist now, such as an
+        // unplugged camera's when `bridge check` runs, still has its name.
+        let path = Path::new(device);
+        let parent = path.parent();
+        let named_dir = [Path::new("/dev"), &dirs.by_id, &dirs.by_path]
+            .into_iter()
+            .any(|directory| parent == Some(directory));
+        if let (true, Some(name)) = (named_dir, path.file_name()) {
+            aliases.push(name.to_string_lossy().into_owned());
+        }
     }
     keys.iter()
         .copied()
@@ -123,6 +134,19 @@ mod tests {
         let keys: Vec<&str> = keys.iter().map(|key| key.to_str().unwrap()).collect();
         let found = matching_keys(link.to_str().unwrap(), &keys, &dirs);
         assert_eq!(found, keys);
+    }
+
+    #[test]
+    fn kernel_name_matches_absent_node() {
+        let (_root, dirs) = tree();
+        // No such node exists while the camera is unplugged, as when a
+        // file is checked before it is plugged in.
+        let device = "/dev/video-absent-4711";
+        let keys = ["video-absent-4711", "video0", "usb-Cam_C-video-index0"];
+        assert_eq!(matching_keys(device, &keys, &dirs), ["video-absent-4711"]);
+        let link = dirs.by_id.join("usb-Cam_C-video-index0");
+        let found = matching_keys(link.to_str().unwrap(), &keys, &dirs);
+        assert_eq!(found, ["usb-Cam_C-video-index0"]);
     }
 
     #[test]

@@ -88,18 +88,18 @@ pub const SECRET_GROUPS: &[&[&str]] = &[
 ];
 
 /// Keys that would put a secret's value into the file, with the secret's
-/// kind and the key prefix of its sources.
+/// kind (with its article) and the key prefix of its sources.
 const INLINE_SECRETS: &[(&str, &str, &str)] = &[
-    ("token", "session token", "token"),
-    ("session_token", "session token", "token"),
-    ("jwt", "session token", "token"),
-    ("stream_key", "stream key", "stream_key"),
-    ("key", "stream key", "stream_key"),
-    ("passphrase", "SRT passphrase", "passphrase"),
-    ("password", "password", "turn_credential"),
-    ("turn_credential", "TURN password", "turn_credential"),
-    ("turn_password", "TURN password", "turn_credential"),
-    ("api_key", "API key", "api_key"),
+    ("token", "a session token", "token"),
+    ("session_token", "a session token", "token"),
+    ("jwt", "a session token", "token"),
+    ("stream_key", "a stream key", "stream_key"),
+    ("key", "a stream key", "stream_key"),
+    ("passphrase", "an SRT passphrase", "passphrase"),
+    ("password", "a password", "turn_credential"),
+    ("turn_credential", "a TURN password", "turn_credential"),
+    ("turn_password", "a TURN password", "turn_credential"),
+    ("api_key", "an API key", "api_key"),
 ];
 
 /// A value and its key path, such as `device."usb-cam".output[1].latency`.
@@ -147,12 +147,16 @@ pub fn reject_key(path: &str, key: &str, allowed: &[&str], errors: &mut Errors) 
         errors.at(
             path,
             format!(
-                "a {kind} may not be written into the config file, where backups and \
+                "{kind} may not be written into the config file, where backups and \
                  logs of the file would carry it; put it in a file readable only by the \
                  bridge and set {base}_file = \"/etc/bridge/...\", or name an environment \
                  variable with {base}_env or a systemd credential with {base}_credential"
             ),
         );
+        return;
+    }
+    if let Some(place) = misplaced(key, allowed) {
+        errors.at(path, place);
         return;
     }
     match closest(key, allowed) {
@@ -161,6 +165,30 @@ pub fn reject_key(path: &str, key: &str, allowed: &[&str], errors: &mut Errors) 
             path,
             "unknown key; examples/bridge.toml lists every key".to_string(),
         ),
+    }
+}
+
+/// Says where a key that another level takes belongs, if it is one.
+fn misplaced(key: &str, allowed: &[&str]) -> Option<&'static str> {
+    // The top level and device tables take the run-wide settings; output
+    // tables and the [record] and [status] tables do not.
+    let run_wide_level = allowed.contains(&"bitrate");
+    let run_wide_key = GLOBAL_KEYS.contains(&key) || key == "record" || key == "status";
+    if OUTPUT_ONLY_KEYS.contains(&key) {
+        Some("belongs in an [[output]] table: put it after an [[output]] line")
+    } else if run_wide_level && RECORD_KEYS.contains(&key) {
+        Some("belongs in the [record] table: put it after a [record] line")
+    } else if run_wide_level && STATUS_KEYS.contains(&key) {
+        Some("belongs in the [status] table: put it after a [status] line")
+    } else if run_wide_level && key == "device" {
+        Some("a device table applies to the device its key names; drop it")
+    } else if !run_wide_level && run_wide_key {
+        Some(
+            "a run-wide setting, not an output's: set it at the top level or in a \
+             [device.\"KEY\"] table",
+        )
+    } else {
+        None
     }
 }
 

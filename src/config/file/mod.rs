@@ -138,12 +138,27 @@ pub fn check(
     finish(path, Some(summary), errors)
 }
 
-/// The top-level `log_level` of the file, for the logger, which starts
-/// before the file is checked.
-pub fn log_level(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+/// The file's `log_level` for `device`: its device table's, else the top
+/// level's. The logger starts before the file is checked, so this reads
+/// the file on its own and ignores every other problem.
+pub fn log_level(path: &Path, device: Option<&str>) -> Option<String> {
+    let text = read_text(path).ok()?;
     let table: Table = toml::from_str(&text).ok()?;
-    table.get("log_level")?.as_str().map(str::to_string)
+    let top_level = || table.get("log_level")?.as_str().map(str::to_string);
+    let device = device.or_else(|| table.get("device")?.as_str());
+    let (Some(device), Some(Value::Table(tables))) = (device, table.get("device")) else {
+        return top_level();
+    };
+    let names: Vec<&str> = tables.keys().map(String::as_str).collect();
+    let found = device::matching_keys(device, &names, &DeviceDirs::default());
+    let from_table = match found.as_slice() {
+        [key] => tables.get(*key)?.get("log_level"),
+        _ => None,
+    };
+    from_table
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(top_level)
 }
 
 fn finish<T>(path: &Path, value: Option<T>, errors: Errors) -> Result<T, ConfigError> {
@@ -173,8 +188,7 @@ fn read(path: &Path) -> Result<(Document, Errors), ConfigError> {
         path: path.to_path_buf(),
         errors: vec![message],
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| fail(format!("cannot read the config file: {error}")))?;
+    let text = read_text(path).map_err(fail)?;
     // The parser's own message quotes the line, which may hold a secret
     // written by mistake, so only its position and reason are shown.
     let table: Table = toml::from_str(&text).map_err(|error| {
@@ -190,6 +204,43 @@ fn read(path: &Path) -> Result<(Document, Errors), ConfigError> {
     let mut errors = Errors::default();
     let document = split(table, &mut errors);
     Ok((document, errors))
+}
+
+/// The largest config file read. A real one is a few kilobytes, and the
+/// bound keeps a wrong path such as /dev/zero from filling the memory.
+const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// Reads the file as UTF-8 text, with an error that says what to fix.
+fn read_text(path: &Path) -> Result<String, String> {
+    use std::io::{ErrorKind, Read};
+    let cannot = |error: std::io::Error| {
+        let fix = match error.kind() {
+            ErrorKind::NotFound => "no such file: give the path of the config file",
+            ErrorKind::IsADirectory => "a directory: give the path of the config file in it",
+            ErrorKind::PermissionDenied => {
+                "permission denied: make it readable by the user the bridge runs as"
+            }
+            _ => return format!("cannot read the config file: {error}"),
+        };
+        format!("cannot read the config file: {fix}")
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!(
+            "the config file is larger than {} MiB: check that --config names the TOML file",
+            MAX_FILE_SIZE >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&error.as_bytes()[..valid]);
+        let (line, column) = position(&before, valid);
+        format!("line {line}, column {column}: not UTF-8 text: save the file as UTF-8")
+    })
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -421,6 +472,9 @@ fn resolve(
         errors,
     );
     check_record_directory(&args, &global, errors);
+    if let (Some(_), Some(entry)) = (&args.source, global.get("api_ca_file")) {
+        check_ca_file(entry, errors);
+    }
     let global_parts = global_parts?;
     let built = built?;
     let config = build::assemble(&args, global_parts, built.configs);
@@ -453,6 +507,17 @@ fn check_record_directory(args: &RunArgs, layer: &Layer, errors: &mut Errors) {
             directory.display()
         ),
     );
+}
+
+/// Reads the PEM CA bundle a `ca_file` or `api_ca_file` key names, so that
+/// `bridge check` finds what the run would reject.
+fn check_ca_file(entry: &Entry, errors: &mut Errors) {
+    let Some(file) = entry.value.as_str() else {
+        return;
+    };
+    if let Err(reason) = crate::trax::api::read_ca_bundle(Path::new(file)) {
+        errors.at(&entry.path, format!("cannot use {file}: {reason}"));
+    }
 }
 
 /// Splits a level into its run-wide settings and its output defaults.
@@ -610,11 +675,42 @@ fn secret_source(layer: &Layer, base: &str, errors: &mut Errors) -> Option<Named
             return None;
         }
     };
+    // A secret typed where its source's name belongs would be shown by
+    // every message and summary that names the source, so it is not.
+    let move_it = format!(
+        "if it is the secret itself, remove it from the config file, put it in a file \
+         readable only by the bridge and set {base}_file"
+    );
+    if *kind == "env" && !is_env_name(&name) {
+        errors.at(
+            &entry.path,
+            format!(
+                "not an environment variable name (letters, digits and '_', not starting \
+                 with a digit); {move_it}"
+            ),
+        );
+        return None;
+    }
+    if *kind == "credential" && (name.starts_with("eyJ") || name.starts_with("sk_")) {
+        errors.at(
+            &entry.path,
+            format!("looks like the secret itself, not a systemd credential's name; {move_it}"),
+        );
+        return None;
+    }
     Some(match *kind {
         "file" => NamedSource::File(PathBuf::from(name)),
         "env" => NamedSource::Env(name),
         _ => NamedSource::Credential(name),
     })
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Reads a secret from the source a level names; a named source that

@@ -25,6 +25,22 @@ const FILE_WORDING: Wording = Wording {
     drop_credentials: "drop the token_* and stream_key_* keys",
 };
 
+/// The command-line wording of the URL parser's messages, each with the
+/// config file's keys that replace it.
+const URL_ERROR_KEYS: &[(&str, &str)] = &[
+    (
+        "TRAX_SESSION_TOKEN or --token-file",
+        "token_file, token_env or token_credential",
+    ),
+    ("with --path", "with the path key"),
+    ("from --path", "from the path key"),
+    (
+        "--latency and --passphrase-file",
+        "the latency and passphrase_file keys",
+    ),
+    ("--rtmp-credentials", "rtmp_credentials"),
+];
+
 /// Keys that apply to one protocol only, with its name.
 const PROTOCOL_KEYS: &[(&str, &str)] = &[
     ("latency", "SRT"),
@@ -149,25 +165,19 @@ impl Output<'_> {
         errors: &mut Errors,
     ) -> Option<(OutputConfig, OutputEntry, String, bool)> {
         let before = errors.0.len();
-        let url = self.required_url(errors)?;
+        // A missing or bad URL leaves the other keys to check, so that
+        // every problem of the output is reported in one run.
+        let url = self.required_url(errors);
         let name = self.layer.get("name").and_then(|entry| {
             keys::text(&entry.value, "a name")
                 .map_err(|message| errors.at(&entry.path, message))
                 .ok()
         });
-        let protocol = match output_url::parse(&url) {
-            Ok(OutputUrl::Srt { .. }) => "SRT",
-            Ok(OutputUrl::Rtmp { .. }) => "RTMP",
-            Ok(OutputUrl::Whip { .. }) => "WHIP",
-            Err(error) => {
-                let message = error
-                    .to_string()
-                    .replacen("invalid --output", "invalid URL", 1);
-                errors.at(&keys::join(self.path, "url"), message);
-                return None;
-            }
-        };
-        self.check_protocol_keys(protocol, errors);
+        let protocol = url.as_deref().and_then(|url| self.protocol(url, errors));
+        if let (Some(url), Some(protocol)) = (&url, protocol) {
+            self.check_protocol_keys(protocol, errors);
+            self.check_ca_file(url, errors);
+        }
 
         let mut args = global_args.clone();
         for (key, entry) in self.layer {
@@ -194,6 +204,9 @@ impl Output<'_> {
         if errors.0.len() != before {
             return None;
         }
+        let (Some(url), Some(protocol)) = (url, protocol) else {
+            return None;
+        };
         let common = OutputArgs {
             args: &args,
             credential: credential.as_ref(),
@@ -206,6 +219,12 @@ impl Output<'_> {
         let config = build::build_output(&url, &common)
             .map_err(|message| errors.at(self.path, message))
             .ok()?;
+        if protocol == "SRT" {
+            self.check_streamid(args.path.as_deref(), credential.as_ref(), errors);
+            if errors.0.len() != before {
+                return None;
+            }
+        }
         let summary = self.summary(&url, name.as_deref(), &args, &token, &stream_key, acquire);
         let entry = OutputEntry {
             id: name.unwrap_or_else(|| url.clone()),
@@ -213,6 +232,26 @@ impl Output<'_> {
             secrets,
         };
         Some((config, entry, summary, named_credential))
+    }
+
+    /// Returns the protocol of `url`, or `None` after noting why the URL
+    /// is invalid.
+    fn protocol(&self, url: &str, errors: &mut Errors) -> Option<&'static str> {
+        match output_url::parse(url) {
+            Ok(OutputUrl::Srt { .. }) => Some("SRT"),
+            Ok(OutputUrl::Rtmp { .. }) => Some("RTMP"),
+            Ok(OutputUrl::Whip { .. }) => Some("WHIP"),
+            Err(error) => {
+                let mut message = error
+                    .to_string()
+                    .replacen("invalid --output", "invalid URL", 1);
+                for (flag, key) in URL_ERROR_KEYS {
+                    message = message.replace(flag, key);
+                }
+                errors.at(&keys::join(self.path, "url"), message);
+                None
+            }
+        }
     }
 
     fn required_url(&self, errors: &mut Errors) -> Option<String> {
@@ -245,6 +284,56 @@ impl Output<'_> {
                 }
             }
         }
+    }
+
+    /// Reads the CA file of an output that dials TLS, as the run does
+    /// before capture; an SRT output has no use for one.
+    fn check_ca_file(&self, url: &str, errors: &mut Errors) {
+        if url.starts_with("srt://") {
+            if let Some(entry) = self.own.get("ca_file") {
+                errors.at(
+                    &entry.path,
+                    "applies to RTMPS and https WHIP outputs only, and this output is SRT; \
+                     drop it",
+                );
+            }
+            return;
+        }
+        let tls = url.starts_with("rtmps://") || url.starts_with("https://");
+        if let (true, Some(entry)) = (tls, self.layer.get("ca_file")) {
+            super::check_ca_file(entry, errors);
+        }
+    }
+
+    /// Checks the streamid the output would send, as the run does before
+    /// it dials, so that `bridge check` finds the same problems. Without a
+    /// path or credential here, the TRaX API provides them at the run.
+    fn check_streamid(
+        &self,
+        path: Option<&str>,
+        credential: Option<&Credential>,
+        errors: &mut Errors,
+    ) {
+        use crate::output::srt::streamid::{build_streamid, StreamIdError};
+        let (Some(path), Some(credential)) = (path, credential) else {
+            return;
+        };
+        let Err(error) = build_streamid(path, credential) else {
+            return;
+        };
+        let at = match error {
+            StreamIdError::EmptyCredential { .. } | StreamIdError::ColonInCredential { .. } => {
+                match credential {
+                    Credential::SessionToken(_) => self.source_path("token"),
+                    Credential::StreamKey(_) => self.source_path("stream_key"),
+                }
+            }
+            _ => self
+                .layer
+                .get("path")
+                .map_or_else(|| self.path.to_string(), |entry| entry.path.clone()),
+        };
+        errors.at(&at, error);
     }
 
     fn credential(
