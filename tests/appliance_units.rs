@@ -35,9 +35,9 @@ fn unit_passes_systemd_analyze_verify() {
     let unit = read(UNIT);
     let binary = env!("CARGO_BIN_EXE_bridge");
     // The one substitution: the binary the package installs as
-    // /usr/bin/bridge is this test build here. Every other line is
-    // verified as shipped.
-    assert_eq!(unit.matches("/usr/bin/bridge").count(), 1, "{unit}");
+    // /usr/bin/bridge (in ExecStart and in the reload's check) is this
+    // test build here. Every other line is verified as shipped.
+    assert_eq!(unit.matches("/usr/bin/bridge").count(), 2, "{unit}");
     let directory = tempfile::tempdir().unwrap();
     std::fs::write(
         directory.path().join("bridge@.service"),
@@ -54,6 +54,46 @@ fn unit_passes_systemd_analyze_verify() {
     assert!(output.status.success(), "verify failed: {stderr}");
     // Unknown keys and invalid values are only warnings for verify.
     assert_eq!(stderr.trim(), "", "verify printed warnings");
+}
+
+#[test]
+fn unit_reload_checks_then_signals() {
+    let unit = read(UNIT);
+    let reload: Vec<&str> = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("ExecReload="))
+        .collect();
+    assert_eq!(
+        reload,
+        [
+            "/usr/bin/bridge check --config /etc/bridge/bridge.toml --device /dev/%I",
+            "/bin/kill -HUP $MAINPID",
+        ]
+    );
+
+    // The check passes on the example config and fails (exit 2) on an
+    // invalid one, which is what makes `systemctl reload` report it.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bridge.toml");
+    let directory = tempfile::tempdir().unwrap();
+    let invalid = directory.path().join("bridge.toml");
+    std::fs::write(&invalid, "bitrate = \"fast\"\n").unwrap();
+    for (config, expected) in [(example.as_path(), 0), (invalid.as_path(), 2)] {
+        let output = Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["check", "--config"])
+            .arg(config)
+            .args(["--device", "test"])
+            .env("BRIDGE_EXAMPLE_KEY", "example-stream-key")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "{}: {}{}",
+            config.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]
