@@ -420,6 +420,8 @@ struct Node {
     kernel: &'static str,
     env: HashMap<&'static str, &'static str>,
     index: &'static str,
+    /// The subsystems of the node's parent devices, nearest first.
+    parents: Vec<&'static str>,
 }
 
 /// What the rules did to a node.
@@ -455,6 +457,21 @@ fn evaluate(rules: &[(usize, Vec<Pair>)], node: &Node) -> Effect {
             .iter()
             .filter(|p| p.operator == "==" || p.operator == "!=")
         {
+            // SUBSYSTEMS== matches the node or any parent; this file uses
+            // it only with ==.
+            if pair.key == "SUBSYSTEMS" {
+                assert_eq!(
+                    pair.operator, "==",
+                    "the evaluation supports SUBSYSTEMS== only"
+                );
+                let found = std::iter::once(node.subsystem)
+                    .chain(node.parents.iter().copied())
+                    .any(|subsystem| glob_matches(&pair.value, subsystem));
+                if !found {
+                    continue 'rules;
+                }
+                continue;
+            }
             let actual = match (pair.key.as_str(), pair.attribute.as_deref()) {
                 ("ACTION", None) => node.action,
                 ("SUBSYSTEM", None) => node.subsystem,
@@ -505,6 +522,7 @@ fn v4l_node(action: &'static str, kernel: &'static str, capabilities: &'static s
             ("ID_PATH", "pci-0000:00:14.0-usb-0:2:1.0"),
         ]),
         index: "0",
+        parents: vec!["usb", "usb", "pci"],
     }
 }
 
@@ -551,6 +569,42 @@ fn rules_start_unit_for_capture_nodes_only() {
     ];
     for (name, node) in cases {
         assert_eq!(evaluate(&rules, &node), Effect::default(), "{name}");
+    }
+
+    // Capture nodes that are not on USB get their stable name and the
+    // systemd tag (for a local rule's unit to bind to), but start nothing.
+    let card = {
+        let mut node = v4l_node("add", "video4", ":capture:");
+        node.parents = vec!["pci"];
+        node.env.insert("ID_PATH", "pci-0000:03:00.0");
+        node
+    };
+    let soc_block = {
+        let mut node = v4l_node("add", "video20", ":capture:");
+        node.parents = vec!["platform"];
+        node.env.remove("ID_SERIAL");
+        node.env.insert("ID_PATH", "platform-1f00128000.csi");
+        node
+    };
+    for (name, node, link) in [
+        (
+            "PCIe capture card",
+            card,
+            "bridge/by-path/pci-0000:03:00.0-index0",
+        ),
+        (
+            "system-on-chip block",
+            soc_block,
+            "bridge/by-path/platform-1f00128000.csi-index0",
+        ),
+    ] {
+        let effect = evaluate(&rules, &node);
+        assert!(effect.wants.is_empty(), "{name}: {effect:?}");
+        assert_eq!(effect.tags, ["systemd"], "{name}");
+        assert!(
+            effect.symlinks.iter().any(|l| l == link),
+            "{name}: {effect:?}"
+        );
     }
 }
 
