@@ -18,6 +18,7 @@ use super::description::{ChainSpec, ElementSpec};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_audio as gst_audio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 /// Name of the `capssetter` that relabels the rate, in each source bin.
@@ -51,6 +52,10 @@ const MAX_ARRIVAL_GAP_S: f64 = 0.25;
 /// a live source sends to catch up after the process was stopped
 /// (SIGSTOP) or starved, and starts a new fit.
 const MAX_RATE_ERROR: f64 = 0.01;
+
+/// Smallest change of the measured rate, in Hz, that is logged at info
+/// level again after the first.
+const LOGGED_RATE_STEP_HZ: u32 = 10;
 
 /// Appends the element whose caps carry the fitted rate to a live audio
 /// chain. It passes caps through unchanged until the fit is ready.
@@ -238,6 +243,8 @@ pub fn attach(bin: &gst::Bin) {
         return;
     };
     let lock: Mutex<Option<RateLock>> = Mutex::new(None);
+    // The last rate logged at info level; 0 before the first.
+    let logged_hz = AtomicU32::new(0);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(setter) = pad.parent_element() else {
             return gst::PadProbeReturn::Ok;
@@ -269,11 +276,20 @@ pub fn attach(bin: &gst::Bin) {
         buffer.set_pts(gst::ClockTime::from_nseconds(stamp.pts_ns));
         buffer.set_duration(gst::ClockTime::from_nseconds(stamp.duration_ns));
         if let Some(rate_hz) = stamp.new_rate_hz {
-            tracing::info!(
-                nominal_hz,
-                measured_hz = rate_hz,
-                "audio clock differs from the pipeline clock: resampling from the measured rate"
-            );
+            // The fit moves by 1 Hz back and forth many times a minute, so
+            // only the first rate and moves of LOGGED_RATE_STEP_HZ or more
+            // are logged at info level.
+            let logged = logged_hz.load(Ordering::Relaxed);
+            if logged == 0 || logged.abs_diff(rate_hz) >= LOGGED_RATE_STEP_HZ {
+                logged_hz.store(rate_hz, Ordering::Relaxed);
+                tracing::info!(
+                    nominal_hz,
+                    measured_hz = rate_hz,
+                    "audio clock differs from the pipeline clock: resampling from the measured rate"
+                );
+            } else {
+                tracing::debug!(nominal_hz, measured_hz = rate_hz, "audio rate relabelled");
+            }
             let caps = gst::Caps::builder("audio/x-raw")
                 .field("rate", rate_hz as i32)
                 .build();
