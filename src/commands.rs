@@ -141,13 +141,13 @@ pub fn studios(args: &ListArgs) -> Result<(), Fatal> {
             .iter()
             .map(|s| serde_json::json!({"id": s.id, "name": s.name}))
             .collect();
-        print_json(&rows);
+        print_json(&rows)?;
     } else {
         let rows: Vec<Vec<String>> = studios
             .iter()
             .map(|s| vec![s.id.clone(), s.name.clone()])
             .collect();
-        print_table(&["ID", "NAME"], &rows);
+        print_table(&["ID", "NAME"], &rows)?;
     }
     Ok(())
 }
@@ -173,7 +173,7 @@ pub fn sources(args: &SourcesArgs) -> Result<(), Fatal> {
                 serde_json::json!({"id": s.id, "name": s.name, "type": s.kind, "studioId": s.studio_id})
             })
             .collect();
-        print_json(&rows);
+        print_json(&rows)?;
     } else {
         let rows: Vec<Vec<String>> = sources
             .iter()
@@ -186,7 +186,7 @@ pub fn sources(args: &SourcesArgs) -> Result<(), Fatal> {
                 ]
             })
             .collect();
-        print_table(&["ID", "NAME", "TYPE", "STUDIO"], &rows);
+        print_table(&["ID", "NAME", "TYPE", "STUDIO"], &rows)?;
     }
     Ok(())
 }
@@ -197,21 +197,28 @@ pub fn api_check(args: &ApiArgs) -> Result<(), Fatal> {
         .map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
     let client = api_client(&settings)?;
     let report = client.check_operations().map_err(api_fatal)?;
-    println!(
+    let mut lines = vec![format!(
         "{}/v1/openapi.json (spec version {})",
         settings.origin.trim_end_matches('/'),
         report.spec_version.as_deref().unwrap_or("unknown")
-    );
+    )];
     for operation in &report.found {
-        println!("  found    {} {}", operation.method, operation.path);
+        lines.push(format!(
+            "  found    {} {}",
+            operation.method, operation.path
+        ));
     }
     for operation in &report.missing {
-        println!("  MISSING  {} {}", operation.method, operation.path);
+        lines.push(format!(
+            "  MISSING  {} {}",
+            operation.method, operation.path
+        ));
     }
     if report.missing.is_empty() {
-        println!("every operation the bridge relies on is there");
-        return Ok(());
+        lines.push("every operation the bridge relies on is there".into());
+        return write_stdout(&joined(lines));
     }
+    write_stdout(&joined(lines))?;
     let missing: Vec<String> = report
         .missing
         .iter()
@@ -243,18 +250,14 @@ fn api_fatal(error: crate::trax::api::ApiError) -> Fatal {
     Fatal::new(error.exit_status(), error)
 }
 
-fn print_json(rows: &[serde_json::Value]) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into())
-    );
+fn print_json(rows: &[serde_json::Value]) -> Result<(), Fatal> {
+    let json = serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".into());
+    write_stdout(&format!("{json}\n"))
 }
 
 /// Prints rows under a header, each column as wide as its widest cell.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    for line in format_table(header, rows) {
-        println!("{line}");
-    }
+fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), Fatal> {
+    write_stdout(&joined(format_table(header, rows)))
 }
 
 /// Lays out rows under a header, each column as wide as its widest cell.
