@@ -239,6 +239,9 @@ pub fn attach(bin: &gst::Bin) {
     let Some(setter) = bin.by_name(LOCK_NAME) else {
         return;
     };
+    if let Some(sink) = setter.static_pad("sink") {
+        pin_source_rate(&sink);
+    }
     let Some(pad) = setter.static_pad("src") else {
         return;
     };
@@ -297,6 +300,43 @@ pub fn attach(bin: &gst::Bin) {
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+/// Keeps the source at the rate it negotiated first. Without this, a
+/// renegotiation (a reconfigure event, as after a pause) asks downstream
+/// for caps, finds the relabelled rate there and moves the source to it:
+/// the fit then measures against a new nominal rate, and each relabel
+/// moves the source again. The probe runs after each caps query on the
+/// lock's input is answered and narrows the answer to the current rate
+/// where that leaves anything.
+fn pin_source_rate(sink: &gst::Pad) {
+    sink.add_probe(
+        gst::PadProbeType::QUERY_DOWNSTREAM | gst::PadProbeType::PULL,
+        |pad, info| {
+            let Some(rate) = pad
+                .current_caps()
+                .and_then(|caps| caps.structure(0)?.get::<i32>("rate").ok())
+            else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Some(query) = info.query_mut() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let gst::QueryViewMut::Caps(caps_query) = query.view_mut() {
+                let Some(result) = caps_query.result_owned() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let pin = gst::Caps::builder("audio/x-raw")
+                    .field("rate", rate)
+                    .build();
+                let pinned = result.intersect(&pin);
+                if !pinned.is_empty() {
+                    caps_query.set_result(&pinned);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Returns the sample rate the source declares, on the lock's input.
@@ -425,5 +465,68 @@ mod tests {
         lock.stamp(21_000_000, 0, 1024);
         let after = lock.stamp(2_000_000_000, 1_900_000_000, 1024);
         assert_eq!(after.pts_ns, 1_900_000_000);
+    }
+
+    /// Returns the rate on the source's output once it has negotiated.
+    fn source_rate(source: &gst::Element) -> Option<i32> {
+        let caps = source.static_pad("src")?.current_caps()?;
+        caps.structure(0)?.get::<i32>("rate").ok()
+    }
+
+    #[test]
+    fn relabel_leaves_source_rate() {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let make = |factory: &str| gst::ElementFactory::make(factory).build().unwrap();
+        let source = make("audiotestsrc");
+        source.set_property("is-live", true);
+        let setter = gst::ElementFactory::make("capssetter")
+            .name(LOCK_NAME)
+            .build()
+            .unwrap();
+        let resample = make("audioresample");
+        let filter = make("capsfilter");
+        filter.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", 48_000)
+                .build(),
+        );
+        let sink = make("fakesink");
+        let elements = [&source, &setter, &resample, &filter, &sink];
+        pipeline.add_many(elements).unwrap();
+        gst::Element::link_many(elements).unwrap();
+        attach(pipeline.upcast_ref());
+        pipeline.set_state(gst::State::Playing).unwrap();
+
+        let wait_for_rate = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while source_rate(&source).is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            source_rate(&source)
+        };
+        assert_eq!(wait_for_rate(), Some(48_000));
+
+        // What the probe does once the fit is ready, then a renegotiation.
+        setter.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", 48_100)
+                .build(),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        setter
+            .static_pad("sink")
+            .unwrap()
+            .push_event(gst::event::Reconfigure::new());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let rate = source_rate(&source);
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(
+            rate,
+            Some(48_000),
+            "the source followed the relabelled rate"
+        );
     }
 }
