@@ -29,3 +29,11 @@ deb: setup
 clean:
 	$(CARGO) clean
 	rm -rf out
+
+# The bridge against a bare gst-launch encode, written to BENCHMARKS.md.
+# Three tools, each run --repeats times for --duration s in real time;
+# set BENCH_ARGS="--duration 30 --repeats 5" for longer runs.
+.PHONY: bench
+bench:
+	$(CARGO) build --release --locked
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)

@@ -29,6 +29,8 @@ packages=(
   gstreamer1.0-nice python3-venv coturn
   # the status page, rendered headless by tests/status_server.rs
   chromium
+  # make bench: /usr/bin/time -v for CPU time and peak RSS
+  time
 )
 
 missing=()
