@@ -31,8 +31,8 @@ clean:
 	rm -rf out
 
 # The bridge against a bare gst-launch encode, written to BENCHMARKS.md.
-# Three tools, each run --repeats times for --duration s in real time;
-# set BENCH_ARGS="--duration 30 --repeats 5" for longer runs.
+# Each of the three commands runs --repeats times for --duration s in real
+# time. Longer runs: make bench BENCH_ARGS="--duration 30 --repeats 5".
 .PHONY: bench
 bench:
 	$(CARGO) build --release --locked
