@@ -448,36 +448,10 @@ mod tests {
         assert_eq!(sessions, 1);
     }
 
-    #[test]
-    fn stop_during_backoff_finishes() {
-        let (stop_sender, stop) = crossbeam_channel::bounded(1);
-        drop(stop_sender);
-        let supervisor = Supervisor {
-            output: Box::new(ScriptedOutput {
-                results: vec![transient(), transient()].into(),
-                preflight_error: None,
-                preflight_transient: std::cell::Cell::new(0),
-                sessions: Arc::new(Mutex::new(0)),
-            }),
-            frames: Fanout::new().add_output(),
-            keyframes: KeyframeRequester::default(),
-            has_audio: false,
-            policy: BackoffPolicy::default(),
-            stop,
-            output_stop: crossbeam_channel::never(),
-            status: OutputStatus::detached("scripted"),
-        };
-        let started = Instant::now();
-        assert_eq!(supervisor.run(), Outcome::Finished);
-        assert!(started.elapsed() < Duration::from_millis(400));
-    }
-
-    #[test]
-    fn output_stop_during_backoff_finishes() {
-        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
-        let (output_stop_sender, output_stop) = crossbeam_channel::bounded(1);
-        drop(output_stop_sender);
-        let supervisor = Supervisor {
+    /// Returns a supervisor whose output fails twice with a transient
+    /// error, so that it backs off after the first attempt.
+    fn failing_twice(stop: Receiver<()>, output_stop: Receiver<()>) -> Supervisor {
+        Supervisor {
             output: Box::new(ScriptedOutput {
                 results: vec![transient(), transient()].into(),
                 preflight_error: None,
@@ -491,7 +465,25 @@ mod tests {
             stop,
             output_stop,
             status: OutputStatus::detached("scripted"),
-        };
+        }
+    }
+
+    #[test]
+    fn stop_during_backoff_finishes() {
+        let (stop_sender, stop) = crossbeam_channel::bounded(1);
+        drop(stop_sender);
+        let supervisor = failing_twice(stop, crossbeam_channel::never());
+        let started = Instant::now();
+        assert_eq!(supervisor.run(), Outcome::Finished);
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[test]
+    fn output_stop_during_backoff_finishes() {
+        let (_stop_sender, stop) = crossbeam_channel::bounded(1);
+        let (output_stop_sender, output_stop) = crossbeam_channel::bounded(1);
+        drop(output_stop_sender);
+        let supervisor = failing_twice(stop, output_stop);
         assert_eq!(supervisor.run(), Outcome::Finished);
     }
 
