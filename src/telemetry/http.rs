@@ -88,7 +88,7 @@ fn next_port(address: &SocketAddr) -> SocketAddr {
     SocketAddr::new(address.ip(), port)
 }
 
-/// How often a status address that another program holds is tried again.
+/// How often a status address that another program is using is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The status server's socket, waiting for the pipeline to exist. Binding
@@ -101,7 +101,7 @@ pub struct StatusListener {
 
 enum Socket {
     Bound(TcpListener),
-    /// Another program holds the port. The feed matters more than the page,
+    /// Another program is bound to the port. The feed matters more than the page,
     /// so the bridge streams without the server and binds it once the port
     /// is free, such as when two cameras' units were given the same port.
     Taken,
@@ -261,7 +261,7 @@ fn retry_bind(
 /// The running status server. Dropping it stops accepting connections
 /// and stops the sampling thread.
 pub struct StatusServer {
-    /// `None` while another program holds the port.
+    /// `None` while another program is bound to the port.
     server: Arc<Mutex<Option<HttpServer>>>,
     stop: Option<Sender<()>>,
     sampler: Option<JoinHandle<()>>,
