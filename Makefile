@@ -3,9 +3,10 @@
 CARGO ?= cargo
 SAMPLE := media/bigbuckbunny.mp4
 
-.PHONY: all setup build demo test deb unit integration clean
+.PHONY: all setup build release demo test deb clean
 
-all: build
+# Everything: the debug build the tests use and the release build `make bench` times.
+all: build release
 
 setup:
 	bash scripts/install-deps.sh
@@ -15,6 +16,9 @@ setup:
 
 build: setup
 	$(CARGO) build --locked
+
+release: setup
+	$(CARGO) build --release --locked
 
 demo: build
 	bash scripts/demo.sh
