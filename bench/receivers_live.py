@@ -9,7 +9,7 @@ the bridge's log lines and of the WHIP receiver's report.json.
   showinfo frame line (n: 0) is timestamped as this process reads it from
   ffmpeg's standard error, which ffmpeg writes unbuffered.
 - WhipReceiver: tests/peers/whip_receiver.py (aiortc), whose report.json
-  holds video.first_frame_s, stamped when aiortc returns the first decoded
+  contains video.first_frame_s, stamped when aiortc returns the first decoded
   frame. aiortc decodes every frame and the receiver records the session,
   so this receiver does more work than the others.
 
@@ -34,16 +34,18 @@ FIRST_FRAME_LINE = re.compile(r"Parsed_showinfo.* n: +0 ")
 
 
 def port_is_open(protocol, port):
-    """Return whether a socket listens on (TCP) or is bound to (UDP) the loopback port.
+    """Return whether a socket listens on or was accepted at (TCP), or is bound to (UDP), the loopback port.
 
     Reads /proc/net, so the check neither connects to a listener that
-    accepts only one connection nor takes the port.
+    accepts only one connection nor takes the port. ffmpeg -listen 1 closes
+    its listening socket once it accepts, so an accepted connection
+    (ESTABLISHED on the local port) counts as listening too.
     """
     if protocol == "udp":
-        tables, state = ("/proc/net/udp", "/proc/net/udp6"), None
+        tables, states = ("/proc/net/udp", "/proc/net/udp6"), None
     else:
-        tables, state = ("/proc/net/tcp", "/proc/net/tcp6"), "0A"  # 0A is TCP_LISTEN
-    wanted = f":{port:04X}"
+        tables, states = ("/proc/net/tcp", "/proc/net/tcp6"), ("0A", "01")  # TCP_LISTEN, TCP_ESTABLISHED
+    port_suffix = f":{port:04X}"
     for table in tables:
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -51,7 +53,7 @@ def port_is_open(protocol, port):
             continue
         for line in lines:
             fields = line.split()
-            if fields[1].endswith(wanted) and (state is None or fields[3] == state):
+            if fields[1].endswith(port_suffix) and (states is None or fields[3] in states):
                 return True
     return False
 
@@ -86,18 +88,19 @@ class FfmpegReceiver:
             url, listen = f"srt://127.0.0.1:{port}?mode=listener", []
         else:
             url, listen = f"rtmp://127.0.0.1:{port}/{stream_path}", ["-listen", "1"]
-        # A 32-byte probe keeps ffmpeg from reading a second of stream
-        # before it decodes. Without -fflags nobuffer, the probed packets
-        # are decoded too, so the first keyframe is not skipped.
-        self.argv = [
-            "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-            "-probesize", "32", "-analyzeduration", "0", *listen, "-i", url,
-            "-map", "0:v:0",
-        ]
+        self.argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
         if keep_open:
-            self.argv += ["-c", "copy", "-f", "null", "-"]
+            # The copy needs the picture size, so ffmpeg probes as usual.
+            self.argv += [*listen, "-i", url, "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
         else:
-            self.argv += ["-frames:v", "1", "-vf", "showinfo", "-f", "null", "-"]
+            # A 32-byte probe keeps ffmpeg from analysing up to 5 s of
+            # stream (its default) before it decodes. Without -fflags nobuffer, the probed
+            # packets are decoded too, so the first keyframe is not skipped.
+            self.argv += [
+                "-probesize", "32", "-analyzeduration", "0", *listen, "-i", url,
+                "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-",
+            ]
+
         self.first_frame_s = None
         self.first_frame_seen = threading.Event()
         self.input_seen = threading.Event()
@@ -122,13 +125,20 @@ class FfmpegReceiver:
         self.log.flush()
 
     def wait_listening(self, timeout_s=10.0):
-        """Return the time the port was first seen open, or exit naming the log."""
+        """Return the time the port was first seen open, or exit naming the log.
+
+        Returns None when ffmpeg had already decoded its frame and exited
+        before a poll saw the port.
+        """
         transport = "udp" if self.protocol == "srt" else "tcp"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if port_is_open(transport, self.port):
                 return time.time()
             if self.process.poll() is not None:
+                self.reader.join(timeout=5)
+                if self.first_frame_seen.is_set():
+                    return None
                 break
             time.sleep(POLL_S)
         sys.exit(f"bench: ffmpeg did not listen on {transport} port {self.port} within {timeout_s} s: see {self.log_path}")
