@@ -58,6 +58,16 @@ def port_is_open(protocol, port):
     return False
 
 
+def wait_event(event, timeout_s, bridge):
+    """Wait for event, exiting through bridge.check_running() if the bridge ends first."""
+    deadline = time.monotonic() + timeout_s
+    while not event.wait(0.1):
+        bridge.check_running()
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
 def stop_process(process, kill=False):
     """End process with SIGKILL (kill) or SIGTERM, then SIGKILL after 5 s, and reap it."""
     if process.poll() is None:
@@ -143,21 +153,21 @@ class FfmpegReceiver:
             time.sleep(POLL_S)
         sys.exit(f"bench: ffmpeg did not listen on {transport} port {self.port} within {timeout_s} s: see {self.log_path}")
 
-    def wait_first_frame(self, timeout_s, bridge_log):
+    def wait_first_frame(self, timeout_s, bridge):
         """Return the time of the first decoded frame, or exit naming both logs."""
-        if self.first_frame_seen.wait(timeout_s):
+        if wait_event(self.first_frame_seen, timeout_s, bridge):
             return self.first_frame_s
         sys.exit(
-            f"bench: no decoded frame at the {self.protocol.upper()} receiver within {timeout_s} s: "
-            f"see {self.log_path} and {bridge_log}"
+            f"bench: timed out after {timeout_s} s waiting for a decoded frame at the "
+            f"{self.protocol.upper()} receiver: see {self.log_path} and {bridge.log_path}"
         )
 
-    def wait_input(self, timeout_s, bridge_log):
+    def wait_input(self, timeout_s, bridge):
         """Wait until ffmpeg has read the stream's header (a publisher is connected)."""
-        if not self.input_seen.wait(timeout_s):
+        if not wait_event(self.input_seen, timeout_s, bridge):
             sys.exit(
-                f"bench: no stream reached the {self.protocol.upper()} receiver within {timeout_s} s: "
-                f"see {self.log_path} and {bridge_log}"
+                f"bench: timed out after {timeout_s} s waiting for a stream at the "
+                f"{self.protocol.upper()} receiver: see {self.log_path} and {bridge.log_path}"
             )
 
     def stop(self, kill=False):
@@ -217,8 +227,8 @@ class WhipReceiver:
                 times.append(video["first_frame_s"])
         return min(times, default=None)
 
-    def wait_first_frame(self, timeout_s, bridge_log):
-        """Return the time of the first decoded frame, or exit naming both logs.
+    def wait_first_frame(self, timeout_s, bridge):
+        """Return the time of the first decoded frame, or exit naming the logs.
 
         report.json is rewritten every 0.5 s, so the poll may see the time
         late, but the time itself is the one aiortc's frame arrived at.
@@ -228,10 +238,11 @@ class WhipReceiver:
             first = self.first_frame()
             if first is not None:
                 return first
+            bridge.check_running()
             time.sleep(0.05)
         sys.exit(
-            f"bench: no decoded frame at the WHIP receiver within {timeout_s} s: "
-            f"see {self.log_path}, {self.record_dir} and {bridge_log}"
+            f"bench: timed out after {timeout_s} s waiting for a decoded frame at the WHIP receiver: "
+            f"see {self.log_path}, {self.record_dir} and {bridge.log_path}"
         )
 
     def stop(self, kill=False):

@@ -199,7 +199,7 @@ def first_frame_run(ctx, protocol, repeat, api):
     argv = bridge_argv(ctx.args.bridge, protocol, port, api)
     bridge = Bridge(argv, bridge_env(protocol, static_token=api is None), ctx.log_dir / f"{name}-bridge.log")
     try:
-        first_frame_s = receiver.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge.log_path)
+        first_frame_s = receiver.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge)
     finally:
         bridge.stop()
         receiver.stop()
@@ -250,7 +250,8 @@ def format_first_frame(ctx, results):
     lines = [
         "Timed from just before the bridge process starts (Python's `time.time()`",
         "before `Popen`) to the receiver's first decoded video frame on the same",
-        "clock. The receiver listens before the bridge starts. The bridge requests",
+        "clock, so it includes the bridge's start-up: the test encode that picks the",
+        "encoder, and building the pipeline. The receiver listens before the bridge starts. The bridge requests",
         "a keyframe when each connection is up, so the time does not depend on",
         "`--gop`. The SRT figure includes the receiver's 300 ms SRT latency",
         "buffer (`--latency`, default 300). Medians over "
@@ -332,46 +333,54 @@ def reconnect_run(ctx, protocol, repeat):
     port = receiver_port(protocol)
     first = start_receiver(protocol, port, ctx.log_dir, f"{name}-a", keep_open=True)
     first.wait_listening()
+
     # At debug level the bridge logs every dial, also those of a failure
     # that repeats, whose info lines it holds back.
     argv = bridge_argv(ctx.args.bridge, protocol, port, extra=["--log-level", "debug"])
     bridge = Bridge(argv, bridge_env(protocol, True), ctx.log_dir / f"{name}-bridge.log")
     second = None
     try:
+        # Stream to the first receiver, then kill it and start the second.
         if protocol == "whip":
-            first.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge.log_path)
+            first.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge)
         else:
-            first.wait_input(FIRST_FRAME_TIMEOUT_S, bridge.log_path)
+            first.wait_input(FIRST_FRAME_TIMEOUT_S, bridge)
         time.sleep(STREAM_BEFORE_KILL_S)
         killed_s = time.time()
         first.stop(kill=True)
         time.sleep(DOWN_S)
+
         second = start_receiver(protocol, port, ctx.log_dir, f"{name}-b")
         listening_s = second.wait_listening()
         if listening_s is None:
             sys.exit(f"bench: the port of {second.log_path} was not seen open before its first frame")
-        first_frame_s = second.wait_first_frame(FIRST_FRAME_TIMEOUT_S + 15, bridge.log_path)
+        first_frame_s = second.wait_first_frame(FIRST_FRAME_TIMEOUT_S + 15, bridge)
         bridge.check_running()
     finally:
         bridge.stop()
         first.stop(kill=True)
         if second is not None:
             second.stop()
-    retries = [
-        (when, text) for when, text in bridge.log_lines() if when > killed_s and "reconnecting" in text
-    ]
+    facts = backoff_facts(bridge.log_lines(), killed_s, listening_s)
+    facts["down"] = listening_s - killed_s
+    facts["reconnect"] = first_frame_s - listening_s
+    return facts
+
+
+def backoff_facts(log_lines, killed_s, listening_s):
+    """Return what the bridge's log shows of its failures and dials after the kill."""
+    retries = [(when, text) for when, text in log_lines if when > killed_s and "reconnecting" in text]
     delays = []
     for _, text in retries:
         for field in text.split():
             if field.startswith("delay_ms="):
                 delays.append(int(field.split("=", 1)[1]) / 1000)
-    dials = [when for when, text in bridge.log_lines() if when > killed_s and text.endswith(": connecting")]
+
+    dials = [when for when, text in log_lines if when > killed_s and text.endswith(": connecting")]
     dials_after = [when for when in dials if when >= listening_s]
     return {
         "dials_while_down": len(dials) - len(dials_after),
         "next_dial": dials_after[0] - listening_s if dials_after else None,
-        "down": listening_s - killed_s,
-        "reconnect": first_frame_s - listening_s,
         "noticed": retries[0][0] - killed_s if retries else None,
         "delays": delays,
     }
@@ -407,10 +416,12 @@ def format_reconnect(ctx, results):
         "and RTMP, and the WHIP receiver for WHIP. The new one is the first-frame",
         "receiver of the section above. Bridge commands are the static-token ones above.",
         "\"Noticed\" is from the kill to the bridge's first `connection failed; reconnecting`",
-        "log line. \"Delays\" are the backoff delays that line announced, in order.",
+        "log line. The delays in brackets below are those such lines announced, in order.",
+        "The bridge leaves out lines of a failure that repeats, so later delays can be missing.",
         "The SRT output notices a dead receiver when libsrt's peer idle timeout",
         "(`SRTO_PEERIDLETIMEO`, 5 s by default, which the bridge does not change) runs out.",
-        "The WHIP output notices it only when RTCP stops for 5 s, because",
+        "The WHIP output notices it only when RTCP stops for 5 s, or for three times",
+        "the longest gap between the receiver's RTCP packets when that is longer, because",
         "webrtcbin in GStreamer 1.22 has no ICE consent freshness. The RTMP output",
         "notices at its next write to the closed TCP connection. A receiver that is",
         "back before the bridge notices gets the bridge's next dial after the first",
@@ -462,7 +473,7 @@ def measure_memory(ctx):
             if cycle > 1:
                 receiver = start_receiver(protocol, port, ctx.log_dir, f"memory-{cycle % 2}")
                 receiver.wait_listening()
-            receiver.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge.log_path)
+            receiver.wait_first_frame(FIRST_FRAME_TIMEOUT_S, bridge)
             receiver.stop()
             bridge.check_running()
             samples.append(bridge.rss_kib())
