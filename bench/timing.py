@@ -41,6 +41,8 @@ DOWN_S = 2.0
 MEMORY_PROTOCOL = "rtmp"
 MEMORY_DELAY_S = 0.1
 MEMORY_CHECKPOINTS = (1, 50, 100, 200)
+# A change of VmRSS between two cycles larger than this is listed on the page.
+STEP_KIB = 1024
 
 
 def mint_token(path, audience):
@@ -520,6 +522,19 @@ def format_memory(ctx, samples, elapsed_s):
         lines += ["", f"Growth from cycle {base} to {cycles}: {growth:.1f} KiB per cycle."]
     growth_all = (samples[-1] - samples[0]) / max(cycles - 1, 1)
     lines += ["", f"Growth from cycle 1 to {cycles}: {growth_all:.1f} KiB per cycle."]
+
+    # In trial runs VmRSS moved in steps of several MiB, not evenly, so the
+    # page lists the steps next to the average growth per cycle.
+    steps = [
+        (index + 1, (samples[index] - samples[index - 1]) / 1024)
+        for index in range(1, cycles)
+        if abs(samples[index] - samples[index - 1]) > STEP_KIB
+    ]
+    if steps:
+        step_text = ", ".join(f"{change:+.1f} MiB at cycle {cycle}" for cycle, change in steps)
+        lines += ["", f"Changes of more than {STEP_KIB // 1024} MiB from one cycle to the next: {step_text}."]
+    else:
+        lines += ["", f"No change of more than {STEP_KIB // 1024} MiB from one cycle to the next."]
     points = [(index + 1, value / 1024) for index, value in enumerate(samples)]
     chart = line_chart("Bridge VmRSS over reconnect cycles", {MEMORY_PROTOCOL.upper(): points}, "cycle", "MiB")
     return "\n".join(lines), {"timing-memory.svg": chart}
