@@ -24,9 +24,10 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import overhead  # noqa: E402
+import timing  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-SCENARIOS = (overhead,)
+SCENARIOS = (overhead, timing)
 CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit")
 
@@ -41,6 +42,7 @@ def parse_args():
         default=Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "bridge",
         help="bridge binary (default $CARGO_TARGET_DIR/release/bridge, else target/release/bridge)",
     )
+    parser.add_argument("--reconnect-cycles", type=int, default=200, help="reconnect cycles of the memory scenario (default 200)")
     parser.add_argument(
         "--output", type=Path, default=REPO / "BENCHMARKS.md", help="report file (default BENCHMARKS.md)"
     )
