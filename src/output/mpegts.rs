@@ -82,15 +82,18 @@ impl TsMuxer {
         })
     }
 
-    /// Hands one frame to its input. Caps travel with the sample, so a caps
-    /// change reaches the muxer with the first frame that has it. Audio
-    /// frames are dropped when the muxer has no audio input.
-    pub fn push(&self, frame: Frame) -> Result<(), MuxError> {
+    /// Hands one frame to its input and returns the running time (DTS, else
+    /// PTS) the muxer got it at, which mpegtsmux stamps on the output
+    /// buffers that begin with the frame's packets. Caps travel with the
+    /// sample, so a caps change reaches the muxer with the first frame that
+    /// has it. Audio frames are dropped, returning `None`, when the muxer
+    /// has no audio input.
+    pub fn push(&self, frame: Frame) -> Result<Option<gst::ClockTime>, MuxError> {
         let source = match frame.kind {
             MediaKind::Video => &self.video,
             MediaKind::Audio => match &self.audio {
                 Some(audio) => audio,
-                None => return Ok(()),
+                None => return Ok(None),
             },
         };
         let push_error = |reason: String| MuxError::Push {
@@ -99,9 +102,10 @@ impl TsMuxer {
         };
         let sample = to_running_time(&frame.sample)
             .ok_or_else(|| push_error("the sample has no buffer".to_string()))?;
+        let running_time = sample.buffer().and_then(|buffer| buffer.dts_or_pts());
         source
             .push_sample(&sample)
-            .map(|_| ())
+            .map(|_| running_time)
             .map_err(|flow| push_error(format!("{flow:?}")))
     }
 

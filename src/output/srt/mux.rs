@@ -1,5 +1,8 @@
 //! The split of the MPEG-TS muxer's output (see `output::mpegts`) into SRT
-//! messages.
+//! messages, and the timing of each video frame's hand-over to libsrt.
+
+use crate::telemetry::latency::{HandoverLatency, PendingFrames};
+use std::time::Instant;
 
 /// Bytes in one MPEG-TS packet.
 pub const TS_PACKET_BYTES: usize = 188;
@@ -52,6 +55,65 @@ impl PacketSplitter {
     /// Bytes held back because they do not form a whole packet yet.
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// Times each video frame from the appsink to the `srt_sendmsg2` call of
+/// the message that completes its MPEG-TS packets.
+///
+/// mpegtsmux (GStreamer 1.22, `alignment=7`) stamps each output buffer
+/// with the running time of the frame its first packet belongs to, and
+/// holds a frame's last packets until later data fills the buffer. So a
+/// frame is complete once a buffer stamped later than the frame comes out:
+/// the buffer sent before it carried the frame's last packet. The muxer
+/// interleaves by time and the encoders run without B-frames, so stamps
+/// never go back.
+pub struct SendTiming<'a> {
+    latency: &'a HandoverLatency,
+    pending: PendingFrames,
+    /// When the last buffer's messages were handed to libsrt.
+    last_sent: Option<Instant>,
+}
+
+impl<'a> SendTiming<'a> {
+    pub fn new(latency: &'a HandoverLatency) -> Self {
+        Self {
+            latency,
+            pending: PendingFrames::default(),
+            last_sent: None,
+        }
+    }
+
+    /// Notes a video frame pushed into the muxer at `running_time_ns`.
+    pub fn frame_muxed(&mut self, running_time_ns: u64, captured: Instant) {
+        self.pending.push(running_time_ns, captured);
+    }
+
+    /// Completes the frames stamped before `pts_ns`, the stamp of a buffer
+    /// the muxer just delivered, at the last send.
+    pub fn buffer_pulled(&mut self, pts_ns: Option<u64>) {
+        let (Some(pts_ns), Some(sent)) = (pts_ns, self.last_sent) else {
+            return;
+        };
+        let latency = self.latency;
+        self.pending
+            .complete_before(pts_ns, |captured| latency.record_at(captured, sent));
+    }
+
+    /// Notes that a buffer's messages went to libsrt just now.
+    pub fn buffer_sent(&mut self) {
+        self.last_sent = Some(Instant::now());
+    }
+
+    /// Completes every frame left at the last send, once the muxer has
+    /// flushed its last buffer.
+    pub fn muxer_ended(&mut self) {
+        let Some(sent) = self.last_sent else {
+            return;
+        };
+        let latency = self.latency;
+        self.pending
+            .complete_all(|captured| latency.record_at(captured, sent));
     }
 }
 
@@ -118,5 +180,41 @@ mod tests {
         });
         assert_eq!(result, Err("gone"));
         assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn send_timing_completes_at_previous_send() {
+        let latency = HandoverLatency::default();
+        let mut timing = SendTiming::new(&latency);
+        let captured = Instant::now();
+        timing.frame_muxed(0, captured);
+        timing.frame_muxed(33, captured);
+
+        timing.buffer_pulled(Some(0));
+        timing.buffer_sent();
+        timing.buffer_pulled(Some(0));
+        timing.buffer_sent();
+        assert_eq!(latency.total().count(), 0, "frame 0 may go on");
+
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        timing.buffer_pulled(Some(33));
+        let first = latency.total();
+        assert_eq!(first.count(), 1, "frame 0 ended in the buffer before");
+        assert!(first.max_us < 5000, "timed at the send, not the pull");
+
+        timing.buffer_sent();
+        timing.muxer_ended();
+        assert_eq!(latency.total().count(), 2);
+        assert!(latency.total().max_us >= 5000);
+    }
+
+    #[test]
+    fn send_timing_waits_for_a_send() {
+        let latency = HandoverLatency::default();
+        let mut timing = SendTiming::new(&latency);
+        timing.frame_muxed(0, Instant::now());
+        timing.buffer_pulled(Some(40));
+        timing.muxer_ended();
+        assert_eq!(latency.total().count(), 0);
     }
 }
