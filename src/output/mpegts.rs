@@ -83,8 +83,7 @@ impl TsMuxer {
     }
 
     /// Hands one frame to its input and returns the running time (DTS, else
-    /// PTS) the muxer got it at, which mpegtsmux stamps on the output
-    /// buffers that begin with the frame's packets. Caps travel with the
+    /// PTS) the muxer got it at. Caps travel with the
     /// sample, so a caps change reaches the muxer with the first frame that
     /// has it. Audio frames are dropped, returning `None`, when the muxer
     /// has no audio input.

@@ -62,15 +62,18 @@ impl PacketSplitter {
 /// the message that completes its MPEG-TS packets.
 ///
 /// mpegtsmux (GStreamer 1.22, `alignment=7`) stamps each output buffer
-/// with the running time of the frame its first packet belongs to, and
+/// with the running time of the video frame being muxed when its first
+/// packet was written, less the running time of the first video frame, and
 /// holds a frame's last packets until later data fills the buffer. So a
 /// frame is complete once a buffer stamped later than the frame comes out:
-/// the buffer sent before it carried the frame's last packet. The muxer
-/// interleaves by time and the encoders run without B-frames, so stamps
-/// never go back.
+/// the buffer sent before it carried the frame's last packet. The encoders
+/// run without B-frames, so stamps never go back.
 pub struct SendTiming<'a> {
     latency: &'a HandoverLatency,
     pending: PendingFrames,
+    /// Running time of the first video frame muxed, which the muxer's
+    /// output stamps count from.
+    first_ns: Option<u64>,
     /// When the last buffer's messages were handed to libsrt.
     last_sent: Option<Instant>,
 }
@@ -80,13 +83,16 @@ impl<'a> SendTiming<'a> {
         Self {
             latency,
             pending: PendingFrames::default(),
+            first_ns: None,
             last_sent: None,
         }
     }
 
     /// Notes a video frame pushed into the muxer at `running_time_ns`.
     pub fn frame_muxed(&mut self, running_time_ns: u64, captured: Instant) {
-        self.pending.push(running_time_ns, captured);
+        let first_ns = *self.first_ns.get_or_insert(running_time_ns);
+        self.pending
+            .push(running_time_ns.saturating_sub(first_ns), captured);
     }
 
     /// Completes the frames stamped before `pts_ns`, the stamp of a buffer
@@ -187,8 +193,8 @@ mod tests {
         let latency = HandoverLatency::default();
         let mut timing = SendTiming::new(&latency);
         let captured = Instant::now();
-        timing.frame_muxed(0, captured);
-        timing.frame_muxed(33, captured);
+        timing.frame_muxed(1000, captured);
+        timing.frame_muxed(1033, captured);
 
         timing.buffer_pulled(Some(0));
         timing.buffer_sent();
@@ -212,7 +218,7 @@ mod tests {
     fn send_timing_waits_for_a_send() {
         let latency = HandoverLatency::default();
         let mut timing = SendTiming::new(&latency);
-        timing.frame_muxed(0, Instant::now());
+        timing.frame_muxed(2000, Instant::now());
         timing.buffer_pulled(Some(40));
         timing.muxer_ended();
         assert_eq!(latency.total().count(), 0);
