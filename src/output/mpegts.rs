@@ -82,17 +82,15 @@ impl TsMuxer {
         })
     }
 
-    /// Hands one frame to its input and returns the running time (DTS, else
-    /// PTS) the muxer got it at. Caps travel with the
-    /// sample, so a caps change reaches the muxer with the first frame that
-    /// has it. Audio frames are dropped, returning `None`, when the muxer
-    /// has no audio input.
-    pub fn push(&self, frame: Frame) -> Result<Option<gst::ClockTime>, MuxError> {
+    /// Hands one frame to its input. Caps travel with the sample, so a caps
+    /// change reaches the muxer with the first frame that has it. Audio
+    /// frames are dropped when the muxer has no audio input.
+    pub fn push(&self, frame: Frame) -> Result<(), MuxError> {
         let source = match frame.kind {
             MediaKind::Video => &self.video,
             MediaKind::Audio => match &self.audio {
                 Some(audio) => audio,
-                None => return Ok(None),
+                None => return Ok(()),
             },
         };
         let push_error = |reason: String| MuxError::Push {
@@ -101,10 +99,9 @@ impl TsMuxer {
         };
         let sample = to_running_time(&frame.sample)
             .ok_or_else(|| push_error("the sample has no buffer".to_string()))?;
-        let running_time = sample.buffer().and_then(|buffer| buffer.dts_or_pts());
         source
             .push_sample(&sample)
-            .map(|_| running_time)
+            .map(|_| ())
             .map_err(|flow| push_error(format!("{flow:?}")))
     }
 

@@ -185,8 +185,9 @@ impl HandoverLatency {
 
 /// Video frames an output has passed to a muxer or payloader, with the
 /// instant each left the appsink, until the output sees the frame's data
-/// go out. Keyed by the timestamp the muxer or payloader carries over to
-/// its output, in nanoseconds. Frames leave in the order they came, and
+/// go out. Keyed by the timestamp the payloader carries over to its
+/// output, in nanoseconds, where the output matches by timestamp (WHIP);
+/// SRT goes by order alone. Frames leave in the order they came, and
 /// the queue never grows past `PENDING_FRAMES`, so it never allocates after
 /// creation.
 #[derive(Debug)]
@@ -229,6 +230,11 @@ impl PendingFrames {
         for (_, captured) in self.queue.drain(..) {
             done(captured);
         }
+    }
+
+    /// Removes the oldest frame and returns its capture instant.
+    pub fn pop_oldest(&mut self) -> Option<Instant> {
+        self.queue.pop_front().map(|(_, captured)| captured)
     }
 
     pub fn len(&self) -> usize {

@@ -203,9 +203,9 @@ impl SrtOutput {
             match session.frames.recv_timeout(FRAME_POLL) {
                 Ok(frame) => {
                     let (kind, captured) = (frame.kind, frame.captured);
-                    let running_time = muxer.push(frame).map_err(transient)?;
-                    if let (MediaKind::Video, Some(time)) = (kind, running_time) {
-                        timing.frame_muxed(time.nseconds(), captured);
+                    muxer.push(frame).map_err(transient)?;
+                    if kind == MediaKind::Video {
+                        timing.frame_muxed(captured);
                     }
                     pending_since.get_or_insert_with(Instant::now);
                 }
@@ -257,9 +257,7 @@ impl SrtOutput {
     ) -> Result<bool, OutputError> {
         let mut forwarded = false;
         while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
-            timing.buffer_pulled(buffer.pts().map(gst::ClockTime::nseconds));
-            self.send(socket, splitter, &buffer)?;
-            timing.buffer_sent();
+            self.send(socket, splitter, timing, &buffer)?;
             forwarded = true;
         }
         Ok(forwarded)
@@ -277,9 +275,7 @@ impl SrtOutput {
         let deadline = Instant::now() + FLUSH_LIMIT;
         while !muxer.is_ended() && Instant::now() < deadline {
             if let Some(buffer) = muxer.pull(gst::ClockTime::from_mseconds(50)) {
-                timing.buffer_pulled(buffer.pts().map(gst::ClockTime::nseconds));
-                self.send(socket, splitter, &buffer)?;
-                timing.buffer_sent();
+                self.send(socket, splitter, timing, &buffer)?;
             }
             muxer.check().map_err(transient)?;
         }
@@ -330,6 +326,7 @@ impl SrtOutput {
         &mut self,
         socket: &mut SrtSocket,
         splitter: &mut PacketSplitter,
+        timing: &mut SendTiming<'_>,
         buffer: &gst::Buffer,
     ) -> Result<(), OutputError> {
         let map = buffer.map_readable().map_err(|_| {
@@ -339,6 +336,7 @@ impl SrtOutput {
         splitter
             .push(map.as_slice(), |message| {
                 socket.send_message(message)?;
+                timing.message_sent(message);
                 stats.bytes_sent += message.len() as u64;
                 stats.messages_sent += 1;
                 Ok(())
