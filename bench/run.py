@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import overhead  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-SCENARIOS = (overhead,)
+SCENARIOS = (overhead, __import__("latency"))
 CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit")
 

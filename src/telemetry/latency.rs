@@ -40,8 +40,8 @@ const fn bucket_bounds() -> [u64; BOUNDS] {
 }
 
 /// Video frames an output may hold between taking them and handing them to
-/// its transport before the oldest is forgotten. A muxer or payloader holds
-/// one or two frames, so 128 covers any backlog that still makes sense.
+/// its transport before the oldest is forgotten. A muxer or payloader keeps
+/// one or two frames at a time, so 128 covers any backlog worth timing.
 pub const PENDING_FRAMES: usize = 128;
 
 /// One latency distribution: a counter per bucket, the sum and the maximum.
@@ -112,7 +112,7 @@ impl Distribution {
     }
 
     /// Returns the `quantile` (0 to 1) in microseconds: the upper bound of
-    /// the bucket that holds the sample of that rank, capped at the
+    /// the bucket that contains the sample of that rank, capped at the
     /// maximum, so the figure overstates by at most one bucket (19%).
     /// `None` without samples.
     pub fn quantile_us(&self, quantile: f64) -> Option<u64> {

@@ -229,7 +229,8 @@ impl OutputStatus {
         self.shared.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The output's hand-over latency, which it records per video frame.
+    /// Returns the output's hand-over latency, which the output records
+    /// per video frame.
     pub fn latency(&self) -> &HandoverLatency {
         &self.shared.latency
     }

@@ -63,8 +63,8 @@ pub struct OutputDocument {
 /// Quantiles of the time from an encoded video frame leaving the media
 /// pipeline's appsink to its hand-over to the transport (see
 /// `telemetry::latency`). Each figure is the upper bound of its
-/// histogram bucket (at most 19% above the true value), capped at the
-/// maximum; all are `None` until a frame was handed over.
+/// histogram bucket, capped at the maximum, so it is at most 19% above the
+/// true value. All are `None` until a frame was handed over.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
 pub struct LatencyDocument {
     /// Always `connection`: the figures cover the current or last

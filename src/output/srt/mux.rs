@@ -62,11 +62,11 @@ impl PacketSplitter {
 /// the message that completes its MPEG-TS packets.
 ///
 /// The muxer writes one PES packet per video frame, in the order the frames
-/// went in, so the sent packets themselves show where each frame ends: the
-/// start of the next video PES (`payload_unit_start_indicator`) means that
-/// the video packet sent before it was the previous frame's last. The
-/// muxer's output timestamps cannot tell this, because they stay at the
-/// video frame's time across the audio packets that follow it.
+/// went in, so the sent packets themselves show where each frame ends. When
+/// the next video PES starts (`payload_unit_start_indicator`), the video
+/// packet sent before it was the previous frame's last. The muxer's output
+/// timestamps cannot tell this, because they stay at the video frame's time
+/// across the audio packets that follow it.
 pub struct SendTiming<'a> {
     latency: &'a HandoverLatency,
     /// Frames pushed into the muxer whose last packet is not yet known to
