@@ -445,7 +445,10 @@ struct Branch<'a> {
 /// payload format (RFC 6184, 5.1) sets on an access unit's last packet.
 fn has_rtp_marker(buffer: &gst::BufferRef) -> bool {
     let mut header = [0u8; 2];
-    buffer.copy_to_slice(0, &mut header).is_ok() && header[1] & 0x80 != 0
+    // copy_to_slice panics when the buffer is shorter than the slice.
+    buffer.size() >= header.len()
+        && buffer.copy_to_slice(0, &mut header).is_ok()
+        && header[1] & 0x80 != 0
 }
 
 /// Adds `appsrc ! payloader ! capsfilter` and links it to a new send-only
@@ -737,6 +740,17 @@ mod tests {
             MediaKind::Video,
             gst::Sample::builder().buffer(&buffer).build(),
         )
+    }
+
+    #[test]
+    fn rtp_marker_read_from_second_byte() {
+        gst::init().unwrap();
+        let marked = gst::Buffer::from_slice([0x80u8, 0x80 | 96, 0, 1]);
+        let unmarked = gst::Buffer::from_slice([0x80u8, 96, 0, 2]);
+        let short = gst::Buffer::from_slice([0x80u8]);
+        assert!(has_rtp_marker(&marked));
+        assert!(!has_rtp_marker(&unmarked));
+        assert!(!has_rtp_marker(&short));
     }
 
     #[test]
