@@ -186,7 +186,10 @@ def latency_rows(document, log_path):
         protocol = output["protocol"]
         latency = output.get("latency") or {}
         if output["state"] != "live" or not latency.get("count"):
-            sys.exit(f"bench: the {protocol} output is {output['state']} with latency {latency}: see {log_path}")
+            sys.exit(
+                f"bench: the {protocol} output measured no frames (state {output['state']}, "
+                f"latency {latency}): see {log_path}"
+            )
         rows.append(
             {
                 "protocol": protocol,
@@ -269,6 +272,14 @@ def format_section(ctx, rows):
         "or payloading and the send call, but not the encoder, the network or the",
         "receiver. Each is a histogram bucket's upper bound (buckets grow by 19%),",
         "capped at the maximum, so it overstates by at most 19%.",
+        "",
+        "Two effects shape the figures. `mpegtsmux` keeps a frame's last packets until",
+        "later data fills its 7-packet buffer, and the SRT output passes muxed data to",
+        "libsrt when its loop next wakes (at the next frame from the fan-out, or after",
+        "50 ms), so SRT's figure spans one or more frame intervals. A packet reaches",
+        "`webrtcbin`'s sink pad only once `webrtcbin` has taken the packet before it, so",
+        "time spent inside `webrtcbin` shows in WHIP's figure, which can vary widely",
+        "between runs.",
         "",
         "Command (PORT1 to PORT4 are free ports on 127.0.0.1):",
         "",
