@@ -24,10 +24,11 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import overhead  # noqa: E402
+import latency  # noqa: E402
 import timing  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-SCENARIOS = (overhead, timing)
+SCENARIOS = (overhead, timing, latency)
 CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit")
 

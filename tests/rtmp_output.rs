@@ -497,10 +497,7 @@ fn parameter_sets_in_separate_buffers_make_header() {
         for access_unit in &access_units {
             let access_unit = h264_frames::shifted(access_unit, gop_duration * pass);
             for part in h264_frames::split_per_nal_unit(&access_unit) {
-                fanout.publish(Frame {
-                    kind: FrameKind::Video,
-                    sample: part,
-                });
+                fanout.publish(Frame::new(FrameKind::Video, part));
             }
             thread::sleep(Duration::from_millis(5));
         }

@@ -237,6 +237,23 @@ fn wait_for_output(
     panic!("no /status.json within {timeout:?} fitted; the last: {last:#}");
 }
 
+/// Checks an output's `latency` figures in `/status.json` and returns
+/// their count: frames measured, p50 <= p99 <= max, all below 2 s.
+fn check_latency(output: &Value) -> u64 {
+    let latency = &output["latency"];
+    assert_eq!(latency["window"], "connection", "{output:#}");
+    let count = latency["count"].as_u64().unwrap_or(0);
+    assert!(count > 0, "no frame measured: {output:#}");
+    let p50 = latency["p50_ms"].as_f64().expect("p50_ms");
+    let p99 = latency["p99_ms"].as_f64().expect("p99_ms");
+    let max = latency["max_ms"].as_f64().expect("max_ms");
+    assert!(p50 > 0.0, "{latency:#}");
+    assert!(p50 <= p99, "{latency:#}");
+    assert!(p99 <= max, "{latency:#}");
+    assert!(max < 2000.0, "{latency:#}");
+    count
+}
+
 /// Returns the receiver's byte count from its latest `bytes` event.
 fn received_bytes(receiver: &Receiver) -> u64 {
     receiver
@@ -340,6 +357,23 @@ fn status_follows_srt_output_and_reconnect() {
         srt_sample(&text, "bridge_output_srt_rtt_seconds", srt_port).is_some(),
         "{text}"
     );
+    let first_count = check_latency(output);
+    let total = srt_sample(
+        &text,
+        "bridge_output_handover_latency_seconds_count",
+        srt_port,
+    );
+    assert!(total >= Some(first_count as f64), "{total:?} in\n{text}");
+    let label = format!("srt://127.0.0.1:{srt_port} path={PATH}");
+    let infinite = format!(
+        "bridge_output_handover_latency_seconds_bucket{{output=\"{label}\",\
+         protocol=\"srt\",le=\"+Inf\"}} "
+    );
+    let infinite = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&infinite))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert_eq!(infinite, total, "{text}");
 
     // A killed receiver: libsrt notices after about 5 s, and the output
     // redials until the receiver is back.
@@ -362,6 +396,21 @@ fn status_follows_srt_output_and_reconnect() {
     );
     let attempts = srt_sample(&text, "bridge_output_attempts_total", srt_port);
     assert!(attempts >= Some(2.0), "attempts {attempts:?} in\n{text}");
+    // The status covers the new connection only; the metrics keep counting.
+    let output = &wait_for_output(status, Duration::from_secs(10), |output| {
+        output["latency"]["count"].as_u64() > Some(0)
+    })["outputs"][0];
+    let again_count = check_latency(output);
+    let text = metrics(status);
+    let total = srt_sample(
+        &text,
+        "bridge_output_handover_latency_seconds_count",
+        srt_port,
+    );
+    assert!(
+        total >= Some((first_count + again_count) as f64),
+        "{total:?} after {first_count} and {again_count} in\n{text}"
+    );
 
     for body in [status_json(status).to_string(), text] {
         assert!(!body.contains(&keys.token), "the token is in a response");

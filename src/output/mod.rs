@@ -12,6 +12,7 @@ use crate::pipeline::fanout::FrameReceiver;
 use crate::pipeline::KeyframeRequester;
 use crate::telemetry::status::OutputStatus;
 use gstreamer as gst;
+use std::time::Instant;
 
 /// The elementary stream a frame belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,9 +35,21 @@ pub enum AudioCodec {
 pub struct Frame {
     pub kind: MediaKind,
     pub sample: gst::Sample,
+    /// When the media pipeline's appsink handed the frame over: the start
+    /// of each output's hand-over latency (`telemetry::latency`).
+    pub captured: Instant,
 }
 
 impl Frame {
+    /// Creates a frame captured now.
+    pub fn new(kind: MediaKind, sample: gst::Sample) -> Self {
+        Self {
+            kind,
+            sample,
+            captured: Instant::now(),
+        }
+    }
+
     /// Returns whether a decoder can start at this frame: an IDR for video, any
     /// frame for audio.
     pub fn is_keyframe(&self) -> bool {

@@ -247,7 +247,7 @@ mod tests {
                 .set_flags(gst::BufferFlags::DELTA_UNIT);
         }
         let sample = gst::Sample::builder().buffer(&buffer).build();
-        Frame { kind, sample }
+        Frame::new(kind, sample)
     }
 
     #[test]

@@ -826,7 +826,7 @@ fn attach_appsink(
                     return Ok(gst::FlowSuccess::Ok);
                 }
                 last_dts = dts.or(last_dts);
-                fanout_samples.publish(Frame { kind, sample });
+                fanout_samples.publish(Frame::new(kind, sample));
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| {

@@ -16,6 +16,7 @@ const STATES: [&str; 5] = ["connecting", "live", "backing_off", "stopped", "gave
 enum Kind {
     Gauge,
     Counter,
+    Histogram,
 }
 
 impl Kind {
@@ -23,6 +24,7 @@ impl Kind {
         match self {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -154,7 +156,50 @@ pub fn render(document: &StatusDocument) -> String {
             }
         }
     }
+    handover_latency(&mut text, &document.outputs);
     text
+}
+
+/// Renders every measuring output's hand-over latency since the bridge
+/// started as one histogram: cumulative `_bucket` samples per `le` bound,
+/// then `+Inf`, `_sum` and `_count`.
+fn handover_latency(text: &mut String, outputs: &[OutputDocument]) {
+    const NAME: &str = "bridge_output_handover_latency_seconds";
+    family(
+        text,
+        NAME,
+        Kind::Histogram,
+        "Time from an encoded video frame leaving the media pipeline to its hand-over \
+         to the transport (SRT send, RTMP socket write, WHIP webrtcbin sink pad).",
+    );
+    let bucket = format!("{NAME}_bucket");
+    for output in outputs {
+        let Some(distribution) = &output.latency_total else {
+            continue;
+        };
+        let labels = [
+            ("output", output.label.as_str()),
+            ("protocol", output.protocol),
+        ];
+        for (bound_us, count) in distribution.cumulative_us() {
+            let le = seconds_from_micros(bound_us);
+            let with_le = [labels[0], labels[1], ("le", le.as_str())];
+            sample(text, &bucket, &with_le, count as f64);
+        }
+        let count = distribution.count() as f64;
+        let with_le = [labels[0], labels[1], ("le", "+Inf")];
+        sample(text, &bucket, &with_le, count);
+        let sum_s = distribution.sum_us as f64 / 1e6;
+        sample(text, &format!("{NAME}_sum"), &labels, sum_s);
+        sample(text, &format!("{NAME}_count"), &labels, count);
+    }
+}
+
+/// Writes a whole number of microseconds as decimal seconds without
+/// trailing zeros, so `le` labels carry no binary rounding noise.
+fn seconds_from_micros(micros: u64) -> String {
+    let text = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn family(text: &mut String, name: &str, kind: Kind, help: &str) {
@@ -202,7 +247,9 @@ fn format_value(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::latency::Histogram;
     use crate::telemetry::status_json::SrtDocument;
+    use std::time::Duration;
 
     fn output(label: &str, protocol: &'static str, srt: Option<SrtDocument>) -> OutputDocument {
         OutputDocument {
@@ -218,28 +265,33 @@ mod tests {
             dropped_frames: 0,
             last_error: None,
             srt,
+            latency: None,
+            latency_total: None,
         }
     }
 
     fn document() -> StatusDocument {
+        let latency = Histogram::default();
+        latency.record(Duration::from_micros(900));
+        latency.record(Duration::from_micros(1500));
+        latency.record(Duration::from_secs(4));
+        let mut srt = output(
+            "srt://127.0.0.1:8890 path=inputs/cam1",
+            "srt",
+            Some(SrtDocument {
+                rtt_ms: 1.5,
+                lost_packets: 3,
+                retransmitted_packets: 4,
+            }),
+        );
+        srt.latency_total = Some(latency.distribution());
         StatusDocument {
             version: "0.1.0",
             uptime_s: 12.5,
             source: "test".into(),
             input: "source",
             encoder: "x264enc",
-            outputs: vec![
-                output(
-                    "srt://127.0.0.1:8890 path=inputs/cam1",
-                    "srt",
-                    Some(SrtDocument {
-                        rtt_ms: 1.5,
-                        lost_packets: 3,
-                        retransmitted_packets: 4,
-                    }),
-                ),
-                output("record /tmp/a \"b\"\\c\nd", "record", None),
-            ],
+            outputs: vec![srt, output("record /tmp/a \"b\"\\c\nd", "record", None)],
         }
     }
 
@@ -266,6 +318,34 @@ mod tests {
         let live = "bridge_output_state{output=\"srt://127.0.0.1:8890 path=inputs/cam1\",\
                     protocol=\"srt\",state=\"live\"} 1";
         assert!(text.lines().any(|l| l == live), "{text}");
+    }
+
+    #[test]
+    fn render_latency_histogram() {
+        let text = render(&document());
+        let name = "bridge_output_handover_latency_seconds";
+        let srt = "output=\"srt://127.0.0.1:8890 path=inputs/cam1\",protocol=\"srt\"";
+        for line in [
+            format!("# TYPE {name} histogram"),
+            format!("{name}_bucket{{{srt},le=\"0.00005\"}} 0"),
+            format!("{name}_bucket{{{srt},le=\"0.000951\"}} 1"),
+            format!("{name}_bucket{{{srt},le=\"0.001902\"}} 2"),
+            format!("{name}_bucket{{{srt},le=\"2.755461\"}} 2"),
+            format!("{name}_bucket{{{srt},le=\"+Inf\"}} 3"),
+            format!("{name}_sum{{{srt}}} 4.0024"),
+            format!("{name}_count{{{srt}}} 3"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
+        let buckets = text
+            .lines()
+            .filter(|line| line.starts_with(&format!("{name}_bucket{{{srt}")))
+            .count();
+        assert_eq!(buckets, crate::telemetry::latency::BOUNDS + 1);
+        assert!(!text.contains(&format!("{name}_count{{output=\"record")));
     }
 
     #[test]
@@ -303,9 +383,22 @@ mod tests {
                 declared.push(rest.split(' ').next().unwrap());
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert_eq!(declared.last(), Some(&name), "{line}");
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|family| family.ends_with("_seconds"))
+                    .unwrap_or(name);
+                assert_eq!(declared.last(), Some(&family), "{line}");
             }
         }
+    }
+
+    #[test]
+    fn seconds_from_micros_trims_zeros() {
+        assert_eq!(seconds_from_micros(50), "0.00005");
+        assert_eq!(seconds_from_micros(2_755_461), "2.755461");
+        assert_eq!(seconds_from_micros(1_000_000), "1");
+        assert_eq!(seconds_from_micros(0), "0");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod flood;
 pub mod http;
 mod http_server;
 pub mod journal;
+pub mod latency;
 pub mod metrics;
 pub mod notify;
 pub mod reporter;

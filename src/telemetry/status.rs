@@ -7,6 +7,7 @@
 //! state changes take a short lock. The status reporter reads every
 //! output's `Snapshot` from the `StatusBoard` a few times a second.
 
+use super::latency::{Distribution, HandoverLatency};
 use crate::pipeline::fanout::DropCounter;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +79,10 @@ pub struct Snapshot {
     pub dropped: u64,
     /// Present while an SRT connection is open.
     pub srt: Option<SrtLinkStats>,
+    /// Hand-over latency since the current or last attempt began.
+    pub latency_connection: Distribution,
+    /// Hand-over latency since the bridge started.
+    pub latency_total: Distribution,
 }
 
 /// Every output's status, in the order the outputs were added.
@@ -130,6 +135,7 @@ struct Shared {
     label: String,
     bytes: AtomicU64,
     drops: Option<DropCounter>,
+    latency: HandoverLatency,
     fields: Mutex<Fields>,
 }
 
@@ -150,6 +156,7 @@ impl OutputStatus {
                 label,
                 bytes: AtomicU64::new(0),
                 drops,
+                latency: HandoverLatency::default(),
                 fields: Mutex::new(Fields {
                     state: State::Connecting,
                     attempt: 0,
@@ -182,6 +189,7 @@ impl OutputStatus {
         fields.state = State::Connecting;
         fields.attempt = attempt;
         fields.srt = None;
+        self.shared.latency.new_connection();
     }
 
     /// Marks the output live: connected and sending media. Calling it
@@ -221,6 +229,12 @@ impl OutputStatus {
         self.shared.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Returns the output's hand-over latency, which the output records
+    /// per video frame.
+    pub fn latency(&self) -> &HandoverLatency {
+        &self.shared.latency
+    }
+
     pub fn set_srt(&self, stats: SrtLinkStats) {
         self.fields().srt = Some(stats);
     }
@@ -241,6 +255,8 @@ impl OutputStatus {
             bitrate_kbps: fields.rate.kbps(),
             dropped,
             srt: fields.srt,
+            latency_connection: self.shared.latency.connection(),
+            latency_total: self.shared.latency.total(),
         }
     }
 

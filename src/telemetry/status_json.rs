@@ -2,6 +2,7 @@
 //! encoder, the uptime and every output's figures. The status server sends
 //! it as `/status.json` and renders `/metrics` from it.
 
+use super::latency::Distribution;
 use super::status::{Snapshot, State};
 use crate::pipeline::observer::InputSignal;
 use serde::Serialize;
@@ -51,6 +52,43 @@ pub struct OutputDocument {
     pub last_error: Option<String>,
     /// libsrt's figures while an SRT connection is open.
     pub srt: Option<SrtDocument>,
+    /// The hand-over latency since the current or last connection attempt
+    /// began; `None` for the recording, which does not measure it.
+    pub latency: Option<LatencyDocument>,
+    /// The hand-over latency since the bridge started, for `/metrics`.
+    #[serde(skip)]
+    pub latency_total: Option<Distribution>,
+}
+
+/// Quantiles of the time from an encoded video frame leaving the media
+/// pipeline's appsink to its hand-over to the transport (see
+/// `telemetry::latency`). Each figure is the upper bound of its
+/// histogram bucket, capped at the maximum, so it is at most 19% above the
+/// true value. All are `None` until a frame was handed over.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct LatencyDocument {
+    /// Always `connection`: the figures cover the current or last
+    /// connection attempt.
+    pub window: &'static str,
+    /// Video frames measured.
+    pub count: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+impl LatencyDocument {
+    fn new(distribution: &Distribution) -> Self {
+        let count = distribution.count();
+        let millis = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            window: "connection",
+            count,
+            p50_ms: distribution.quantile_us(0.5).map(millis),
+            p99_ms: distribution.quantile_us(0.99).map(millis),
+            max_ms: (count > 0).then(|| millis(distribution.max_us)),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
@@ -83,9 +121,11 @@ impl OutputDocument {
             State::BackingOff { retry_at } => (None, Some(retry_at.saturating_duration_since(now))),
             _ => (None, None),
         };
+        let protocol = protocol(&snapshot.label);
+        let measured = protocol != "record";
         Self {
             label: snapshot.label.clone(),
-            protocol: protocol(&snapshot.label),
+            protocol,
             state: snapshot.state.name(),
             live_s: live_s.map(|time| tenths(time.as_secs_f64())),
             retry_in_s: retry_in_s.map(|time| tenths(time.as_secs_f64())),
@@ -100,6 +140,8 @@ impl OutputDocument {
                 lost_packets: srt.lost,
                 retransmitted_packets: srt.retransmitted,
             }),
+            latency: measured.then(|| LatencyDocument::new(&snapshot.latency_connection)),
+            latency_total: measured.then(|| snapshot.latency_total.clone()),
         }
     }
 }
@@ -129,6 +171,7 @@ fn tenths(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::latency::Histogram;
     use crate::telemetry::status::SrtLinkStats;
 
     #[test]
@@ -151,6 +194,9 @@ mod tests {
     #[test]
     fn document_lists_outputs() {
         let now = Instant::now() + Duration::from_secs(100);
+        let connection_latency = Histogram::default();
+        connection_latency.record(Duration::from_micros(800));
+        connection_latency.record(Duration::from_micros(2500));
         let snapshots = [
             Snapshot {
                 label: "srt://127.0.0.1:8890 path=inputs/cam1".into(),
@@ -168,6 +214,9 @@ mod tests {
                     lost: 4,
                     retransmitted: 5,
                 }),
+
+                latency_connection: connection_latency.distribution(),
+                latency_total: Default::default(),
             },
             Snapshot {
                 label: "rtmp://127.0.0.1:1935 path=inputs/cam1".into(),
@@ -181,6 +230,21 @@ mod tests {
                 bitrate_kbps: 0.0,
                 dropped: 0,
                 srt: None,
+                latency_connection: Default::default(),
+                latency_total: Default::default(),
+            },
+            Snapshot {
+                label: "record /var/lib/bridge".into(),
+                state: State::Live { since: now },
+                attempt: 1,
+                reconnects: 0,
+                last_error: None,
+                bytes: 0,
+                bitrate_kbps: 0.0,
+                dropped: 0,
+                srt: None,
+                latency_connection: Default::default(),
+                latency_total: Default::default(),
             },
         ];
         let facts = BridgeFacts {
@@ -211,8 +275,22 @@ mod tests {
         assert_eq!(rtmp.srt, None);
         assert_eq!(rtmp.last_error.as_deref(), Some("connection refused"));
 
+        let latency = srt.latency.unwrap();
+        assert_eq!(latency.count, 2);
+        assert_eq!(latency.p50_ms, Some(0.8));
+        assert_eq!(latency.p99_ms, Some(2.5));
+        assert_eq!(latency.max_ms, Some(2.5));
+        assert_eq!(rtmp.latency.unwrap().count, 0);
+        assert_eq!(rtmp.latency.unwrap().p50_ms, None);
+        assert_eq!(document.outputs[2].protocol, "record");
+        assert_eq!(document.outputs[2].latency, None);
+
         let json = serde_json::to_value(&document).unwrap();
         assert_eq!(json["outputs"][0]["srt"]["rtt_ms"], 1.5);
         assert!(json["outputs"][1]["srt"].is_null());
+        assert_eq!(json["outputs"][0]["latency"]["window"], "connection");
+        assert_eq!(json["outputs"][0]["latency"]["max_ms"], 2.5);
+        assert!(json["outputs"][1]["latency"]["p99_ms"].is_null());
+        assert!(json["outputs"][0].get("latency_total").is_none());
     }
 }

@@ -160,6 +160,9 @@ mod tests {
                 lost: 4,
                 retransmitted: 5,
             }),
+
+            latency_connection: Default::default(),
+            latency_total: Default::default(),
         }
     }
 
@@ -176,6 +179,8 @@ mod tests {
             bitrate_kbps: 0.0,
             dropped: 7,
             srt: None,
+            latency_connection: Default::default(),
+            latency_total: Default::default(),
         }
     }
 

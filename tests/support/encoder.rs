@@ -57,7 +57,7 @@ fn frame_sink(fanout: &Fanout, kind: MediaKind) -> gst_app::AppSink {
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                fanout.publish(Frame { kind, sample });
+                fanout.publish(Frame::new(kind, sample));
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),

@@ -445,8 +445,14 @@ impl Streaming<'_> {
             MediaKind::Video => self.muxer.push_video(media, caps::video_format(caps)?)?,
             MediaKind::Audio => self.muxer.push_audio(media, caps::audio_format(caps)?)?,
         };
+        // A video frame's own tag comes last: frames held until the stream
+        // starts go out before it and are not timed.
+        let has_video_tag = tags.iter().any(|tag| matches!(tag, Tag::Video { .. }));
         for tag in tags {
             self.send_tag(tag).await?;
+        }
+        if frame.kind == MediaKind::Video && has_video_tag {
+            self.status.latency().record(frame.captured);
         }
         Ok(())
     }

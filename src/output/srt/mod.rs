@@ -18,12 +18,12 @@ pub mod streamid;
 use crate::config::Secret;
 use crate::exit::ExitStatus;
 use crate::output::mpegts::TsMuxer;
-use crate::output::{Output, OutputError, Session};
+use crate::output::{MediaKind, Output, OutputError, Session};
 use crate::pipeline::fanout::Received;
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::MEDIAMTX_AUDIENCE;
 use gstreamer as gst;
-use mux::PacketSplitter;
+use mux::{PacketSplitter, SendTiming};
 use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -194,6 +194,7 @@ impl SrtOutput {
         session.keyframes.request();
 
         let mut splitter = PacketSplitter::new(PAYLOAD_BYTES);
+        let mut timing = SendTiming::new(session.status.latency());
         // Time the first frame went into the muxer after its last output, or
         // `None` when no frame is pending.
         let mut pending_since: Option<Instant> = None;
@@ -201,14 +202,18 @@ impl SrtOutput {
         loop {
             match session.frames.recv_timeout(FRAME_POLL) {
                 Ok(frame) => {
+                    let (kind, captured) = (frame.kind, frame.captured);
                     muxer.push(frame).map_err(transient)?;
+                    if kind == MediaKind::Video {
+                        timing.frame_muxed(captured);
+                    }
                     pending_since.get_or_insert_with(Instant::now);
                 }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => break,
             }
             let sent_before = self.last_session.bytes_sent;
-            if self.forward(socket, &mut splitter, &muxer)? {
+            if self.forward(socket, &mut splitter, &mut timing, &muxer)? {
                 pending_since = None;
             }
             session
@@ -237,7 +242,7 @@ impl SrtOutput {
             }
         }
 
-        self.flush(socket, &mut splitter, &muxer)?;
+        self.flush(socket, &mut splitter, &mut timing, &muxer)?;
         self.drain(socket);
         Ok(())
     }
@@ -247,11 +252,12 @@ impl SrtOutput {
         &mut self,
         socket: &mut SrtSocket,
         splitter: &mut PacketSplitter,
+        timing: &mut SendTiming<'_>,
         muxer: &TsMuxer,
     ) -> Result<bool, OutputError> {
         let mut forwarded = false;
         while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
-            self.send(socket, splitter, &buffer)?;
+            self.send(socket, splitter, timing, &buffer)?;
             forwarded = true;
         }
         Ok(forwarded)
@@ -262,15 +268,19 @@ impl SrtOutput {
         &mut self,
         socket: &mut SrtSocket,
         splitter: &mut PacketSplitter,
+        timing: &mut SendTiming<'_>,
         muxer: &TsMuxer,
     ) -> Result<(), OutputError> {
         muxer.finish();
         let deadline = Instant::now() + FLUSH_LIMIT;
         while !muxer.is_ended() && Instant::now() < deadline {
             if let Some(buffer) = muxer.pull(gst::ClockTime::from_mseconds(50)) {
-                self.send(socket, splitter, &buffer)?;
+                self.send(socket, splitter, timing, &buffer)?;
             }
             muxer.check().map_err(transient)?;
+        }
+        if muxer.is_ended() {
+            timing.muxer_ended();
         }
         if !muxer.is_ended() {
             tracing::warn!(
@@ -316,6 +326,7 @@ impl SrtOutput {
         &mut self,
         socket: &mut SrtSocket,
         splitter: &mut PacketSplitter,
+        timing: &mut SendTiming<'_>,
         buffer: &gst::Buffer,
     ) -> Result<(), OutputError> {
         let map = buffer.map_readable().map_err(|_| {
@@ -325,6 +336,7 @@ impl SrtOutput {
         splitter
             .push(map.as_slice(), |message| {
                 socket.send_message(message)?;
+                timing.message_sent(message);
                 stats.bytes_sent += message.len() as u64;
                 stats.messages_sent += 1;
                 Ok(())

@@ -202,6 +202,7 @@ impl WhipOutput {
                     message,
                 }
             })?;
+        peer.time_handover(session.status.clone());
         peer.push(first);
         let offer = negotiate_offer(&mut peer, session)?;
         let Some(offer) = offer else {

@@ -12,6 +12,8 @@
 use super::link::IceServer;
 use crate::output::rtmp::avc::{self, nal_type};
 use crate::output::{Frame, MediaKind};
+use crate::telemetry::latency::PendingFrames;
+use crate::telemetry::status::OutputStatus;
 use crossbeam_channel::{Receiver, Sender};
 use gst_webrtc::{
     WebRTCBundlePolicy, WebRTCICEGatheringState, WebRTCPeerConnectionState,
@@ -23,6 +25,7 @@ use gstreamer_app as gst_app;
 use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// RTP payload types of the offer.
 pub const VIDEO_PAYLOAD: u32 = 96;
@@ -69,6 +72,11 @@ pub struct Peer {
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
     video: gst_app::AppSrc,
+    /// webrtcbin's sink pad of the video branch.
+    video_sink: gst::Pad,
+    /// Video frames sent since the media gate opened, until their last RTP
+    /// packet reaches `video_sink`; keyed by the PTS the peer gave them.
+    handover: Arc<Mutex<PendingFrames>>,
     audio: Option<gst_app::AppSrc>,
     events: Receiver<PeerEvent>,
     /// The sending end of `events`, for watchers set up after the answer.
@@ -132,7 +140,7 @@ impl Peer {
         payloader.set_property_from_str("aggregate-mode", "zero-latency");
         payloader.set_property("pt", VIDEO_PAYLOAD);
         payloader.set_property("mtu", RTP_MTU);
-        let (video, _) = add_branch(
+        let (video, video_sink) = add_branch(
             &pipeline,
             &webrtc,
             Branch {
@@ -186,6 +194,8 @@ impl Peer {
             pipeline,
             webrtc,
             video,
+            video_sink,
+            handover: Arc::default(),
             audio,
             events,
             event_sender: sender,
@@ -270,6 +280,36 @@ impl Peer {
         self.media = MediaGate::AwaitingKeyframe;
     }
 
+    /// Records into `status` each video frame's hand-over latency: from
+    /// the appsink to the frame's last RTP packet (the one with the marker
+    /// bit, which rtph264pay sets at the end of an access unit) reaching
+    /// webrtcbin's sink pad. Only frames sent after the media gate opened
+    /// count, so the held first frame never does.
+    pub fn time_handover(&self, status: OutputStatus) {
+        let handover = self.handover.clone();
+        self.video_sink.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let now = std::time::Instant::now();
+                let mut pending = handover.lock().unwrap_or_else(|p| p.into_inner());
+                let mut complete = |buffer: &gst::BufferRef| {
+                    if let Some(pts) = buffer.pts().filter(|_| has_rtp_marker(buffer)) {
+                        let latency = status.latency();
+                        pending.complete_through(pts.nseconds(), |captured| {
+                            latency.record_at(captured, now)
+                        });
+                    }
+                };
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => complete(buffer),
+                    Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(complete),
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+
     /// Sends one frame, timed from the first frame pushed.
     pub fn push(&mut self, frame: Frame) {
         match self.media {
@@ -302,6 +342,12 @@ impl Peer {
             let buffer = buffer.get_mut().expect("a fresh copy is writable");
             buffer.set_pts(base_out + offset);
             buffer.set_dts(base_out + offset);
+        }
+        if self.media == MediaGate::Open && frame.kind == MediaKind::Video {
+            self.handover
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push((base_out + offset).nseconds(), frame.captured);
         }
         let source = match frame.kind {
             MediaKind::Video => {
@@ -395,13 +441,24 @@ struct Branch<'a> {
     rtp_caps: &'a gst::Caps,
 }
 
+/// Returns whether an RTP packet has the marker bit, which the H.264
+/// payload format (RFC 6184, 5.1) sets on an access unit's last packet.
+fn has_rtp_marker(buffer: &gst::BufferRef) -> bool {
+    let mut header = [0u8; 2];
+    // copy_to_slice panics when the buffer is shorter than the slice.
+    buffer.size() >= header.len()
+        && buffer.copy_to_slice(0, &mut header).is_ok()
+        && header[1] & 0x80 != 0
+}
+
 /// Adds `appsrc ! payloader ! capsfilter` and links it to a new send-only
 /// transceiver of webrtcbin whose codec preferences are the RTP caps.
+/// Returns the appsrc and webrtcbin's sink pad for the branch.
 fn add_branch(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     branch: Branch<'_>,
-) -> Result<(gst_app::AppSrc, gst_webrtc::WebRTCRTPTransceiver), String> {
+) -> Result<(gst_app::AppSrc, gst::Pad), String> {
     let Branch {
         name,
         input,
@@ -436,7 +493,7 @@ fn add_branch(
         .expect("capsfilter src pad")
         .link(&sink)
         .map_err(|e| format!("linking the {name} branch to webrtcbin: {e:?}"))?;
-    Ok((source, transceiver))
+    Ok((source, sink))
 }
 
 /// The peer's DTLS identity: a fresh self-signed ECDSA P-256 certificate.
@@ -679,10 +736,21 @@ mod tests {
     fn keyframe(data: &[u8]) -> Frame {
         gst::init().unwrap();
         let buffer = gst::Buffer::from_slice(data.to_vec());
-        Frame {
-            kind: MediaKind::Video,
-            sample: gst::Sample::builder().buffer(&buffer).build(),
-        }
+        Frame::new(
+            MediaKind::Video,
+            gst::Sample::builder().buffer(&buffer).build(),
+        )
+    }
+
+    #[test]
+    fn rtp_marker_read_from_second_byte() {
+        gst::init().unwrap();
+        let marked = gst::Buffer::from_slice([0x80u8, 0x80 | 96, 0, 1]);
+        let unmarked = gst::Buffer::from_slice([0x80u8, 96, 0, 2]);
+        let short = gst::Buffer::from_slice([0x80u8]);
+        assert!(has_rtp_marker(&marked));
+        assert!(!has_rtp_marker(&unmarked));
+        assert!(!has_rtp_marker(&short));
     }
 
     #[test]
