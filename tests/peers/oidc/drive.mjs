@@ -16,7 +16,7 @@
 //       or from a verification_uri_complete URL), signs in and approves or
 //       denies at the consent page.
 //
-// --deny refuses at the consent page, so the provider answers access_denied.
+// --deny rejects at the consent page, so the provider returns access_denied.
 // The password comes from --password-file (first line), then the environment
 // variable OIDC_DRIVE_PASSWORD, then provider.mjs's default test password.
 // For HTTPS, set NODE_EXTRA_CA_CERTS to the test CA's PEM file.
@@ -314,7 +314,7 @@ async function device(values, credentials) {
   } catch {
     usage(`invalid --verification-uri '${address}': not a URL`);
   }
-  const userCode = values['user-code'] ?? process.env.OIDC_DRIVE_USER_CODE ?? start.searchParams.get('user_code');
+  const userCode = values['user-code'] || process.env.OIDC_DRIVE_USER_CODE || start.searchParams.get('user_code');
   if (!userCode) {
     usage('device needs the user code: --user-code CODE, OIDC_DRIVE_USER_CODE or a verification_uri_complete URL');
   }
