@@ -10,9 +10,9 @@ use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::nginx::TlsFiles;
 use support::oidc::{
-    authorization_url, drive_authorize, drive_device, http_client, jwt_claims, post_form,
-    query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions, RedirectListener, AUDIENCE,
-    DEVICE_CODE_GRANT, SCOPES,
+    authorization_url, drive_authorize, drive_device, end_session_url, http_client, jwt_claims,
+    post_form, query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions,
+    RedirectListener, AUDIENCE, DEVICE_CODE_GRANT, SCOPES,
 };
 use support::standin::Standin;
 
@@ -339,6 +339,56 @@ fn refresh_and_revocation() {
     assert_eq!(after["error"], "invalid_grant");
 }
 
+#[test]
+fn end_session_signs_out_and_revokes() {
+    let provider = Provider::start(&ProviderOptions::default());
+    let client = http_client(None);
+    let directory = tempfile::tempdir().unwrap();
+    let options = DriveOptions {
+        cookie_jar: Some(directory.path().join("cookies.json")),
+        ..Default::default()
+    };
+
+    let listener = RedirectListener::start();
+    let pkce = Pkce::new();
+    let redirect = authorize(&provider, &listener, &pkce, "state-8", &options);
+    let code = query_value(&redirect, "code").expect("the redirect carries a code");
+    let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
+    assert_eq!(status, 200, "token response: {}", tokens["error"]);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+    // The saved session skips the login form on the second authorization.
+    let second = RedirectListener::start();
+    let again = authorize(&provider, &second, &Pkce::new(), "state-9", &options);
+    assert!(query_value(&again, "code").is_some());
+    assert_eq!(provider.log().matches("\"event\":\"login\"").count(), 1);
+
+    let logout_listener = RedirectListener::start();
+    let logout_uri = format!("http://127.0.0.1:{}/logout", logout_listener.port);
+    let drive = drive_authorize(&end_session_url(&provider, &logout_uri, "bye"), &options);
+    assert_eq!(
+        drive.outcome(),
+        "signed_out",
+        "driver result: {}",
+        drive.result
+    );
+    let arrived = logout_listener
+        .wait(REDIRECT_WAIT)
+        .expect("the post-logout redirect reached the listener");
+    assert_eq!(arrived.path(), "/logout");
+    assert_eq!(query_value(&arrived, "state").as_deref(), Some("bye"));
+
+    // Without offline_access the grant ends with the session.
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", provider.client_id.as_str()),
+        ("refresh_token", refresh_token),
+    ];
+    let (status, body) = post_form(&client, &provider.endpoint("/token"), &form);
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+}
+
 /// Starts a device authorization and returns its response.
 fn start_device(client: &reqwest::blocking::Client, provider: &Provider) -> Value {
     let form = [
@@ -503,10 +553,13 @@ fn standin_accepts_access_token() {
         "WWW-Authenticate: {challenge}"
     );
 
-    // A changed signature byte must fail the check.
+    // A changed signature character must fail the check. The last character
+    // is not changed, because its low bits are base64 padding.
+    let position = access_token.len() - 10;
+    let original = &access_token[position..position + 1];
+    let replacement = if original == "A" { "B" } else { "A" };
     let mut tampered = access_token.to_string();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    tampered.replace_range(position..position + 1, replacement);
     let (status, body, _) = list_sources(&client, &standin, &tampered);
     assert_eq!(status, 401);
     assert!(

@@ -318,6 +318,9 @@ pub struct DriveOptions {
     pub state_override: Option<String>,
     /// Test CA for an HTTPS provider (NODE_EXTRA_CA_CERTS).
     pub ca_file: Option<PathBuf>,
+    /// File that keeps the provider's session cookies between runs
+    /// (OIDC_DRIVE_COOKIE_JAR), as a browser profile would.
+    pub cookie_jar: Option<PathBuf>,
 }
 
 /// The result line of `drive.mjs` and its exit status.
@@ -356,6 +359,9 @@ fn run_driver(arguments: &[&str], options: &DriveOptions, user_code: Option<&str
     if let Some(ca) = &options.ca_file {
         command.env("NODE_EXTRA_CA_CERTS", ca);
     }
+    if let Some(jar) = &options.cookie_jar {
+        command.env("OIDC_DRIVE_COOKIE_JAR", jar);
+    }
 
     let output = command
         .stdin(Stdio::null())
@@ -392,6 +398,17 @@ pub fn drive_device(
         options,
         Some(user_code),
     )
+}
+
+/// Builds an RP-initiated logout URL that names the client (instead of an
+/// ID token hint, which would put a token into the driver's arguments).
+pub fn end_session_url(provider: &Provider, post_logout_redirect_uri: &str, state: &str) -> String {
+    let mut url = url::Url::parse(&provider.endpoint("/session/end")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &provider.client_id)
+        .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+        .append_pair("state", state);
+    url.to_string()
 }
 
 /// Revokes a token at the provider's revocation endpoint (RFC 7009) and
