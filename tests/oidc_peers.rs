@@ -10,8 +10,8 @@ use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::nginx::TlsFiles;
 use support::oidc::{
-    authorization_url, drive_authorize, drive_device, end_session_url, http_client, jwt_claims,
-    post_form, query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions,
+    authorization_url, browser_script, drive_authorize, drive_device, end_session_url, http_client,
+    jwt_claims, post_form, query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions,
     RedirectListener, AUDIENCE, DEVICE_CODE_GRANT, SCOPES,
 };
 use support::standin::Standin;
@@ -501,6 +501,39 @@ fn device_code_expires() {
     assert_eq!(body["error"], "expired_token");
 }
 
+#[test]
+fn browser_script_drives_authorization() {
+    let provider = Provider::start(&ProviderOptions::default());
+    let directory = tempfile::tempdir().unwrap();
+    let result_file = directory.path().join("browser.jsonl");
+    let listener = RedirectListener::start();
+    let pkce = Pkce::new();
+    let url = authorization_url(
+        &provider,
+        &listener.redirect_uri(),
+        Some(&pkce.challenge),
+        "b1",
+    );
+
+    let status = std::process::Command::new(browser_script())
+        .arg(&url)
+        .env("OIDC_DRIVE_DENY", "1")
+        .env("OIDC_DRIVE_RESULT", &result_file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("failed to run tests/peers/oidc/browser.sh");
+
+    assert!(status.success(), "browser.sh exited with {status}");
+    let redirect = listener.wait(REDIRECT_WAIT).expect("the redirect arrived");
+    assert_eq!(
+        query_value(&redirect, "error").as_deref(),
+        Some("access_denied")
+    );
+    let line = std::fs::read_to_string(&result_file).unwrap();
+    let result: Value = serde_json::from_str(line.trim()).expect("one JSON result line");
+    assert_eq!(result["outcome"], "error");
+}
+
 fn standin_for(provider: &Provider, extra: &[&str]) -> Standin {
     let mut arguments = vec![
         "--oidc-issuer",
@@ -542,6 +575,17 @@ fn standin_accepts_access_token() {
     let (status, body, _) = list_sources(&client, &standin, access_token);
     assert_eq!(status, 200, "stand-in response: {body}");
     assert!(body["data"].is_array());
+
+    let response = client
+        .post(format!(
+            "{}/v1/sources/src_cam1/publish-credentials",
+            standin.origin
+        ))
+        .bearer_auth(access_token)
+        .json(&serde_json::json!({"protocol": "srt"}))
+        .send()
+        .expect("the stand-in answers");
+    assert_eq!(response.status().as_u16(), 201);
 
     // The ID token has the client as its audience, not the API.
     let id_token = tokens["id_token"].as_str().unwrap();
