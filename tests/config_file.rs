@@ -177,7 +177,7 @@ fn error_kinds_name_key_paths() {
         ),
         (
             "source = \"src_1\"\n[[output]]\nurl = \"srt://127.0.0.1:9000\"\n",
-            "source: source needs an API key to acquire credentials",
+            "source: source needs an API key or a login to acquire credentials",
         ),
         ("bitrate = \n", "line 1, column 11: invalid TOML"),
         (
