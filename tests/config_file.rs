@@ -620,7 +620,7 @@ fn example_documents_every_key() {
         let secret_source = ["_file", "_env", "_credential"]
             .iter()
             .any(|suffix| key.ends_with(suffix))
-            && !["ca_file", "api_ca_file"].contains(&key);
+            && !["ca_file", "api_ca_file", "oauth_ca_file"].contains(&key);
         if secret_source {
             let base = key.rsplit_once('_').unwrap().0;
             let base = base.strip_suffix("_credential").unwrap_or(base);
