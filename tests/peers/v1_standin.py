@@ -66,6 +66,15 @@ COMMAND LINE
   --rtmp-placement tcurl|query|both|any
                             Where POST /hooks/on_publish requires RTMP
                             credentials (default any; see NGINX-RTMP HOOKS).
+  --oidc-issuer URL         Also accept a user's OAuth access token from this
+                            OpenID provider as "Authorization: Bearer JWT"
+                            (see oidc_tokens.py for the checks). The discovery
+                            document and JWKS are fetched at start, so the
+                            provider must be running. Needs --oidc-audience.
+  --oidc-audience AUD       The "aud" the access token must contain, e.g.
+                            https://api.trax.test (tests/peers/oidc/provider.mjs).
+  --oidc-ca-file PEM        CA certificate that signs an HTTPS issuer's
+                            certificate (default: the system's CAs).
 
 STDOUT: one JSON object per line, flushed at once. Tokens, stream keys and
 API keys are never printed.
@@ -82,7 +91,8 @@ API keys are never printed.
       "GET /.well-known/jwks.json", "GET /_control", "POST /_control",
       "GET /_control/stats", or null for an unknown path. auth is "bearer",
       "x-api-key", "other" (an Authorization scheme that is not Bearer) or
-      "none"; key is "full", "read-only", "invalid" or null (not checked).
+      "none"; key is "full", "read-only", "oidc" (a user's access token, see
+      --oidc-issuer), "invalid" or null (not checked).
       injected is null, "rate_limit", "fail", "write_disabled" or "slow"
       (a delayed but otherwise normal response). issued is "token" or
       "streamKey" on a 201. arrived_s counts seconds since the server
@@ -123,7 +133,12 @@ HTTP
 
   Authentication: "Authorization: Bearer KEY", or "X-API-Key: KEY" when no
   Authorization header is present. 401 unauthorized for a missing or
-  unknown key, with WWW-Authenticate: Bearer.
+  unknown key, with WWW-Authenticate: Bearer. With --oidc-issuer, a Bearer
+  credential that is not a known key and has the form of a JWT is checked
+  as a user's access token: a valid one may list and publish (key "oidc" in
+  the request line), and an invalid or expired one is 401 unauthorized, its
+  message the reason (e.g. "access token is not valid: token expired 3 s
+  ago"), with WWW-Authenticate: Bearer error="invalid_token".
 
   Lists: ?limit= defaults to 50, values above 200 are served as 200, and a
   value that is not an integer >= 1 is 400 invalid_request. ?cursor= is the
@@ -298,6 +313,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import es256  # noqa: E402
+import oidc_tokens  # noqa: E402
 import v1_hooks  # noqa: E402
 import v1_openapi  # noqa: E402
 from v1_catalog import (  # noqa: E402
@@ -469,9 +485,10 @@ def resolve(method: str, path: str):
 class App:
     """Everything the request handlers share."""
 
-    def __init__(self, args, keys, studios, sources, signer, faults):
+    def __init__(self, args, keys, studios, sources, signer, faults, oidc=None):
         self.args = args
         self.keys = keys
+        self.oidc = oidc
         self.studios = studios
         self.sources = sources
         self.sources_by_id = {source["id"]: source for source in sources}
@@ -756,10 +773,27 @@ class Handler(BaseHTTPRequestHandler):
                 challenge,
             )
         access = app.keys.get(key)
+        if access is None and app.oidc is not None and header is not None and key.count(".") == 2:
+            return self.authenticate_user_token(app, key)
         self.fields["key"] = access or "invalid"
         if access is None:
             raise ApiError(401, "unauthorized", "API key is not valid", challenge)
         return access
+
+    def authenticate_user_token(self, app, token: str) -> str:
+        """Accept a valid access token from the --oidc-issuer provider as a full key."""
+        try:
+            app.oidc.verify(token)
+        except oidc_tokens.TokenRejected as error:
+            self.fields["key"] = "invalid"
+            raise ApiError(
+                401,
+                "unauthorized",
+                f"access token is not valid: {error}",
+                {"WWW-Authenticate": 'Bearer realm="trax", error="invalid_token"'},
+            ) from None
+        self.fields["key"] = "oidc"
+        return "full"
 
     # -- operations --
 
@@ -989,6 +1023,9 @@ def parse_args():
         default="any",
         help="where on_publish requires RTMP credentials (default any)",
     )
+    parser.add_argument("--oidc-issuer", help="also accept access tokens from this issuer")
+    parser.add_argument("--oidc-audience", help="aud that those access tokens must contain")
+    parser.add_argument("--oidc-ca-file", help="CA PEM for an HTTPS --oidc-issuer")
     args = parser.parse_args()
 
     if args.make_tls:
@@ -997,6 +1034,10 @@ def parse_args():
         parser.error("give --api-key-file (and/or --read-only-key-file) with one key a line")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if bool(args.oidc_issuer) != bool(args.oidc_audience):
+        parser.error("--oidc-issuer and --oidc-audience go together; pass both or neither")
+    if args.oidc_ca_file and not args.oidc_issuer:
+        parser.error("--oidc-ca-file needs --oidc-issuer")
     if args.generate_sources is not None and args.generate_sources < 0:
         parser.error(f"--generate-sources {args.generate_sources} is negative")
     try:
@@ -1066,6 +1107,15 @@ def load_signer(parser, args) -> Signer:
     return Signer(key, kid)
 
 
+def load_oidc(parser, args):
+    if not args.oidc_issuer:
+        return None
+    try:
+        return oidc_tokens.OidcVerifier(args.oidc_issuer, args.oidc_audience, args.oidc_ca_file)
+    except (OSError, ValueError) as error:
+        parser.error(f"--oidc-issuer {args.oidc_issuer}: {error}; start the provider first")
+
+
 def make_tls(directory: str) -> int:
     import tls_files
 
@@ -1084,7 +1134,8 @@ def main() -> int:
     signer = load_signer(parser, args)
     stream_key_sources = [item for item in args.stream_key_sources.split(",") if item]
     faults = Faults(args.token_ttl_s, args.end_cursor, stream_key_sources, args.rtmp_placement)
-    app = App(args, keys, studios, sources, signer, faults)
+    oidc = load_oidc(parser, args)
+    app = App(args, keys, studios, sources, signer, faults, oidc)
     try:
         app.apply_control(parse_control(start_control(args)))
         if args.control:
