@@ -359,20 +359,24 @@ fn start_device_login(login: &Login) -> (Child, mpsc::Receiver<String>, String, 
         }
     });
     let mut seen = Vec::new();
+    let mut prompt = None;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
+    while prompt.is_none() && Instant::now() < deadline {
         let Ok(line) = receiver.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
-        seen.push(line.clone());
-        if let Some(rest) = line.strip_prefix("To log in, open ") {
-            let (uri, code) = rest
-                .split_once(" on any device and enter the code ")
-                .unwrap_or_else(|| panic!("unexpected prompt: {line}"));
-            return (child, receiver, uri.to_string(), code.to_string());
-        }
+        prompt = line
+            .strip_prefix("To log in, open ")
+            .and_then(|rest| rest.split_once(" on any device and enter the code "))
+            .map(|(uri, code)| (uri.to_string(), code.to_string()));
+        seen.push(line);
     }
-    panic!("no device prompt; stderr: {seen:?}");
+    let Some((uri, code)) = prompt else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no device prompt; stderr: {seen:?}");
+    };
+    (child, receiver, uri, code)
 }
 
 fn drive_device(uri: &str, code: &str, deny: bool) -> Value {

@@ -47,6 +47,9 @@ pub enum OAuthError {
     #[error("login rejected: the redirect's state does not match the one this login sent, so it may come from another site; run `bridge login` again")]
     StateMismatch,
 
+    #[error("login rejected: the redirect names the issuer '{got}', not {expected}, so it may come from another identity provider; run `bridge login` again")]
+    IssuerMismatch { expected: String, got: String },
+
     #[error("the identity provider returned an error to the login: {code}{description}")]
     AuthorizationDenied { code: String, description: String },
 
@@ -92,6 +95,7 @@ impl OAuthError {
             | Self::NoDeviceFlow { .. }
             | Self::LoosePermissions { .. } => ExitStatus::Usage,
             Self::StateMismatch
+            | Self::IssuerMismatch { .. }
             | Self::AuthorizationDenied { .. }
             | Self::Rejected { .. }
             | Self::DeviceCodeExpired

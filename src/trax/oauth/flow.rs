@@ -73,7 +73,8 @@ pub fn browser_login(
         .url();
     open_browser(url.as_str());
 
-    let code = listener.wait_for_code(state.secret(), timeout)?;
+    let issuer = provider.endpoints.issuer.as_str();
+    let code = listener.wait_for_code(state.secret(), issuer, timeout)?;
     let response = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)

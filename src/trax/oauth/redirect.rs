@@ -24,8 +24,16 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// What the redirect carried.
 #[derive(Debug, PartialEq, Eq)]
 enum Callback {
-    Code { code: String, state: String },
-    Error { code: String, description: String },
+    Code {
+        code: String,
+        state: String,
+        /// The issuer the provider names in the response (RFC 9207).
+        issuer: Option<String>,
+    },
+    Error {
+        code: String,
+        description: String,
+    },
     Invalid(&'static str),
     OtherPath,
 }
@@ -59,12 +67,14 @@ impl RedirectListener {
     }
 
     /// Waits for the redirect and returns its authorization code once its
-    /// `state` matches `expected_state`. The browser gets a page that says
+    /// `state` matches `expected_state` and its `iss`, where the provider
+    /// sends one (RFC 9207), is `issuer`. The browser gets a page that says
     /// how the login ended. Requests for other paths (such as a favicon)
     /// get a 404 and the wait goes on.
     pub fn wait_for_code(
         &self,
         expected_state: &str,
+        issuer: &str,
         timeout: Duration,
     ) -> Result<String, OAuthError> {
         let deadline = Instant::now() + timeout;
@@ -83,7 +93,7 @@ impl RedirectListener {
                 }
                 Err(error) => return Err(OAuthError::Listener(error.to_string())),
             };
-            if let Some(outcome) = handle_connection(stream, expected_state) {
+            if let Some(outcome) = handle_connection(stream, expected_state, issuer) {
                 return outcome;
             }
         }
@@ -94,6 +104,7 @@ impl RedirectListener {
 fn handle_connection(
     mut stream: TcpStream,
     expected_state: &str,
+    expected_issuer: &str,
 ) -> Option<Result<String, OAuthError>> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
@@ -138,6 +149,19 @@ fn handle_connection(
              bridge sent, so the redirect may come from another site. Run bridge login again."
                 .to_string(),
             Err(OAuthError::StateMismatch),
+        ),
+        Callback::Code {
+            issuer: Some(issuer),
+            ..
+        } if issuer != expected_issuer => (
+            "400 Bad Request",
+            "The login was rejected: the response comes from another identity provider \
+             than the one bridge sent you to. Run bridge login again."
+                .to_string(),
+            Err(OAuthError::IssuerMismatch {
+                expected: expected_issuer.to_string(),
+                got: excerpt(&issuer, 200),
+            }),
         ),
         Callback::Code { code, .. } => (
             "200 OK",
@@ -189,7 +213,11 @@ fn parse_request(head: &str) -> Callback {
         };
     }
     match (parameter("code"), parameter("state")) {
-        (Some(code), Some(state)) => Callback::Code { code, state },
+        (Some(code), Some(state)) => Callback::Code {
+            code,
+            state,
+            issuer: parameter("iss"),
+        },
         (Some(_), None) => Callback::Invalid("the redirect has no state"),
         _ => Callback::Invalid("the redirect has no authorization code"),
     }
@@ -221,6 +249,8 @@ fn html_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    const ISSUER: &str = "https://auth.example.com";
+
     fn request(target: &str) -> String {
         format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     }
@@ -233,6 +263,15 @@ mod tests {
                 Callback::Code {
                     code: "c1".into(),
                     state: "s1".into(),
+                    issuer: None,
+                },
+            ),
+            (
+                "/callback?code=c1&state=s1&iss=https%3A%2F%2Fa.example",
+                Callback::Code {
+                    code: "c1".into(),
+                    state: "s1".into(),
+                    issuer: Some("https://a.example".into()),
                 },
             ),
             (
@@ -280,7 +319,7 @@ mod tests {
             (favicon, page)
         });
         let error = listener
-            .wait_for_code("expected", Duration::from_secs(10))
+            .wait_for_code("expected", ISSUER, Duration::from_secs(10))
             .unwrap_err();
         let (favicon, page) = browser.join().unwrap();
         assert!(favicon.starts_with("HTTP/1.1 404"), "{favicon}");
@@ -295,17 +334,40 @@ mod tests {
         let uri = listener.redirect_uri().to_string();
         let browser = std::thread::spawn(move || deliver(&uri, "/callback?code=c1&state=s1"));
         let code = listener
-            .wait_for_code("s1", Duration::from_secs(10))
+            .wait_for_code("s1", ISSUER, Duration::from_secs(10))
             .unwrap();
         assert_eq!(code, "c1");
         assert!(browser.join().unwrap().contains("Logged in"));
     }
 
     #[test]
+    fn other_issuer_rejected() {
+        let listener = RedirectListener::bind().unwrap();
+        let uri = listener.redirect_uri().to_string();
+        let browser = std::thread::spawn(move || {
+            deliver(
+                &uri,
+                "/callback?code=c1&state=s1&iss=https%3A%2F%2Fevil.example",
+            )
+        });
+        let error = listener
+            .wait_for_code("s1", ISSUER, Duration::from_secs(10))
+            .unwrap_err();
+        assert!(
+            matches!(error, OAuthError::IssuerMismatch { .. }),
+            "{error:?}"
+        );
+        assert!(browser
+            .join()
+            .unwrap()
+            .contains("another identity provider"));
+    }
+
+    #[test]
     fn wait_times_out() {
         let listener = RedirectListener::bind().unwrap();
         let error = listener
-            .wait_for_code("s1", Duration::from_millis(200))
+            .wait_for_code("s1", ISSUER, Duration::from_millis(200))
             .unwrap_err();
         let text = error.to_string();
         assert!(text.contains("timed out"), "{text}");
