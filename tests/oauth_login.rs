@@ -433,7 +433,8 @@ fn device_flow_with_slow_down() {
         );
     }
     let tokens = [login.token("access_token"), login.token("refresh_token")];
-    assert!(!shown.contains(&tokens[0]) && !shown.contains(&tokens[1]));
+    assert!(!shown.contains(&tokens[0]), "the access token was printed");
+    assert!(!shown.contains(&tokens[1]), "the refresh token was printed");
 }
 
 #[test]

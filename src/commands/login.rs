@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::info;
 
 /// Logs the user in with the browser or a device code and stores the
-/// tokens; with `--status`, says who is logged in.
+/// tokens. With `--status`, prints who is logged in.
 pub fn login(args: &LoginArgs) -> Result<(), Fatal> {
     let env = |name: &str| std::env::var(name).ok();
     let settings = settings(&args.oauth)?;
@@ -151,7 +151,7 @@ fn oauth_is_loopback(url: &url::Url) -> bool {
     matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
 }
 
-/// The end-session URL with the client id, for the user to open. The ID
+/// Returns the end-session URL with the client id, for the user to open. The ID
 /// token is not added as a hint, because the URL is printed.
 fn end_session_url(login: &StoredLogin) -> Option<String> {
     let mut url = url::Url::parse(login.end_session_endpoint.as_deref()?).ok()?;

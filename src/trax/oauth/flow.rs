@@ -23,7 +23,7 @@ use tracing::debug;
 type BaseClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-/// What the device authorization endpoint returned, shown to the user.
+/// The device authorization response's fields shown to the user.
 #[derive(Debug)]
 pub struct DevicePrompt {
     pub verification_uri: String,
@@ -254,6 +254,7 @@ fn stored_login(
         name: None,
         email: None,
     };
+
     let Some(id_token) = response.id_token() else {
         return Ok(login);
     };
@@ -261,6 +262,7 @@ fn stored_login(
         debug!("no signing keys without discovery; the ID token's claims are not used");
         return Ok(login);
     }
+
     let client = base_client(endpoints, client_id);
     let verifier = client.id_token_verifier();
     let claims: &CoreIdTokenClaims = match nonce {
@@ -271,6 +273,7 @@ fn stored_login(
         operation: "the token response".into(),
         reason: format!("the ID token failed to verify ({error})"),
     })?;
+
     login.subject = Some(claims.subject().to_string());
     login.email = claims.email().map(|email| email.to_string());
     login.name = claims

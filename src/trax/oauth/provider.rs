@@ -65,7 +65,7 @@ pub struct Provider {
 }
 
 /// Builds the HTTPS client: rustls with the web PKI roots plus `ca_file`,
-/// TLS 1.2 or later, no redirects (the token endpoint must answer itself),
+/// TLS 1.2 or later, no redirects (the token endpoint must respond itself),
 /// and a timeout per request.
 pub fn http_client(
     ca_file: Option<&std::path::Path>,
@@ -145,7 +145,7 @@ fn from_metadata(metadata: Metadata) -> Endpoints {
     }
 }
 
-/// The endpoints the TRaX client guide documents for its provider.
+/// Returns the endpoints the TRaX client guide documents for its provider.
 fn fallback_endpoints(issuer: IssuerUrl, base: &Url) -> Result<Endpoints, OAuthError> {
     Ok(Endpoints {
         issuer,

@@ -21,7 +21,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the listener checks for a connection and the deadline.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// What the redirect carried.
+/// The parameters of one request to the listener, sorted.
 #[derive(Debug, PartialEq, Eq)]
 enum Callback {
     Code {
@@ -68,7 +68,7 @@ impl RedirectListener {
 
     /// Waits for the redirect and returns its authorization code once its
     /// `state` matches `expected_state` and its `iss`, where the provider
-    /// sends one (RFC 9207), is `issuer`. The browser gets a page that says
+    /// sends one (RFC 9207), is `issuer`. The browser gets a page that states
     /// how the login ended. Requests for other paths (such as a favicon)
     /// get a 404 and the wait goes on.
     pub fn wait_for_code(
@@ -100,7 +100,7 @@ impl RedirectListener {
     }
 }
 
-/// Answers one connection. Returns `None` when the wait goes on.
+/// Responds to one connection. Returns `None` when the wait goes on.
 fn handle_connection(
     mut stream: TcpStream,
     expected_state: &str,

@@ -12,7 +12,8 @@ use std::time::Duration;
 use tracing::info;
 
 /// The access token is refreshed this long before it expires, so that a
-/// request never carries one that expires on the way.
+/// request does not carry one that expires on the way while the clocks of
+/// this machine and the provider agree within the margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// A user's login, shared by every request of one process.
@@ -30,7 +31,7 @@ impl std::fmt::Debug for UserSession {
 }
 
 impl UserSession {
-    /// Reads the login from `store`; `None` when nobody is logged in.
+    /// Reads the login from `store`. Returns `None` when no user is logged in.
     pub fn load(store: TokenStore) -> Result<Option<Self>, OAuthError> {
         Ok(store.load()?.map(|login| Self {
             store,
@@ -66,7 +67,7 @@ impl UserSession {
         Ok(secret(&login))
     }
 
-    fn refresh_locked(&self, login: &mut StoredLogin, why: &str) -> Result<(), OAuthError> {
+    fn refresh_locked(&self, login: &mut StoredLogin, reason: &str) -> Result<(), OAuthError> {
         let token_url =
             url::Url::parse(&login.token_endpoint).map_err(|error| OAuthError::RefreshFailed {
                 reason: format!("the stored token endpoint is invalid ({error})"),
@@ -83,7 +84,7 @@ impl UserSession {
             user = %refreshed.who(),
             expires_in_s = refreshed.expires_at.map(|at| at.saturating_sub(unix_now())),
             stored_in = %place,
-            "refreshed the login's access token because {why}"
+            "refreshed the login's access token because {reason}"
         );
         *login = refreshed;
         Ok(())

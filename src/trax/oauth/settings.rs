@@ -1,5 +1,5 @@
-//! Where the identity provider is and which registered app the bridge
-//! logs in as.
+//! The identity provider's settings and the registered app the bridge logs
+//! in as.
 
 use super::error::OAuthError;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -33,12 +33,12 @@ pub struct OAuthSettings {
     pub client_id: Option<String>,
     /// Extra CA certificate (PEM) for a provider with a private CA.
     pub ca_file: Option<PathBuf>,
-    /// Where the token file goes instead of the default place.
+    /// The token file's directory in place of the default one.
     pub state_dir: Option<PathBuf>,
 }
 
 impl OAuthSettings {
-    /// Returns the client id, or the error that says how to get one.
+    /// Returns the client id, or the error that explains how to get one.
     pub fn require_client_id(&self) -> Result<&str, OAuthError> {
         self.client_id.as_deref().ok_or(OAuthError::MissingClientId)
     }

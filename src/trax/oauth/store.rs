@@ -1,4 +1,4 @@
-//! Where a user's tokens are kept between runs: the OS keystore where one
+//! Storage of a user's tokens between runs: the OS keystore where one
 //! is reachable (Secret Service on Linux, the Keychain on macOS), otherwise
 //! a JSON file only its owner may read.
 
@@ -71,7 +71,7 @@ pub fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// Where the login is kept.
+/// The place of the stored login.
 #[derive(Clone, Debug)]
 pub enum TokenStore {
     /// The OS keystore, with the file as a fallback when it fails.
@@ -99,7 +99,7 @@ impl TokenStore {
         }
     }
 
-    /// The token file this store writes, or falls back to.
+    /// Returns the token file this store writes, or falls back to.
     pub fn file_path(&self) -> &Path {
         match self {
             Self::Keyring { fallback } => fallback,
@@ -186,7 +186,7 @@ fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     PathBuf::from(home).join(".local/state/bridge")
 }
 
-/// Whether a keystore may answer: the Keychain on macOS, a D-Bus session
+/// Returns whether a keystore may respond: the Keychain on macOS, a D-Bus session
 /// bus (for Secret Service) on Linux. Without one, asking would only fail.
 fn keystore_reachable(env: &dyn Fn(&str) -> Option<String>) -> bool {
     if cfg!(target_os = "macos") {
@@ -209,7 +209,7 @@ fn parse(json: &str, place: &str) -> Result<StoredLogin, OAuthError> {
     })
 }
 
-/// Names the kind of JSON error without quoting the text, which holds
+/// Names the kind of JSON error without quoting the text, which contains
 /// tokens.
 fn json_error_kind(error: &serde_json::Error) -> &'static str {
     match error.classify() {

@@ -12,7 +12,7 @@
 //   --device-ttl S        Device code lifetime in seconds (default 600).
 //   --device-interval S   Polling interval of the device flow in seconds
 //                         (default 5, the RFC 8628 default).
-//   --slow-down-polls N   Answer slow_down to the first N pending polls of each
+//   --slow-down-polls N   Return slow_down to the first N pending polls of each
 //                         device code however far apart they come (default
 //                         0), for clients that keep to the interval.
 //   --no-device-flow      Disable the device flow: the metadata then has no
