@@ -620,3 +620,62 @@ fn logout_revokes_and_deletes() {
     assert_exit(&again, 0);
     assert!(text(&again).contains("not logged in"), "{}", text(&again));
 }
+
+#[test]
+fn source_run_publishes_with_login() {
+    let _guard = support::setup();
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+
+    let port = support::receiver::free_udp_port();
+    let ingest = format!("srt://127.0.0.1:{port}");
+    let standin = Standin::start(&[
+        "--oidc-issuer",
+        &provider.issuer,
+        "--oidc-audience",
+        AUDIENCE,
+        "--ingest-srt",
+        &ingest,
+    ]);
+    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
+    let output = run(login.command(&[
+        "--device",
+        "test",
+        "--size",
+        "320x240",
+        "--source",
+        "src_cam1",
+        "--duration",
+        "3",
+        "--api-url",
+        &standin.origin,
+    ]));
+    let events = receiver.stop();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output).contains("authenticating to the TRaX API with the stored login"),
+        "{}",
+        text(&output)
+    );
+    let accepted = events
+        .iter()
+        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
+        .count();
+    assert_eq!(accepted, 1, "{events:?}");
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+    assert_no_tokens(&[&output], &tokens);
+}
+
+#[test]
+fn untrusted_provider_certificate_rejected() {
+    let provider = Provider::start_tls(&[]);
+    let mut login = Login::new(&provider);
+    login.ca = None;
+    let output = login.login();
+    assert_exit(&output, 1);
+    let shown = text(&output);
+    assert!(shown.contains("failed to verify"), "{shown}");
+    assert!(shown.contains("--oauth-ca-file"), "{shown}");
+    assert!(!login.file().exists());
+}
