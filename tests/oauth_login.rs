@@ -206,11 +206,11 @@ fn assert_exit(output: &Output, code: i32) {
 /// Asserts that no output of any run shows a token of the stored login.
 fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
     for output in outputs {
-        let shown = text(output);
+        let printed = text(output);
         for token in tokens {
             assert!(
-                !shown.contains(token.as_str()),
-                "a token was printed: {shown}"
+                !printed.contains(token.as_str()),
+                "a token was printed: {printed}"
             );
         }
     }
@@ -294,9 +294,9 @@ fn wrong_verifier_rejected() {
     command.env("BROWSER", &browser);
     let output = run(command);
     assert_exit(&output, 3);
-    let shown = text(&output);
-    assert!(shown.contains("authorization code exchange"), "{shown}");
-    assert!(shown.contains("invalid_grant"), "{shown}");
+    let printed = text(&output);
+    assert!(printed.contains("authorization code exchange"), "{printed}");
+    assert!(printed.contains("invalid_grant"), "{printed}");
     assert!(!login.file().exists());
 }
 
@@ -324,9 +324,9 @@ fn missing_client_id_says_where() {
         command
     });
     assert_exit(&output, 2);
-    let shown = text(&output);
-    assert!(shown.contains("--oauth-client-id"), "{shown}");
-    assert!(shown.contains("register"), "{shown}");
+    let printed = text(&output);
+    assert!(printed.contains("--oauth-client-id"), "{printed}");
+    assert!(printed.contains("register"), "{printed}");
 }
 
 #[test]
@@ -419,8 +419,8 @@ fn device_flow_with_slow_down() {
     std::thread::sleep(Duration::from_secs(9));
     let driven = drive_device(&uri, &code, false);
     assert_eq!(driven["outcome"], "approved", "{driven}");
-    let (status, shown) = finish(child, lines);
-    assert_eq!(status, Some(0), "{shown}");
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(0), "{printed}");
     assert!(login.file().exists());
 
     let polls = provider.token_requests();
@@ -433,8 +433,14 @@ fn device_flow_with_slow_down() {
         );
     }
     let tokens = [login.token("access_token"), login.token("refresh_token")];
-    assert!(!shown.contains(&tokens[0]), "the access token was printed");
-    assert!(!shown.contains(&tokens[1]), "the refresh token was printed");
+    assert!(
+        !printed.contains(&tokens[0]),
+        "the access token was printed"
+    );
+    assert!(
+        !printed.contains(&tokens[1]),
+        "the refresh token was printed"
+    );
 }
 
 #[test]
@@ -444,9 +450,9 @@ fn device_flow_denied() {
     let (child, lines, uri, code) = start_device_login(&login);
     let driven = drive_device(&uri, &code, true);
     assert_eq!(driven["outcome"], "denied", "{driven}");
-    let (status, shown) = finish(child, lines);
-    assert_eq!(status, Some(3), "{shown}");
-    assert!(shown.contains("denied"), "{shown}");
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(3), "{printed}");
+    assert!(printed.contains("denied"), "{printed}");
     assert!(!login.file().exists());
 }
 
@@ -455,9 +461,9 @@ fn device_code_expiry() {
     let provider = Provider::start(&["--device-interval", "1", "--device-ttl", "3"]);
     let login = Login::new(&provider);
     let (child, lines, _, _) = start_device_login(&login);
-    let (status, shown) = finish(child, lines);
-    assert_eq!(status, Some(3), "{shown}");
-    assert!(shown.contains("device code expired"), "{shown}");
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(3), "{printed}");
+    assert!(printed.contains("device code expired"), "{printed}");
 }
 
 #[test]
@@ -481,11 +487,11 @@ fn loose_token_file_rejected() {
     std::fs::set_permissions(login.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let output = run(login.command(&["login", "--status"]));
     assert_exit(&output, 2);
-    let shown = text(&output);
-    assert!(shown.contains("chmod 600"), "{shown}");
+    let printed = text(&output);
+    assert!(printed.contains("chmod 600"), "{printed}");
     assert!(
-        shown.contains(&login.file().display().to_string()),
-        "{shown}"
+        printed.contains(&login.file().display().to_string()),
+        "{printed}"
     );
 }
 
@@ -588,11 +594,11 @@ fn logout_revokes_and_deletes() {
     command.env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap());
     let logout = run(command);
     assert_exit(&logout, 0);
-    let shown = text(&logout);
-    assert!(shown.contains("revoked the refresh token"), "{shown}");
+    let printed = text(&logout);
+    assert!(printed.contains("revoked the refresh token"), "{printed}");
     assert!(
-        shown.contains("/session/end?client_id=bridge-test"),
-        "{shown}"
+        printed.contains("/session/end?client_id=bridge-test"),
+        "{printed}"
     );
     assert!(!login.file().exists());
 
@@ -674,8 +680,8 @@ fn untrusted_provider_certificate_rejected() {
     login.ca = None;
     let output = login.login();
     assert_exit(&output, 1);
-    let shown = text(&output);
-    assert!(shown.contains("failed to verify"), "{shown}");
-    assert!(shown.contains("--oauth-ca-file"), "{shown}");
+    let printed = text(&output);
+    assert!(printed.contains("failed to verify"), "{printed}");
+    assert!(printed.contains("--oauth-ca-file"), "{printed}");
     assert!(!login.file().exists());
 }
