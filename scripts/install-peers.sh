@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the test peers that Debian does not package: the virtual
 # environment with aiortc, the WebRTC stack of the independent WHIP receiver
-# (it sees the system's packages too: python3-gi, python3-cryptography), and
+# (it also imports the system's python3-gi and python3-cryptography), and
 # the node packages of the OpenID provider in tests/peers/oidc (npm ci from
 # its package-lock.json). Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -25,7 +25,7 @@ install_aiortc() {
 install_oidc_provider() {
   for tool in node npm; do
     if ! command -v "$tool" >/dev/null; then
-      echo "install-peers: $tool not found; install Node.js 20.19 or later with npm (Debian: apt-get install nodejs npm, or the NodeSource packages)" >&2
+      echo "install-peers: $tool not found; install Node.js 20.19 or later with npm, e.g. from NodeSource (Debian 12's nodejs package is 18, too old)" >&2
       exit 1
     fi
   done

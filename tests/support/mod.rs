@@ -10,6 +10,7 @@ pub mod fault_peers;
 pub mod h264_frames;
 pub mod media;
 pub mod nginx;
+pub mod oidc;
 pub mod receiver;
 pub mod rtmp_server;
 pub mod standin;

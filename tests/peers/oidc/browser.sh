@@ -6,6 +6,8 @@
 #   OIDC_DRIVE_DENY=1             deny at the consent page
 #   OIDC_DRIVE_STATE_OVERRIDE=S   deliver the redirect with state replaced by S
 #   OIDC_DRIVE_RESULT=FILE        append drive.mjs's JSON result line to FILE
+#   OIDC_DRIVE_COOKIE_JAR=FILE    keep the provider's session cookies in FILE
+# An end-session URL is driven too: the sign-out is confirmed.
 # The result line goes to stdout as well, and the exit code is drive.mjs's.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

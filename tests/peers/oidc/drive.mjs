@@ -9,23 +9,29 @@
 //       Follows the authorization request URL through login and consent. When
 //       the provider redirects to a URL outside its own origin (the client's
 //       redirect_uri), the driver requests that URL, with the state parameter
-//       replaced by S when --state-override is given.
+//       replaced by S when --state-override is given. An end-session URL
+//       (RP-initiated logout) works the same way: the driver confirms the
+//       sign-out and requests the post-logout redirect URI, if there is one.
 //   node drive.mjs device --verification-uri URL [--user-code CODE]
 //                         [--user U] [--password-file F] [--deny]
 //       Enters the user code (taken from --user-code, from OIDC_DRIVE_USER_CODE,
 //       or from a verification_uri_complete URL), signs in and approves or
 //       denies at the consent page.
 //
-// --deny refuses at the consent page, so the provider answers access_denied.
+// --deny rejects at the consent page, so the provider returns access_denied.
 // The password comes from --password-file (first line), then the environment
 // variable OIDC_DRIVE_PASSWORD, then provider.mjs's default test password.
 // For HTTPS, set NODE_EXTRA_CA_CERTS to the test CA's PEM file.
+// OIDC_DRIVE_COOKIE_JAR=FILE keeps the cookies (the provider's session) in
+// FILE between runs, as a browser would: a second authorization then skips
+// the login, and an end-session URL ends that same session.
 //
 // STDOUT: one JSON line with the result, for example
 //   {"event":"authorize","outcome":"code","callback_status":200,...}
 //   {"event":"authorize","outcome":"error","error":"access_denied",...}
 //   {"event":"device","outcome":"approved"}
-// Outcomes: "code" and "error" (what reached the redirect URI), "approved",
+// Outcomes: "code" and "error" (what reached the redirect URI), "signed_out"
+// (after an end-session URL), "approved",
 // "denied", "login_rejected" (the provider rejected the password) and
 // "failed" (anything unexpected, with "message"). Authorization codes, tokens,
 // state values and passwords are never printed.
@@ -48,7 +54,11 @@ function usage(message) {
   process.exit(2);
 }
 
+// The session of this run, saved to the cookie jar on exit.
+let activeSession;
+
 function report(fields, exitCode) {
+  activeSession?.save();
   process.stdout.write(`${JSON.stringify(fields)}\n`);
   process.exit(exitCode);
 }
@@ -111,6 +121,24 @@ class Session {
   constructor(origin) {
     this.origin = origin;
     this.cookies = new Map();
+    this.signedOut = false;
+    this.jarPath = process.env.OIDC_DRIVE_COOKIE_JAR;
+    if (this.jarPath && fs.existsSync(this.jarPath)) {
+      const saved = JSON.parse(fs.readFileSync(this.jarPath, 'utf8'));
+      this.cookies = new Map(Object.entries(saved[origin] ?? {}));
+    }
+    activeSession = this;
+  }
+
+  // Writes the cookies back to OIDC_DRIVE_COOKIE_JAR, so the next run
+  // continues the same provider session.
+  save() {
+    if (!this.jarPath) {
+      return;
+    }
+    const saved = fs.existsSync(this.jarPath) ? JSON.parse(fs.readFileSync(this.jarPath, 'utf8')) : {};
+    saved[this.origin] = Object.fromEntries(this.cookies);
+    fs.writeFileSync(this.jarPath, JSON.stringify(saved), { mode: 0o600 });
   }
 
   async request(url, form) {
@@ -213,6 +241,13 @@ async function walk(session, start, options, finished) {
       next = await signIn(session, url, html, options);
     } else if (response.status === 200 && findForm(html, 'consent')) {
       next = await decideConsent(session, url, html, options.deny);
+    } else if (response.status === 200 && findForm(html, 'op.logoutForm')) {
+      const logout = findForm(html, 'op.logoutForm');
+      logout.fields.set('logout', 'yes');
+      session.signedOut = true;
+      url = new URL(logout.action, url);
+      form = logout.fields;
+      continue;
     } else if (response.status === 200 && AUTO_SUBMIT.test(html) && findForm(html)) {
       // oidc-provider's self-submitting pages, such as the one behind
       // verification_uri_complete, post their only form from a script.
@@ -253,6 +288,9 @@ async function authorize(positionals, values, credentials) {
   const finished = {
     redirect: (url) => (url.origin === session.origin ? undefined : url),
     page: (response, html) => {
+      if (html.includes('id="signed-out"')) {
+        return { signedOut: true };
+      }
       if (response.status >= 400 && !findForm(html, 'login')) {
         return { providerError: `HTTP ${response.status} "${pageTitle(html)}"` };
       }
@@ -264,6 +302,10 @@ async function authorize(positionals, values, credentials) {
   const result = await walk(session, start, credentials, finished);
   if (result.providerError) {
     report({ event: 'authorize', outcome: 'failed', message: `the provider returned ${result.providerError}` }, 1);
+  }
+
+  if (result.signedOut) {
+    report({ event: 'authorize', outcome: 'signed_out', redirect_uri: null }, 0);
   }
 
   const callback = result;
@@ -292,6 +334,8 @@ async function authorize(positionals, values, credentials) {
     outcome = 'error';
   } else if (hasCode) {
     outcome = 'code';
+  } else if (session.signedOut) {
+    outcome = 'signed_out';
   }
   report({
     event: 'authorize',
@@ -300,7 +344,7 @@ async function authorize(positionals, values, credentials) {
     redirect_uri: `${callback.origin}${callback.pathname}`,
     state_overridden: stateOverride !== undefined,
     callback_status: status,
-  }, error || hasCode ? 0 : 1);
+  }, outcome === 'failed' ? 1 : 0);
 }
 
 async function device(values, credentials) {
@@ -314,7 +358,7 @@ async function device(values, credentials) {
   } catch {
     usage(`invalid --verification-uri '${address}': not a URL`);
   }
-  const userCode = values['user-code'] ?? process.env.OIDC_DRIVE_USER_CODE ?? start.searchParams.get('user_code');
+  const userCode = values['user-code'] || process.env.OIDC_DRIVE_USER_CODE || start.searchParams.get('user_code');
   if (!userCode) {
     usage('device needs the user code: --user-code CODE, OIDC_DRIVE_USER_CODE or a verification_uri_complete URL');
   }
