@@ -585,7 +585,10 @@ fn logout_revokes_and_deletes() {
     // test CA that the bridge gets through --oauth-ca-file.
     let provider = Provider::start_tls(&[]);
     let login = Login::new(&provider);
-    let output = login.login();
+    let jar = login.state.path().join("cookies.json");
+    let mut command = login.login_command(&[]);
+    command.env("OIDC_DRIVE_COOKIE_JAR", &jar);
+    let output = run(command);
     assert_exit(&output, 0);
     let refresh_token = login.token("refresh_token");
     let access_token = login.token("access_token");
@@ -621,6 +624,22 @@ fn logout_revokes_and_deletes() {
     let body: Value = response.json().unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert_no_tokens(&[&output, &logout], &[refresh_token, access_token]);
+
+    // The printed end-session URL ends the browser's session there.
+    let end_session = printed
+        .lines()
+        .find_map(|line| line.split_once("too, open "))
+        .map(|(_, url)| url.trim().to_string())
+        .unwrap_or_else(|| panic!("no end-session URL in: {printed}"));
+    let signed_out = Command::new("node")
+        .arg(oidc_dir().join("drive.mjs"))
+        .args(["authorize", &end_session])
+        .env("OIDC_DRIVE_COOKIE_JAR", &jar)
+        .env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let driven: Value = serde_json::from_slice(&signed_out.stdout).unwrap_or(Value::Null);
+    assert_eq!(driven["outcome"], "signed_out", "{driven}");
 
     let again = run(login.command(&["logout"]));
     assert_exit(&again, 0);
