@@ -195,6 +195,9 @@ fn keystore_reachable(env: &dyn Fn(&str) -> Option<String>) -> bool {
     env("DBUS_SESSION_BUS_ADDRESS").is_some_and(|address| !address.is_empty())
 }
 
+// NOTE: the keystore path has not run against a real Secret Service or
+// Keychain. The tests use the file store, since their machine has no D-Bus
+// session.
 fn keyring_entry() -> keyring::Result<keyring::Entry> {
     keyring::Entry::new(KEYRING_SERVICE, KEYRING_ACCOUNT)
 }
@@ -380,6 +383,27 @@ mod tests {
         assert!(store.delete().unwrap());
         assert!(store.load().unwrap().is_none());
         assert!(!store.delete().unwrap());
+    }
+
+    #[test]
+    fn file_goes_to_directory_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        // Root writes into a directory another user (nobody) owns, as an
+        // operator's `sudo bridge login --state-dir /var/lib/bridge` does.
+        // Any other user keeps its own files.
+        let expected_uid = if euid == 0 {
+            std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+            65534
+        } else {
+            euid
+        };
+        let store = TokenStore::File(dir.path().join(TOKEN_FILE_NAME));
+        store.save(&login()).unwrap();
+        let metadata = fs::metadata(store.file_path()).unwrap();
+        assert_eq!(metadata.uid(), expected_uid);
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
