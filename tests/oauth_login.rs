@@ -704,3 +704,37 @@ fn untrusted_provider_certificate_rejected() {
     assert!(printed.contains("--oauth-ca-file"), "{printed}");
     assert!(!login.file().exists());
 }
+
+#[test]
+fn concurrent_refreshes_share_one_token() {
+    // Runs sharing one state directory, like several cameras' services,
+    // refresh at the same moment; each must end with a valid token even
+    // when the provider rotates refresh tokens.
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(0);
+    });
+    let runs: Vec<Child> = (0..3)
+        .map(|_| {
+            let mut command = login.command(&["studios", "--api-url", &standin.origin]);
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert_exit(&output, 0);
+    }
+    let refreshes = provider
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
+        .count();
+    // One code exchange at login, then one refresh for all three runs.
+    assert_eq!(refreshes, 2);
+}

@@ -68,6 +68,22 @@ impl UserSession {
     }
 
     fn refresh_locked(&self, login: &mut StoredLogin, reason: &str) -> Result<(), OAuthError> {
+        let _lock = self.store.lock_for_refresh()?;
+        // Another process may have refreshed while this one waited, and
+        // its refresh token may have replaced the one held here.
+        if let Some(current) = self.store.load()? {
+            if current.access_token != login.access_token {
+                *login = current;
+                let fresh = login
+                    .expires_at
+                    .is_none_or(|at| at > unix_now() + REFRESH_MARGIN.as_secs());
+                if fresh {
+                    info!(user = %login.who(), "using the access token another process refreshed");
+                    return Ok(());
+                }
+            }
+        }
+
         let token_url =
             url::Url::parse(&login.token_endpoint).map_err(|error| OAuthError::RefreshFailed {
                 reason: format!("the stored token endpoint is invalid ({error})"),

@@ -157,6 +157,37 @@ impl TokenStore {
         Ok(self.file_path().display().to_string())
     }
 
+    /// Takes an exclusive lock that serialises refreshes across processes,
+    /// as of several services that share one state directory. A refresh
+    /// token that rotates must not be used twice. The keystore needs none,
+    /// since it belongs to one desktop session.
+    pub fn lock_for_refresh(&self) -> Result<Option<fs::File>, OAuthError> {
+        let Self::File(path) = self else {
+            return Ok(None);
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let lock_path = dir.join(format!(".{TOKEN_FILE_NAME}.lock"));
+        let lock_error = |reason: String| OAuthError::TokenFile {
+            path: lock_path.clone(),
+            reason,
+        };
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|error| lock_error(format!("{error}: check the directory's permissions")))?;
+        hand_to_directory_owner(&lock_path, dir).map_err(|error| lock_error(error.to_string()))?;
+        // SAFETY: flock on a descriptor this function owns; the lock ends
+        // when the returned file is dropped.
+        let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+        if locked != 0 {
+            return Err(lock_error(std::io::Error::last_os_error().to_string()));
+        }
+        Ok(Some(file))
+    }
+
     /// Deletes the stored login wherever it is. Returns whether one existed.
     pub fn delete(&self) -> Result<bool, OAuthError> {
         let mut deleted = false;
