@@ -707,8 +707,8 @@ fn untrusted_provider_certificate_rejected() {
 
 #[test]
 fn concurrent_refreshes_share_one_token() {
-    // Runs sharing one state directory, like several cameras' services,
-    // refresh at the same moment; each must end with a valid token even
+    // Runs that share one state directory, like several cameras' services,
+    // refresh at the same moment. Each must end with a valid token, even
     // when the provider rotates refresh tokens.
     let provider = Provider::start(&[]);
     let login = Login::new(&provider);
@@ -717,6 +717,7 @@ fn concurrent_refreshes_share_one_token() {
     edit_stored(&login, |stored| {
         stored["expires_at"] = Value::from(0);
     });
+
     let runs: Vec<Child> = (0..3)
         .map(|_| {
             let mut command = login.command(&["studios", "--api-url", &standin.origin]);
@@ -728,6 +729,7 @@ fn concurrent_refreshes_share_one_token() {
         let output = run.wait_with_output().unwrap();
         assert_exit(&output, 0);
     }
+
     let refreshes = provider
         .log
         .lock()

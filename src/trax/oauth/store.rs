@@ -421,7 +421,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        // Root writes into a directory another user (nobody) owns, as an
+        // Root writes into a directory that uid 65534 owns, as an
         // operator's `sudo bridge login --state-dir /var/lib/bridge` does.
         // Any other user keeps its own files.
         let expected_uid = if euid == 0 {
