@@ -23,6 +23,7 @@ use crate::telemetry::reporter::StatusReporter;
 use crate::telemetry::status::{OutputStatus, StatusBoard};
 use crate::trax::acquired::AcquiredSource;
 use crate::trax::api::{ApiClient, ApiConfig, Protocol, RetryPolicy};
+use crate::trax::oauth::UserSession;
 use crate::trax::provider::CredentialSource;
 use crossbeam_channel::{select, Receiver};
 use gstreamer as gst;
@@ -741,15 +742,29 @@ fn srt_target(
 }
 
 /// Builds the /v1 client from the checked settings.
+/// Builds the /v1 client with the API key, or without one with the stored
+/// login's access token when there is a login.
 pub fn api_client(settings: &ApiSettings) -> Result<ApiClient, Fatal> {
-    ApiClient::new(ApiConfig {
+    let client = ApiClient::new(ApiConfig {
         origin: settings.origin.clone(),
         key: settings.key.clone(),
         ca_file: settings.ca_file.clone(),
         timeout: settings.timeout,
         retry: RetryPolicy::default(),
     })
-    .map_err(|e| Fatal::new(e.exit_status(), e))
+    .map_err(|e| Fatal::new(e.exit_status(), e))?;
+    if settings.key.is_some() {
+        return Ok(client);
+    }
+    let login = UserSession::load(settings.login_store.clone())
+        .map_err(|e| Fatal::new(e.exit_status(), e))?;
+    Ok(match login {
+        Some(login) => {
+            info!(user = %login.who(), "authenticating to the TRaX API with the stored login");
+            client.with_login(Arc::new(login))
+        }
+        None => client,
+    })
 }
 
 #[cfg(test)]

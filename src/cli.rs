@@ -36,6 +36,13 @@ pub enum Command {
     Studios(ListArgs),
     /// List the sources the API key can see.
     Sources(SourcesArgs),
+    /// Log in to TRaX as a user (OAuth 2.0 with PKCE in the system browser,
+    /// or --device-code), and store the tokens for the API calls of later
+    /// runs that have no API key.
+    Login(LoginArgs),
+    /// Revoke and delete the stored login, and end the session at the
+    /// identity provider where it offers that.
+    Logout(OAuthArgs),
     /// Check the TRaX API.
     Api {
         #[command(subcommand)]
@@ -80,10 +87,68 @@ pub struct ApiArgs {
     )]
     pub api_timeout: f64,
 
+    /// Directory of the stored login (the token file of `bridge login
+    /// --state-dir`). Default: $STATE_DIRECTORY under systemd, else the
+    /// system keystore or $XDG_STATE_HOME/bridge (~/.local/state/bridge).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Where a config file says the API key comes from; the command line
     /// uses --api-key-file and the default sources.
     #[arg(skip)]
     pub api_key_source: Option<crate::config::credentials::NamedSource>,
+}
+
+/// The identity provider, the registered app and where its tokens go.
+#[derive(Debug, Args, Clone)]
+pub struct OAuthArgs {
+    /// The identity provider's issuer URL (https://, or http:// on a
+    /// loopback host). Default: https://auth-dev.traxstreaming.live.
+    #[arg(long, value_name = "URL", env = "TRAX_OAUTH_ISSUER")]
+    pub oauth_issuer: Option<String>,
+
+    /// The client id TRaX registered for this app (not a secret).
+    #[arg(long, value_name = "ID", env = "TRAX_OAUTH_CLIENT_ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// Extra CA certificate (PEM) to trust for the identity provider.
+    #[arg(long, value_name = "FILE")]
+    pub oauth_ca_file: Option<PathBuf>,
+
+    /// Keep the tokens in DIR/oauth-login.json (owner-only), as for a
+    /// service's state directory such as /var/lib/bridge. Default:
+    /// $STATE_DIRECTORY, else the system keystore, else
+    /// $XDG_STATE_HOME/bridge (~/.local/state/bridge).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Read oauth_issuer, oauth_client_id, oauth_ca_file and state_dir
+    /// from this config file's top level; flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+
+    /// Log in on another device: print a URL and a code to enter there
+    /// (RFC 8628 device authorization grant), for machines without a browser.
+    #[arg(long)]
+    pub device_code: bool,
+
+    /// Print who is logged in and until when, without logging in.
+    #[arg(long, conflicts_with = "device_code")]
+    pub status: bool,
+
+    /// Print the login URL instead of opening a browser.
+    #[arg(long, conflicts_with_all = ["device_code", "status"])]
+    pub no_browser: bool,
+
+    /// Seconds to wait for the browser's redirect.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => config_file::check(args),
         Some(Command::Studios(args)) => bridge::commands::studios(args),
         Some(Command::Sources(args)) => bridge::commands::sources(args),
+        Some(Command::Login(args)) => bridge::commands::login::login(args),
+        Some(Command::Logout(args)) => bridge::commands::login::logout(args),
         Some(Command::Api {
             command: ApiCommand::Check(args),
         }) => bridge::commands::api_check(args),

@@ -177,7 +177,7 @@ fn error_kinds_name_key_paths() {
         ),
         (
             "source = \"src_1\"\n[[output]]\nurl = \"srt://127.0.0.1:9000\"\n",
-            "source: source needs an API key to acquire credentials",
+            "source: source needs an API key or a login to acquire credentials",
         ),
         ("bitrate = \n", "line 1, column 11: invalid TOML"),
         (
@@ -620,7 +620,7 @@ fn example_documents_every_key() {
         let secret_source = ["_file", "_env", "_credential"]
             .iter()
             .any(|suffix| key.ends_with(suffix))
-            && !["ca_file", "api_ca_file"].contains(&key);
+            && !["ca_file", "api_ca_file", "oauth_ca_file"].contains(&key);
         if secret_source {
             let base = key.rsplit_once('_').unwrap().0;
             let base = base.strip_suffix("_credential").unwrap_or(base);

@@ -12,6 +12,7 @@ use crate::encode::Profile;
 use crate::output::rtmp::Placement;
 use crate::output::whip::link::IceServer;
 use crate::trax::credential::Credential;
+use crate::trax::oauth::TokenStore;
 use crate::trax::provider::{CredentialSource, StaticCredentials};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +160,7 @@ const CLI_WORDING: Wording = Wording {
     source: "--source",
     path: "--path",
     output: "--output",
-    api_key: "set TRAX_API_KEY or --api-key-file",
+    api_key: "set TRAX_API_KEY or --api-key-file, or log in with `bridge login`",
     drop_credentials: "drop --token-file / --stream-key-file, unset TRAX_SESSION_TOKEN / \
                        TRAX_STREAM_KEY",
 };
@@ -291,11 +292,11 @@ pub fn source_conflicts(
         return problems;
     }
     let source = wording.source;
-    if global.api.key.is_none() {
+    if global.api.key.is_none() && !global.api.login_store.has_login() {
         problems.push(Problem::new(
             "source",
             format!(
-                "{source} needs an API key to acquire credentials: {}",
+                "{source} needs an API key or a login to acquire credentials: {}",
                 wording.api_key
             ),
         ));
@@ -888,6 +889,7 @@ fn api_settings_named(
         key,
         ca_file: args.api_ca_file.clone(),
         timeout: Duration::from_secs_f64(args.api_timeout),
+        login_store: TokenStore::locate(args.state_dir.as_deref(), env),
     })
 }
 

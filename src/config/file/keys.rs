@@ -31,6 +31,10 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "api_key_file",
     "api_key_env",
     "api_key_credential",
+    "state_dir",
+    "oauth_issuer",
+    "oauth_client_id",
+    "oauth_ca_file",
 ];
 
 /// Keys of the `[record]` table, stored in a layer as `record_<key>`.

@@ -623,6 +623,12 @@ fn set_global(args: &mut RunArgs, key: &str, value: &Value) -> Result<(), String
         "api_url" => args.api.api_url = text(value, "an origin such as \"https://api.example\"")?,
         "api_ca_file" => args.api.api_ca_file = Some(path(value, "a file path")?),
         "api_timeout" => args.api.api_timeout = number(value, "seconds such as 10")?,
+        "state_dir" => args.api.state_dir = Some(path(value, "a directory path")?),
+        // Read by `bridge login` and `bridge logout`; a run takes the
+        // issuer and client id from the stored login.
+        "oauth_issuer" | "oauth_client_id" | "oauth_ca_file" => {
+            text(value, "a URL, client id or file path")?;
+        }
         "record_directory" => args.record = Some(path(value, "a directory path")?),
         "record_segment" => args.record_segment = number(value, "seconds such as 60")?,
         "record_max_size" => args.record_max_size = Some(text(value, "a size such as \"20G\"")?),
@@ -769,4 +775,42 @@ fn run_summary(config: &Config, args: &RunArgs) -> String {
         line += &format!(", credentials from the API for source {source}");
     }
     line
+}
+
+/// The login settings of a config file's top level.
+#[derive(Debug, Default)]
+pub struct OAuthKeys {
+    pub oauth_issuer: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub oauth_ca_file: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Reads the login settings (`oauth_issuer`, `oauth_client_id`,
+/// `oauth_ca_file`, `state_dir`) from the top level of `path`, for `bridge
+/// login` and `bridge logout`. The rest of the file is checked by a run and
+/// by `bridge check`.
+pub fn oauth_keys(path: &Path) -> Result<OAuthKeys, ConfigError> {
+    let (document, mut errors) = read(path)?;
+    let mut keys = OAuthKeys::default();
+    for (key, entry) in &document.top {
+        let slot = match key.as_str() {
+            "oauth_issuer" => &mut keys.oauth_issuer,
+            "oauth_client_id" => &mut keys.oauth_client_id,
+            "oauth_ca_file" | "state_dir" => {
+                match keys::text(&entry.value, "a path") {
+                    Ok(text) if key == "oauth_ca_file" => keys.oauth_ca_file = Some(text.into()),
+                    Ok(text) => keys.state_dir = Some(text.into()),
+                    Err(message) => errors.at(&entry.path, message),
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        match keys::text(&entry.value, "a string") {
+            Ok(text) => *slot = Some(text),
+            Err(message) => errors.at(&entry.path, message),
+        }
+    }
+    finish(path, Some(keys), errors)
 }

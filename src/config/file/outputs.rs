@@ -21,7 +21,8 @@ const FILE_WORDING: Wording = Wording {
     source: "source",
     path: "path",
     output: "url",
-    api_key: "set api_key_file, api_key_env or api_key_credential, or TRAX_API_KEY",
+    api_key: "set api_key_file, api_key_env or api_key_credential, or TRAX_API_KEY, or log in \
+              with `bridge login`",
     drop_credentials: "drop the token_* and stream_key_* keys",
 };
 

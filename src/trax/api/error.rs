@@ -81,6 +81,10 @@ pub enum ApiError {
     #[error("{operation} needs an API key, and none is set: set an API key or access token")]
     MissingKey { operation: String },
 
+    /// The user's login could not give a valid access token.
+    #[error(transparent)]
+    Login(#[from] crate::trax::oauth::OAuthError),
+
     #[error("cannot set up the HTTP client: {reason}")]
     Client { reason: String },
 
@@ -223,6 +227,7 @@ impl ApiError {
             | Self::BadRequest { .. }
             | Self::InvalidSourceId { .. } => ExitStatus::Usage,
             Self::Unauthorized { .. } | Self::Forbidden { .. } => ExitStatus::Credentials,
+            Self::Login(error) => error.exit_status(),
             Self::Client { .. }
             | Self::NotFound { .. }
             | Self::WriteDisabled { .. }

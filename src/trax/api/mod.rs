@@ -34,6 +34,7 @@ pub(crate) use error::sanitize;
 pub(crate) use transport::{find_tls_error, innermost_cause, is_timeout, read_ca_bundle};
 
 use crate::config::Secret;
+use crate::trax::oauth::UserSession;
 use reqwest::header::HeaderValue;
 use std::fmt;
 use std::path::PathBuf;
@@ -96,6 +97,9 @@ pub struct ApiClient {
     timeout: Duration,
     retry: RetryPolicy,
     sleep: Sleeper,
+    /// A user's login, whose access token authenticates when no API key
+    /// is set.
+    login: Option<Arc<UserSession>>,
 }
 
 impl fmt::Debug for ApiClient {
@@ -105,6 +109,7 @@ impl fmt::Debug for ApiClient {
             .field("key", &self.key)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("login", &self.login)
             .finish_non_exhaustive()
     }
 }
@@ -134,7 +139,15 @@ impl ApiClient {
             timeout: config.timeout,
             retry: config.retry,
             sleep: Arc::new(std::thread::sleep),
+            login: None,
         })
+    }
+
+    /// Authenticates with the access token of `login` when no API key is
+    /// set, refreshing it before it expires and once after a `401`.
+    pub fn with_login(mut self, login: Arc<UserSession>) -> Self {
+        self.login = Some(login);
+        self
     }
 
     /// Replaces the function that waits between attempts.
@@ -183,7 +196,7 @@ fn check_settings(config: &ApiConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn authorization_header(key: &Secret) -> Result<HeaderValue, ApiError> {
+pub(crate) fn authorization_header(key: &Secret) -> Result<HeaderValue, ApiError> {
     let invalid = || ApiError::InvalidKey { key: key.clone() };
     let printable = key.expose().bytes().all(|b| b.is_ascii_graphic());
     if key.is_empty() || !printable {

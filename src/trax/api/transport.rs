@@ -171,8 +171,33 @@ impl ApiClient {
     /// Sends `request` until it succeeds, fails for good or runs out of
     /// attempts, and returns the 2xx response.
     pub(crate) fn execute(&self, request: &Request) -> Result<Reply, ApiError> {
+        let login = match &self.login {
+            Some(login) if request.authenticated && self.authorization.is_none() => login,
+            _ => return self.execute_with(request, self.authorization.as_ref()),
+        };
+        let token = login.access_token()?;
+        match self.execute_with(request, Some(&login_header(&token)?)) {
+            Err(ApiError::Unauthorized { .. }) => {
+                warn!(
+                    operation = %request.operation(),
+                    "the API rejected the login's access token; refreshing it once"
+                );
+                let token = login.refresh_after_rejection(&token)?;
+                self.execute_with(request, Some(&login_header(&token)?))
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `request` with `authorization` until it succeeds, fails for
+    /// good or runs out of attempts.
+    fn execute_with(
+        &self,
+        request: &Request,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<Reply, ApiError> {
         let operation = request.operation();
-        let authorization = match (&self.authorization, request.authenticated) {
+        let authorization = match (authorization, request.authenticated) {
             (Some(value), true) => Some(value),
             (None, true) => return Err(ApiError::MissingKey { operation }),
             (_, false) => None,
@@ -352,6 +377,11 @@ impl ApiClient {
             }
         })
     }
+}
+
+/// Returns the `Authorization` header for a login's access token.
+fn login_header(token: &crate::config::Secret) -> Result<HeaderValue, ApiError> {
+    super::authorization_header(token)
 }
 
 /// Returns the error for a status that is neither a success nor retried.

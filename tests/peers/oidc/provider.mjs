@@ -12,6 +12,9 @@
 //   --device-ttl S        Device code lifetime in seconds (default 600).
 //   --device-interval S   Polling interval of the device flow in seconds
 //                         (default 5, the RFC 8628 default).
+//   --slow-down-polls N   Return slow_down to the first N pending polls of each
+//                         device code however far apart they come (default
+//                         0), for clients that keep to the interval.
 //   --no-device-flow      Disable the device flow: the metadata then has no
 //                         device_authorization_endpoint.
 //   --tls-cert PEM --tls-key PEM
@@ -79,6 +82,7 @@ function readOptions() {
         'refresh-ttl': { type: 'string', default: '3600' },
         'device-ttl': { type: 'string', default: '600' },
         'device-interval': { type: 'string', default: '5' },
+        'slow-down-polls': { type: 'string', default: '0' },
         'no-device-flow': { type: 'boolean', default: false },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -106,6 +110,7 @@ function readOptions() {
     refreshTtl: integer('refresh-ttl', 1),
     deviceTtl: integer('device-ttl', 1),
     deviceInterval: integer('device-interval', 1),
+    slowDownPolls: integer('slow-down-polls', 0),
     deviceFlow: !parsed['no-device-flow'],
     user: parsed.user,
     password: DEFAULT_PASSWORD,
@@ -331,8 +336,10 @@ function addDevicePolling(provider, options) {
     // after the user approved still gets the tokens.
     const key = deviceCodeKey(ctx.oidc.params.device_code);
     const now = Date.now();
-    const state = devicePolls.get(key) ?? { last: 0, interval: options.deviceInterval };
-    if (now - state.last < state.interval * 1000) {
+    const state = devicePolls.get(key) ?? { last: 0, interval: options.deviceInterval, polls: 0 };
+    state.polls += 1;
+    const forced = state.polls <= options.slowDownPolls;
+    if (forced || now - state.last < state.interval * 1000) {
       state.interval += SLOW_DOWN_STEP_S;
       ctx.body = {
         error: 'slow_down',

@@ -1,5 +1,7 @@
 //! Subcommands other than the main run.
 
+pub mod login;
+
 use crate::app::api_client;
 use crate::capture::discovery::{self, report, DiscoveryPaths};
 use crate::cli::{ApiArgs, DevicesArgs, EncodersArgs, ListArgs, SourcesArgs};
@@ -237,10 +239,13 @@ pub fn api_check(args: &ApiArgs) -> Result<(), Fatal> {
 fn list_client(args: &ListArgs) -> Result<crate::trax::api::ApiClient, Fatal> {
     let settings = api_settings(&args.api, &|name| std::env::var(name).ok())
         .map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
-    if settings.key.is_none() {
+    if settings.key.is_none() && !settings.login_store.has_login() {
         return Err(Fatal::new(
             ExitStatus::Usage,
-            anyhow::anyhow!("listing needs an API key: set TRAX_API_KEY or --api-key-file"),
+            anyhow::anyhow!(
+                "listing needs an API key or a login: set TRAX_API_KEY or --api-key-file, or \
+                 run `bridge login`"
+            ),
         ));
     }
     api_client(&settings)

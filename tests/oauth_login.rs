@@ -1,0 +1,742 @@
+//! `bridge login`, `bridge logout` and the stored login against a real
+//! OpenID provider on loopback (tests/peers/oidc/provider.mjs, node's
+//! oidc-provider), driven headlessly by tests/peers/oidc/drive.mjs as the
+//! browser, and the /v1 stand-in checking the user's access token.
+
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::nginx::TlsFiles;
+use support::standin::Standin;
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
+const CLIENT_ID: &str = "bridge-test";
+const AUDIENCE: &str = "https://api.trax.test";
+
+fn oidc_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc")
+}
+
+/// The provider, killed on drop. Its stderr lines (one JSON object per
+/// request) are kept for the checks on polling.
+struct Provider {
+    child: Child,
+    issuer: String,
+    log: Arc<Mutex<Vec<(Instant, Value)>>>,
+    _tls: Option<tempfile::TempDir>,
+    ca: Option<PathBuf>,
+}
+
+impl Provider {
+    fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, false)
+    }
+
+    fn start_tls(extra: &[&str]) -> Self {
+        Self::start_with(extra, true)
+    }
+
+    fn start_with(extra: &[&str], tls: bool) -> Self {
+        let mut command = Command::new("node");
+        command.arg(oidc_dir().join("provider.mjs")).args(extra);
+        let mut tls_dir = None;
+        let mut ca = None;
+        if tls {
+            let dir = tempfile::tempdir().unwrap();
+            let files = TlsFiles::write(dir.path());
+            command
+                .arg("--tls-cert")
+                .arg(&files.server_cert)
+                .arg("--tls-key")
+                .arg(&files.server_key);
+            ca = Some(files.ca.clone());
+            tls_dir = Some(dir);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect(
+                "cannot start node tests/peers/oidc/provider.mjs (run scripts/install-peers.sh)",
+            );
+
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push((Instant::now(), event));
+                }
+            }
+        });
+        let (sender, receiver) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    if event["event"] == "ready" {
+                        let _ = sender.send(event["issuer"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+        });
+        let issuer = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the OpenID provider did not print its ready line");
+        Self {
+            child,
+            issuer,
+            log,
+            _tls: tls_dir,
+            ca,
+        }
+    }
+
+    /// Instants of the token endpoint requests so far.
+    fn token_requests(&self) -> Vec<Instant> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
+            .map(|(at, _)| *at)
+            .collect()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A state directory and the environment of every bridge run.
+struct Login {
+    state: tempfile::TempDir,
+    issuer: String,
+    ca: Option<PathBuf>,
+}
+
+impl Login {
+    fn new(provider: &Provider) -> Self {
+        Self {
+            state: tempfile::tempdir().unwrap(),
+            issuer: provider.issuer.clone(),
+            ca: provider.ca.clone(),
+        }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.state.path().join("oauth-login.json")
+    }
+
+    fn stored(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.file()).unwrap()).unwrap()
+    }
+
+    fn token(&self, field: &str) -> String {
+        self.stored()[field].as_str().unwrap().to_string()
+    }
+
+    /// `bridge <args>` with the login flags, no API key and no session bus.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BRIDGE);
+        command
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .env_remove("TRAX_API_KEY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("STATE_DIRECTORY")
+            .env("BROWSER", oidc_dir().join("browser.sh"))
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn login_command(&self, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "login",
+            "--oauth-issuer",
+            &self.issuer,
+            "--oauth-client-id",
+            CLIENT_ID,
+            "--timeout",
+            "60",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = self.command(&args);
+        if let Some(ca) = &self.ca {
+            command.arg("--oauth-ca-file").arg(ca);
+            command.env("NODE_EXTRA_CA_CERTS", ca);
+        }
+        command
+    }
+
+    fn login(&self) -> Output {
+        run(self.login_command(&[]))
+    }
+}
+
+fn run(mut command: Command) -> Output {
+    command.output().expect("cannot run the bridge")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+/// Asserts that no output of any run shows a token of the stored login.
+fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
+    for output in outputs {
+        let printed = text(output);
+        for token in tokens {
+            assert!(
+                !printed.contains(token.as_str()),
+                "a token was printed: {printed}"
+            );
+        }
+    }
+}
+
+#[test]
+fn pkce_login_stores_owner_only_file() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let output = login.login();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output).contains("logged in as Test User <tester@example.test>"),
+        "{}",
+        text(&output)
+    );
+
+    let mode = std::fs::metadata(login.file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let stored = login.stored();
+    assert_eq!(stored["client_id"], CLIENT_ID);
+    assert_eq!(stored["issuer"], provider.issuer.as_str());
+    assert!(stored["refresh_token"].is_string(), "{stored}");
+
+    let status = run(login.command(&["login", "--status"]));
+    assert_exit(&status, 0);
+    assert!(text(&status).contains("valid until"), "{}", text(&status));
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+    assert_no_tokens(&[&output, &status], &tokens);
+}
+
+#[test]
+fn wrong_state_rejected() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let result = login.state.path().join("drive.json");
+    let mut command = login.login_command(&[]);
+    command
+        .env("OIDC_DRIVE_STATE_OVERRIDE", "forged-state")
+        .env("OIDC_DRIVE_RESULT", &result);
+    let output = run(command);
+    assert_exit(&output, 3);
+    assert!(
+        text(&output).contains("state does not match"),
+        "{}",
+        text(&output)
+    );
+    assert!(!login.file().exists());
+    // The driver writes its result once it has read the page, which may be
+    // after the bridge has exited.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !result.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let driven: Value =
+        serde_json::from_str(std::fs::read_to_string(&result).unwrap().trim()).unwrap();
+    assert_eq!(driven["callback_status"], 400, "{driven}");
+}
+
+#[test]
+fn wrong_verifier_rejected() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    // The "browser" replaces the bridge's code challenge with another one,
+    // so the code it delivers belongs to a verifier the bridge lacks.
+    let browser = login.state.path().join("swap-challenge.sh");
+    let other_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nurl=$(printf '%s' \"$1\" | sed 's/code_challenge=[^&]*/code_challenge={other_challenge}/')\nexec {} \"$url\"\n",
+            oidc_dir().join("browser.sh").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut command = login.login_command(&[]);
+    command.env("BROWSER", &browser);
+    let output = run(command);
+    assert_exit(&output, 3);
+    let printed = text(&output);
+    assert!(printed.contains("authorization code exchange"), "{printed}");
+    assert!(printed.contains("invalid_grant"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
+fn denied_consent_exits_3() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let mut command = login.login_command(&[]);
+    command.env("OIDC_DRIVE_DENY", "1");
+    let output = run(command);
+    assert_exit(&output, 3);
+    assert!(text(&output).contains("access_denied"), "{}", text(&output));
+}
+
+#[test]
+fn missing_client_id_says_where() {
+    let state = tempfile::tempdir().unwrap();
+    let output = run({
+        let mut command = Command::new(BRIDGE);
+        command
+            .args(["login", "--state-dir"])
+            .arg(state.path())
+            .env_remove("TRAX_OAUTH_CLIENT_ID")
+            .env_remove("TRAX_OAUTH_ISSUER");
+        command
+    });
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains("--oauth-client-id"), "{printed}");
+    assert!(printed.contains("register"), "{printed}");
+}
+
+#[test]
+fn plain_http_issuer_rejected() {
+    let state = tempfile::tempdir().unwrap();
+    let output = run({
+        let mut command = Command::new(BRIDGE);
+        command
+            .args(["login", "--oauth-client-id", CLIENT_ID])
+            .args(["--oauth-issuer", "http://auth.example.invalid"])
+            .arg("--state-dir")
+            .arg(state.path());
+        command
+    });
+    assert_exit(&output, 2);
+    assert!(text(&output).contains("loopback"), "{}", text(&output));
+}
+
+/// Starts `bridge login --device-code`, waits for its prompt and returns
+/// the child, the verification URI and the user code.
+fn start_device_login(login: &Login) -> (Child, mpsc::Receiver<String>, String, String) {
+    let mut command = login.login_command(&["--device-code"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut prompt = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while prompt.is_none() && Instant::now() < deadline {
+        let Ok(line) = receiver.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        prompt = line
+            .strip_prefix("To log in, open ")
+            .and_then(|rest| rest.split_once(" on any device and enter the code "))
+            .map(|(uri, code)| (uri.to_string(), code.to_string()));
+        seen.push(line);
+    }
+    let Some((uri, code)) = prompt else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no device prompt; stderr: {seen:?}");
+    };
+    (child, receiver, uri, code)
+}
+
+fn drive_device(uri: &str, code: &str, deny: bool) -> Value {
+    let mut command = Command::new("node");
+    command.arg(oidc_dir().join("drive.mjs")).args([
+        "device",
+        "--verification-uri",
+        uri,
+        "--user-code",
+        code,
+    ]);
+    if deny {
+        command.arg("--deny");
+    }
+    let output = command.output().unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+fn finish(mut child: Child, lines: mpsc::Receiver<String>) -> (Option<i32>, String) {
+    let mut stdout = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr: Vec<String> = lines.try_iter().collect();
+    (status.code(), format!("{stdout}{}", stderr.join("\n")))
+}
+
+#[test]
+fn device_flow_with_slow_down() {
+    // Interval 1 s, and the first poll gets slow_down: the next ones must
+    // come at least 1 + 5 s apart.
+    let provider = Provider::start(&["--device-interval", "1", "--slow-down-polls", "1"]);
+    let login = Login::new(&provider);
+    let (child, lines, uri, code) = start_device_login(&login);
+    std::thread::sleep(Duration::from_secs(9));
+    let driven = drive_device(&uri, &code, false);
+    assert_eq!(driven["outcome"], "approved", "{driven}");
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(0), "{printed}");
+    assert!(login.file().exists());
+
+    let polls = provider.token_requests();
+    assert!(polls.len() >= 2, "{} polls", polls.len());
+    for pair in polls.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(5500),
+            "polled {gap:?} after the previous poll: slow_down was not honoured"
+        );
+    }
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+    assert!(
+        !printed.contains(&tokens[0]),
+        "the access token was printed"
+    );
+    assert!(
+        !printed.contains(&tokens[1]),
+        "the refresh token was printed"
+    );
+}
+
+#[test]
+fn device_flow_denied() {
+    let provider = Provider::start(&["--device-interval", "1"]);
+    let login = Login::new(&provider);
+    let (child, lines, uri, code) = start_device_login(&login);
+    let driven = drive_device(&uri, &code, true);
+    assert_eq!(driven["outcome"], "denied", "{driven}");
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(3), "{printed}");
+    assert!(printed.contains("denied"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
+fn device_code_expiry() {
+    let provider = Provider::start(&["--device-interval", "1", "--device-ttl", "3"]);
+    let login = Login::new(&provider);
+    let (child, lines, _, _) = start_device_login(&login);
+    let (status, printed) = finish(child, lines);
+    assert_eq!(status, Some(3), "{printed}");
+    assert!(printed.contains("device code expired"), "{printed}");
+}
+
+#[test]
+fn device_flow_unavailable() {
+    let provider = Provider::start(&["--no-device-flow"]);
+    let login = Login::new(&provider);
+    let output = run(login.login_command(&["--device-code"]));
+    assert_exit(&output, 2);
+    assert!(
+        text(&output).contains("no device authorization endpoint"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn loose_token_file_rejected() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    std::fs::set_permissions(login.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let output = run(login.command(&["login", "--status"]));
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains("chmod 600"), "{printed}");
+    assert!(
+        printed.contains(&login.file().display().to_string()),
+        "{printed}"
+    );
+}
+
+fn standin_for(provider: &Provider) -> Standin {
+    Standin::start(&[
+        "--oidc-issuer",
+        &provider.issuer,
+        "--oidc-audience",
+        AUDIENCE,
+    ])
+}
+
+/// Rewrites fields of the stored login, keeping its mode.
+fn edit_stored(login: &Login, edit: impl FnOnce(&mut Value)) {
+    let mut stored = login.stored();
+    edit(&mut stored);
+    std::fs::write(login.file(), serde_json::to_string(&stored).unwrap()).unwrap();
+}
+
+fn studios(login: &Login, standin: &Standin) -> Output {
+    run(login.command(&["studios", "--api-url", &standin.origin]))
+}
+
+#[test]
+fn api_calls_use_and_refresh_the_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+
+    let first = studios(&login, &standin);
+    assert_exit(&first, 0);
+    let original = login.token("access_token");
+
+    // An access token that expires within the margin is refreshed first.
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(bridge::trax::oauth::unix_now() + 10);
+    });
+    let refreshed = studios(&login, &standin);
+    assert_exit(&refreshed, 0);
+    let renewed = login.token("access_token");
+    assert_ne!(renewed, original);
+    assert!(
+        text(&refreshed).contains("refreshed"),
+        "{}",
+        text(&refreshed)
+    );
+
+    // A token the API rejects is refreshed once and the call repeated.
+    edit_stored(&login, |stored| {
+        stored["access_token"] = Value::from("rejected.by.standin");
+    });
+    let after_401 = studios(&login, &standin);
+    assert_exit(&after_401, 0);
+    assert!(
+        text(&after_401).contains("rejected the login's access token"),
+        "{}",
+        text(&after_401)
+    );
+    let tokens = [
+        original,
+        renewed,
+        login.token("access_token"),
+        login.token("refresh_token"),
+    ];
+    assert_no_tokens(&[&first, &refreshed, &after_401], &tokens);
+}
+
+#[test]
+fn failed_refresh_asks_for_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(0);
+        stored["refresh_token"] = Value::from("not-a-refresh-token");
+    });
+    let output = studios(&login, &standin);
+    assert_exit(&output, 3);
+    assert!(
+        text(&output).contains("run `bridge login` again"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn logout_revokes_and_deletes() {
+    // oauth2 revokes only over HTTPS, so this provider serves TLS with a
+    // test CA that the bridge gets through --oauth-ca-file.
+    let provider = Provider::start_tls(&[]);
+    let login = Login::new(&provider);
+    let jar = login.state.path().join("cookies.json");
+    let mut command = login.login_command(&[]);
+    command.env("OIDC_DRIVE_COOKIE_JAR", &jar);
+    let output = run(command);
+    assert_exit(&output, 0);
+    let refresh_token = login.token("refresh_token");
+    let access_token = login.token("access_token");
+
+    let mut command = login.command(&["logout"]);
+    command.env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap());
+    let logout = run(command);
+    assert_exit(&logout, 0);
+    let printed = text(&logout);
+    assert!(printed.contains("revoked the refresh token"), "{printed}");
+    assert!(
+        printed.contains("/session/end?client_id=bridge-test"),
+        "{printed}"
+    );
+    assert!(!login.file().exists());
+
+    // The provider no longer takes the refresh token.
+    let ca = std::fs::read(provider.ca.as_ref().unwrap()).unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let response = http
+        .post(format!("{}/token", provider.issuer))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", CLIENT_ID),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_no_tokens(&[&output, &logout], &[refresh_token, access_token]);
+
+    // The printed end-session URL ends the browser's session there.
+    let end_session = printed
+        .lines()
+        .find_map(|line| line.split_once("too, open "))
+        .map(|(_, url)| url.trim().to_string())
+        .unwrap_or_else(|| panic!("no end-session URL in: {printed}"));
+    let signed_out = Command::new("node")
+        .arg(oidc_dir().join("drive.mjs"))
+        .args(["authorize", &end_session])
+        .env("OIDC_DRIVE_COOKIE_JAR", &jar)
+        .env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let driven: Value = serde_json::from_slice(&signed_out.stdout).unwrap_or(Value::Null);
+    assert_eq!(driven["outcome"], "signed_out", "{driven}");
+
+    let again = run(login.command(&["logout"]));
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("not logged in"), "{}", text(&again));
+}
+
+#[test]
+fn source_run_publishes_with_login() {
+    let _guard = support::setup();
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+
+    let port = support::receiver::free_udp_port();
+    let ingest = format!("srt://127.0.0.1:{port}");
+    let standin = Standin::start(&[
+        "--oidc-issuer",
+        &provider.issuer,
+        "--oidc-audience",
+        AUDIENCE,
+        "--ingest-srt",
+        &ingest,
+    ]);
+    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
+    let output = run(login.command(&[
+        "--device",
+        "test",
+        "--size",
+        "320x240",
+        "--source",
+        "src_cam1",
+        "--duration",
+        "3",
+        "--api-url",
+        &standin.origin,
+    ]));
+    let events = receiver.stop();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output).contains("authenticating to the TRaX API with the stored login"),
+        "{}",
+        text(&output)
+    );
+    let accepted = events
+        .iter()
+        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
+        .count();
+    assert_eq!(accepted, 1, "{events:?}");
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+    assert_no_tokens(&[&output], &tokens);
+}
+
+#[test]
+fn untrusted_provider_certificate_rejected() {
+    let provider = Provider::start_tls(&[]);
+    let mut login = Login::new(&provider);
+    login.ca = None;
+    let output = login.login();
+    assert_exit(&output, 1);
+    let printed = text(&output);
+    assert!(printed.contains("failed to verify"), "{printed}");
+    assert!(printed.contains("--oauth-ca-file"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
+fn concurrent_refreshes_share_one_token() {
+    // Runs that share one state directory, like several cameras' services,
+    // refresh at the same moment. Each must end with a valid token, even
+    // when the provider rotates refresh tokens.
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(0);
+    });
+
+    let runs: Vec<Child> = (0..3)
+        .map(|_| {
+            let mut command = login.command(&["studios", "--api-url", &standin.origin]);
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert_exit(&output, 0);
+    }
+
+    let refreshes = provider
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
+        .count();
+    // One code exchange at login, then one refresh for all three runs.
+    assert_eq!(refreshes, 2);
+}
