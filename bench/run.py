@@ -8,7 +8,7 @@ list of sections: {"title": str, "markdown": str, "charts": {file: svg}}.
 The charts are written to bench/charts/ and linked under the section.
 
 Standard library only. Run it from the repository root, or through
-`make bench`, which builds target/release/bridge first.
+`make bench`, which builds the release bridge first.
 """
 
 import argparse
@@ -23,12 +23,15 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import overhead  # noqa: E402
+import cost  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-SCENARIOS = (overhead,)
+# Scenario modules, run in this order. Append new ones here.
+SCENARIOS = [
+    cost,
+]
 CHART_DIR = REPO / "bench" / "charts"
-REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit")
+REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit", "ffmpeg")
 
 
 def parse_args():
@@ -54,6 +57,9 @@ def check_tools(args):
     for tool in REQUIRED_TOOLS:
         if subprocess.run(["sh", "-c", f"command -v {shlex.quote(tool)}"], capture_output=True).returncode != 0:
             sys.exit(f"bench: {tool} not found: run `make setup` (scripts/install-deps.sh)")
+    sample = REPO / "media" / "bigbuckbunny.mp4"
+    if not sample.is_file():
+        sys.exit(f"bench: sample clip {sample} not found: run `make setup` (scripts/fetch-sample.sh)")
     if not args.bridge.is_file():
         sys.exit(f"bench: bridge binary {args.bridge} not found: run `cargo build --release --locked`")
 
