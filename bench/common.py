@@ -89,14 +89,15 @@ def timed_run(argv, env, log_path):
 
 
 class CountingReceiver:
-    """A receiver process on loopback whose stdout is counted and dropped."""
+    """A receiver process on loopback whose stdout is counted, and written to capture_path if given."""
 
     name = "receiver"
 
-    def __init__(self, argv, log_path):
+    def __init__(self, argv, log_path, capture_path=None):
         self.argv = argv
         self.log_path = log_path
         self.log = open(log_path, "w")
+        self.capture = open(capture_path, "wb") if capture_path is not None else None
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log)
         self.received_bytes = 0
         self.reader = threading.Thread(target=self._count, daemon=True)
@@ -105,6 +106,8 @@ class CountingReceiver:
     def _count(self):
         while chunk := self.process.stdout.read1(65536):
             self.received_bytes += len(chunk)
+            if self.capture is not None:
+                self.capture.write(chunk)
 
     def stop(self):
         """Stop the receiver after RECEIVER_DRAIN_S and return the bytes it received."""
@@ -112,6 +115,8 @@ class CountingReceiver:
         stop_process(self.process)
         self.reader.join(timeout=5)
         self.log.close()
+        if self.capture is not None:
+            self.capture.close()
         return self.received_bytes
 
 
@@ -120,11 +125,13 @@ class SrtReceiver(CountingReceiver):
 
     name = "SRT"
 
-    def __init__(self, port=None, log_path=os.devnull):
+    def __init__(self, port=None, log_path=os.devnull, capture_path=None):
         """Listen on port (default: a free one). Callers wait with wait_for_udp_listener."""
         self.port = port if port is not None else free_udp_port()
         super().__init__(
-            ["srt-live-transmit", "-q", f"srt://127.0.0.1:{self.port}?mode=listener", "file://con"], log_path
+            ["srt-live-transmit", "-q", f"srt://127.0.0.1:{self.port}?mode=listener", "file://con"],
+            log_path,
+            capture_path,
         )
 
     def url(self):

@@ -19,6 +19,7 @@ they add little load on the shared cores. /usr/bin/time -v measures the
 timed command alone: CPU seconds (user + sys) and peak RSS.
 """
 
+import json
 import os
 import re
 import shlex
@@ -196,12 +197,13 @@ def ffmpeg_command(source, plan, duration_s, srt_url, rtmp_url):
 
 
 def start_receivers(outputs, log_stem):
+    """Start a receiver per output. The SRT receiver also writes what it receives to LOG_STEM-srt.ts."""
     receivers = {}
     try:
         for output in outputs:
             log_path = log_stem.with_name(f"{log_stem.name}-{output.lower()}-receiver.log")
             if output == "SRT":
-                receiver = SrtReceiver(log_path=log_path)
+                receiver = SrtReceiver(log_path=log_path, capture_path=srt_capture_path(log_stem))
                 wait_for_listener("udp", receiver.port, log_path)
             elif output == "RTMP":
                 receiver = RtmpReceiver(OUTPUT_PATH, log_path)
@@ -213,6 +215,34 @@ def start_receivers(outputs, log_stem):
             receiver.stop()
         raise
     return receivers
+
+
+def srt_capture_path(log_stem):
+    return log_stem.with_name(f"{log_stem.name}-srt.ts")
+
+
+def probe_captures(ctx):
+    """Read codec, profile, size, frame rate and frame count of the first pass's SRT captures with ffprobe.
+
+    This runs after every timed run, so the decode competes with none of them.
+    """
+    probes = {}
+    for source in SOURCES:
+        for run in RUNS:
+            if "SRT" not in run.outputs:
+                continue
+            capture = srt_capture_path(ctx.log_dir / f"cost-{source.key}-{run.key}-0")
+            argv = [
+                "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+                "-show_entries", "stream=codec_name,profile,width,height,r_frame_rate,nb_read_frames",
+                "-of", "json", str(capture),
+            ]
+            result = subprocess.run(argv, capture_output=True, text=True)
+            streams = json.loads(result.stdout or "{}").get("streams", []) if result.returncode == 0 else []
+            if not streams:
+                sys.exit(f"bench: ffprobe found no video stream in {capture}: {result.stderr.strip()[:300]}")
+            probes[(source.key, run.key)] = streams[0]
+    return probes
 
 
 def command_for(ctx, source, run, plans, receivers, looped_clip):
@@ -274,5 +304,7 @@ def run(ctx):
     looped_clip = loop_clip(ctx)
     tools = cost_report.measure_tools(ctx, SOURCES, plans, bridge_env)
     samples = measure(ctx, plans, looped_clip, env, bridge_env)
-    return cost_report.sections(ctx, SOURCES, RUNS, plans, samples, tools, looped_clip)
+    print("bench: ffprobe on the SRT captures of the first pass", flush=True)
+    probes = probe_captures(ctx)
+    return cost_report.sections(ctx, SOURCES, RUNS, plans, samples, tools, looped_clip, probes)
 

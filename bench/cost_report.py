@@ -312,10 +312,35 @@ def ffmpeg_section(ctx, sources, plans, samples, looped_clip):
     return {"title": "Bridge against FFmpeg", "markdown": "\n".join(lines), "charts": {"cost-ffmpeg.svg": chart}}
 
 
-def sections(ctx, sources, runs, plans, samples, tools, looped_clip):
+def probe_lines(sources, runs, probes):
+    lines = [
+        "",
+        "### What the SRT receiver got",
+        "",
+        "ffprobe on the SRT capture of the first pass, after every timed run:",
+        "",
+        "| source | run | codec | profile | size | frame rate | frames decoded |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for source in sources:
+        for run in runs:
+            probe = probes.get((source.key, run.key))
+            if probe is None:
+                continue
+            lines.append(
+                f"| {source.label} | {run.label} | {probe.get('codec_name', '?')} | {probe.get('profile', '?')} "
+                f"| {probe.get('width', '?')}x{probe.get('height', '?')} | {probe.get('r_frame_rate', '?')} "
+                f"| {probe.get('nb_read_frames', '?')} |"
+            )
+    return lines
+
+
+def sections(ctx, sources, runs, plans, samples, tools, looped_clip, probes):
     """Return the three sections of the cost scenarios."""
+    outputs = outputs_section(ctx, sources, runs, plans, samples, tools, looped_clip)
+    outputs["markdown"] += "\n" + "\n".join(probe_lines(sources, runs, probes))
     return [
         floor_section(ctx, sources, plans, samples, looped_clip),
-        outputs_section(ctx, sources, runs, plans, samples, tools, looped_clip),
+        outputs,
         ffmpeg_section(ctx, sources, plans, samples, looped_clip),
     ]
