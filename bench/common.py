@@ -134,6 +134,9 @@ class SrtReceiver(CountingReceiver):
             capture_path,
         )
 
+    def wait_ready(self):
+        wait_for_listener("udp", self.port, self.log_path)
+
     def url(self):
         return f"srt://127.0.0.1:{self.port}"
 
@@ -157,7 +160,9 @@ class RtmpReceiver(CountingReceiver):
             ],
             log_path,
         )
-        wait_for_listener("tcp", self.port, log_path)
+
+    def wait_ready(self):
+        wait_for_listener("tcp", self.port, self.log_path)
 
     def url(self):
         return f"rtmp://127.0.0.1:{self.port}/{self.path}"
@@ -178,26 +183,37 @@ class WhipReceiver:
             stderr=self.log,
             text=True,
         )
+        self.port = None
+
+    def wait_ready(self):
+        """Read the port from the receiver's first line, or exit. The caller stops the receiver either way."""
         line = self.process.stdout.readline()
         try:
             self.port = json.loads(line)["port"]
         except (ValueError, KeyError):
-            stop_process(self.process)
-            sys.exit(f"bench: bench/whip_sink.py did not start (first line {line!r}): see {log_path}")
+            sys.exit(f"bench: bench/whip_sink.py did not start (first line {line!r}): see {self.log_path}")
 
     def url(self):
         return f"http://127.0.0.1:{self.port}/{self.path}/whip"
 
     def stop(self):
+        """Stop the receiver after RECEIVER_DRAIN_S and return the RTP bytes from its "stopped" line."""
         time.sleep(RECEIVER_DRAIN_S)
         self.process.terminate()
-        received = 0
-        for line in self.process.stdout:
-            event = json.loads(line)
-            if event["event"] == "stopped":
-                received = event["bytes"]
-        stop_process(self.process)
+        try:
+            remaining, _ = self.process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            remaining, _ = self.process.communicate()
         self.log.close()
+        received = 0
+        for line in remaining.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "stopped":
+                received = event["bytes"]
         return received
 
 

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 
 import cost_report
-from common import REPO, RtmpReceiver, SrtReceiver, WhipReceiver, mint_token, timed_run, wait_for_listener
+from common import REPO, RtmpReceiver, SrtReceiver, WhipReceiver, mint_token, timed_run
 
 OUTPUT_PATH = "inputs/bench"
 CLIP = REPO / "media" / "bigbuckbunny.mp4"
@@ -36,6 +36,8 @@ X264_KEYS = ("bitrate", "pass", "key-int-max", "bframes", "speed-preset", "tune"
 # x264enc's vbv-buf-capacity default (GStreamer 1.22), used when the pipeline leaves it unset.
 X264ENC_DEFAULT_VBV_MS = 600
 AUDIO_RATE = 48000
+# Shortest run in which every output carries media, with room for WHIP's ICE and DTLS.
+MIN_DURATION_S = 3
 # Stand-in ports for --print-pipeline, which connects to no output.
 PLAN_URLS = {
     "SRT": "srt://127.0.0.1:9",
@@ -204,12 +206,13 @@ def start_receivers(outputs, log_stem):
             log_path = log_stem.with_name(f"{log_stem.name}-{output.lower()}-receiver.log")
             if output == "SRT":
                 receiver = SrtReceiver(log_path=log_path, capture_path=srt_capture_path(log_stem))
-                wait_for_listener("udp", receiver.port, log_path)
             elif output == "RTMP":
                 receiver = RtmpReceiver(OUTPUT_PATH, log_path)
             else:
                 receiver = WhipReceiver(OUTPUT_PATH, log_path)
+            # Registered before the wait, so a receiver that fails to start is stopped too.
             receivers[output] = receiver
+            receiver.wait_ready()
     except BaseException:
         for receiver in receivers.values():
             receiver.stop()
@@ -295,6 +298,11 @@ def measure(ctx, plans, looped_clip, env, bridge_env):
 
 def run(ctx):
     """Measure the three scenarios and return their sections for the page."""
+    if ctx.args.duration < MIN_DURATION_S:
+        sys.exit(
+            f"bench: --duration {ctx.args.duration} is too short for the cost scenarios: use at least "
+            f"{MIN_DURATION_S}, because a WHIP session takes about 1 s to connect"
+        )
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRAX_")}
     bridge_env = dict(env, TRAX_SESSION_TOKEN=mint_token(OUTPUT_PATH))
     plans = {

@@ -5,7 +5,8 @@ Runs every scenario module in SCENARIOS, in order, and writes their sections
 and charts into one page, BENCHMARKS.md, with the machine, the date and the
 commands. A scenario module has one entry point, run(ctx), that returns a
 list of sections: {"title": str, "markdown": str, "charts": {file: svg}}.
-The charts are written to bench/charts/ and linked under the section.
+The charts are written to bench/charts/ (NAME-charts/ next to any other
+--output NAME.md) and linked under the section.
 
 Standard library only. Run it from the repository root, or through
 `make bench`, which builds the release bridge first.
@@ -30,7 +31,8 @@ from common import REPO, TIME, machine_description  # noqa: E402
 SCENARIOS = [
     cost,
 ]
-CHART_DIR = REPO / "bench" / "charts"
+DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
+DEFAULT_CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit", "ffmpeg")
 
 
@@ -45,7 +47,9 @@ def parse_args():
         help="bridge binary (default $CARGO_TARGET_DIR/release/bridge, else target/release/bridge)",
     )
     parser.add_argument(
-        "--output", type=Path, default=REPO / "BENCHMARKS.md", help="report file (default BENCHMARKS.md)"
+        "--output", type=Path, default=DEFAULT_OUTPUT,
+        help="report file (default BENCHMARKS.md, with charts in bench/charts/, while "
+        "any other NAME.md gets them in NAME-charts/ next to it)",
     )
     args = parser.parse_args()
     if args.duration < 1 or args.repeats < 1:
@@ -64,7 +68,14 @@ def check_tools(args):
         sys.exit(f"bench: bridge binary {args.bridge} not found: run `cargo build --release --locked`")
 
 
-def format_page(machine, started, sections, output):
+def chart_dir(output):
+    """Return the chart folder for the page, so a trial run elsewhere leaves bench/charts/ alone."""
+    if output.resolve() == DEFAULT_OUTPUT:
+        return DEFAULT_CHART_DIR
+    return output.resolve().with_name(f"{output.stem}-charts")
+
+
+def format_page(machine, started, finished, sections, output):
     lines = [
         "# Benchmarks",
         "",
@@ -78,14 +89,16 @@ def format_page(machine, started, sections, output):
         f"- CPU: {machine['cpu']}, {machine['cores']} cores visible",
         f"- Kernel: {machine['kernel']}",
         f"- {machine['gstreamer']}",
-        f"- Load average before the run: {machine['load']}. Other processes may share the",
-        "  cores, so CPU seconds are more reliable than wall time.",
+        f"- Run time: {(finished - started).total_seconds() / 60:.1f} minutes",
+        f"- Load average before the run: {machine['load']}, after it: {machine['load_after']}.",
+        "  Other processes may share the cores, so CPU seconds are more reliable",
+        "  than wall time, and a load above the core count makes every figure noisy.",
         "",
     ]
     for section in sections:
         lines += [f"## {section['title']}", "", section["markdown"].rstrip(), ""]
         for name in section.get("charts", {}):
-            link = os.path.relpath(CHART_DIR / name, output.resolve().parent)
+            link = os.path.relpath(chart_dir(output) / name, output.resolve().parent)
             lines += [f"![{section['title']}]({link})", ""]
     return "\n".join(lines)
 
@@ -101,11 +114,14 @@ def main():
     sections = []
     for scenario in SCENARIOS:
         sections += scenario.run(ctx)
-    CHART_DIR.mkdir(exist_ok=True)
+    charts = chart_dir(args.output)
+    charts.mkdir(exist_ok=True)
     for section in sections:
         for name, svg in section.get("charts", {}).items():
-            (CHART_DIR / name).write_text(svg)
-    args.output.write_text(format_page(machine, started, sections, args.output))
+            (charts / name).write_text(svg)
+    machine["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    args.output.write_text(format_page(machine, started, finished, sections, args.output))
     print(f"bench: wrote {args.output}", flush=True)
 
 
