@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 
 import cost_report
-from common import REPO, RtmpReceiver, SrtReceiver, WhipReceiver, mint_token, timed_run
+from common import REPO, NginxRtmpReceiver, SrtReceiver, WhipReceiver, mint_token, timed_run
 
 OUTPUT_PATH = "inputs/bench"
 CLIP = REPO / "media" / "bigbuckbunny.mp4"
@@ -207,7 +207,7 @@ def start_receivers(outputs, log_stem):
             if output == "SRT":
                 receiver = SrtReceiver(log_path=log_path, capture_path=srt_capture_path(log_stem))
             elif output == "RTMP":
-                receiver = RtmpReceiver(OUTPUT_PATH, log_path)
+                receiver = NginxRtmpReceiver(OUTPUT_PATH, log_path)
             else:
                 receiver = WhipReceiver(OUTPUT_PATH, log_path)
             # Registered before the wait, so a receiver that fails to start is stopped too.

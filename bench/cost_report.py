@@ -219,8 +219,8 @@ def outputs_section(ctx, sources, runs, plans, samples, tools, looped_clip):
     bridge_runs = [run for run in runs if run.key.startswith("bridge")]
     lines = [
         "The bridge with one, two and three outputs, each to its own receiver on",
-        "127.0.0.1 that only counts bytes: srt-live-transmit for SRT, FFmpeg's",
-        "RTMP server mode (`-listen 1`, `-c copy`) for RTMP, and bench/whip_sink.py",
+        "127.0.0.1 that only counts bytes: srt-live-transmit for SRT, nginx with",
+        "the RTMP module (live, no recording, bytes from its access log) for RTMP, and bench/whip_sink.py",
         "for WHIP (webrtcbin that takes ICE, DTLS and SRTP and drops the RTP",
         "without decoding). Only the bridge process is timed. Ratios are the",
         "bridge over the floor of the same pass. Added cost is the difference",
