@@ -17,6 +17,8 @@ BRIDGE_DISPLAY = "target/release/bridge"
 HYPERFINE_RUNS = 10
 PERF_REPEATS = 5
 PERF_EVENTS = "task-clock,context-switches,page-faults,cycles,instructions"
+# Share of duration x fps frames below which a capture counts as fallen behind real time.
+LATE_FRAME_SHARE = 0.95
 
 
 def measure_tools(ctx, sources, plans, env):
@@ -312,12 +314,13 @@ def ffmpeg_section(ctx, sources, plans, samples, looped_clip):
     return {"title": "Bridge against FFmpeg", "markdown": "\n".join(lines), "charts": {"cost-ffmpeg.svg": chart}}
 
 
-def probe_lines(sources, runs, probes):
+def probe_lines(ctx, sources, runs, probes):
     lines = [
         "",
         "### What the SRT receiver got",
         "",
-        "ffprobe on the SRT capture of the first pass, after every timed run:",
+        "ffprobe on the SRT capture of the first pass, after every timed run.",
+        f"A run that kept up with real time delivers about {ctx.args.duration} s times the frame rate.",
         "",
         "| source | run | codec | profile | size | frame rate | frames decoded |",
         "|---|---|---|---|---|---|---|",
@@ -332,13 +335,26 @@ def probe_lines(sources, runs, probes):
                 f"| {probe.get('width', '?')}x{probe.get('height', '?')} | {probe.get('r_frame_rate', '?')} "
                 f"| {probe.get('nb_read_frames', '?')} |"
             )
+    short = [
+        f"{source.label}, {run.label}"
+        for source in sources
+        for run in runs
+        if (source.key, run.key) in probes
+        and int(probes[(source.key, run.key)].get("nb_read_frames", 0)) < LATE_FRAME_SHARE * ctx.args.duration * source.fps
+    ]
+    if short:
+        lines += [
+            "",
+            f"Fewer than {LATE_FRAME_SHARE:.0%} of the frames arrived in: {'; '.join(short)}. The cores",
+            "could not keep up in real time there, so those figures measure the load, not the tool.",
+        ]
     return lines
 
 
 def sections(ctx, sources, runs, plans, samples, tools, looped_clip, probes):
     """Return the three sections of the cost scenarios."""
     outputs = outputs_section(ctx, sources, runs, plans, samples, tools, looped_clip)
-    outputs["markdown"] += "\n" + "\n".join(probe_lines(sources, runs, probes))
+    outputs["markdown"] += "\n" + "\n".join(probe_lines(ctx, sources, runs, probes))
     return [
         floor_section(ctx, sources, plans, samples, looped_clip),
         outputs,
