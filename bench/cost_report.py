@@ -335,17 +335,17 @@ def probe_lines(ctx, sources, runs, probes):
                 f"| {probe.get('width', '?')}x{probe.get('height', '?')} | {probe.get('r_frame_rate', '?')} "
                 f"| {probe.get('nb_read_frames', '?')} |"
             )
-    short = [
+    late_runs = [
         f"{source.label}, {run.label}"
         for source in sources
         for run in runs
         if (source.key, run.key) in probes
         and int(probes[(source.key, run.key)].get("nb_read_frames", 0)) < LATE_FRAME_SHARE * ctx.args.duration * source.fps
     ]
-    if short:
+    if late_runs:
         lines += [
             "",
-            f"Fewer than {LATE_FRAME_SHARE:.0%} of the frames arrived in: {'; '.join(short)}. The cores",
+            f"Fewer than {LATE_FRAME_SHARE:.0%} of the frames arrived in: {'; '.join(late_runs)}. The cores",
             "could not keep up in real time there, so those figures measure the load, not the tool.",
         ]
     return lines
