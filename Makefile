@@ -34,8 +34,9 @@ clean:
 	$(CARGO) clean
 	rm -rf out
 
-# The bridge against a bare gst-launch encode, written to BENCHMARKS.md.
-# Each of the three commands runs --repeats times for --duration s in real
+# The bridge against a bare gst-launch-1.0 encode and against FFmpeg, on the
+# test source and the looped sample clip, written to BENCHMARKS.md with charts
+# in bench/charts/. Each command runs --repeats times for --duration s in real
 # time. Longer runs: make bench BENCH_ARGS="--duration 30 --repeats 5".
 .PHONY: bench
 bench:

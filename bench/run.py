@@ -5,10 +5,11 @@ Runs every scenario module in SCENARIOS, in order, and writes their sections
 and charts into one page, BENCHMARKS.md, with the machine, the date and the
 commands. A scenario module has one entry point, run(ctx), that returns a
 list of sections: {"title": str, "markdown": str, "charts": {file: svg}}.
-The charts are written to bench/charts/ and linked under the section.
+The charts are written to bench/charts/ (NAME-charts/ next to any other
+--output NAME.md) and linked under the section.
 
 Standard library only. Run it from the repository root, or through
-`make bench`, which builds target/release/bridge first.
+`make bench`, which builds the release bridge first.
 """
 
 import argparse
@@ -23,14 +24,20 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import overhead  # noqa: E402
+import cost  # noqa: E402
 import latency  # noqa: E402
 import timing  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-SCENARIOS = (overhead, timing, latency)
-CHART_DIR = REPO / "bench" / "charts"
-REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit")
+# Scenario modules, run in this order. Append new ones here.
+SCENARIOS = [
+    cost,
+    timing,
+    latency,
+]
+DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
+DEFAULT_CHART_DIR = REPO / "bench" / "charts"
+REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit", "ffmpeg")
 
 
 def parse_args():
@@ -45,7 +52,9 @@ def parse_args():
     )
     parser.add_argument("--reconnect-cycles", type=int, default=200, help="reconnect cycles of the memory scenario (default 200)")
     parser.add_argument(
-        "--output", type=Path, default=REPO / "BENCHMARKS.md", help="report file (default BENCHMARKS.md)"
+        "--output", type=Path, default=DEFAULT_OUTPUT,
+        help="report file (default BENCHMARKS.md, with charts in bench/charts/, while "
+        "any other NAME.md gets them in NAME-charts/ next to it)",
     )
     args = parser.parse_args()
     if args.duration < 1 or args.repeats < 1:
@@ -57,11 +66,21 @@ def check_tools(args):
     for tool in REQUIRED_TOOLS:
         if subprocess.run(["sh", "-c", f"command -v {shlex.quote(tool)}"], capture_output=True).returncode != 0:
             sys.exit(f"bench: {tool} not found: run `make setup` (scripts/install-deps.sh)")
+    sample = REPO / "media" / "bigbuckbunny.mp4"
+    if not sample.is_file():
+        sys.exit(f"bench: sample clip {sample} not found: run `make setup` (scripts/fetch-sample.sh)")
     if not args.bridge.is_file():
         sys.exit(f"bench: bridge binary {args.bridge} not found: run `cargo build --release --locked`")
 
 
-def format_page(machine, started, sections, output):
+def chart_dir(output):
+    """Return the chart folder for the page, so a trial run elsewhere leaves bench/charts/ alone."""
+    if output.resolve() == DEFAULT_OUTPUT:
+        return DEFAULT_CHART_DIR
+    return output.resolve().with_name(f"{output.stem}-charts")
+
+
+def format_page(machine, started, finished, sections, output):
     lines = [
         "# Benchmarks",
         "",
@@ -75,14 +94,16 @@ def format_page(machine, started, sections, output):
         f"- CPU: {machine['cpu']}, {machine['cores']} cores visible",
         f"- Kernel: {machine['kernel']}",
         f"- {machine['gstreamer']}",
-        f"- Load average before the run: {machine['load']}. Other processes may share the",
-        "  cores, so CPU seconds are more reliable than wall time.",
+        f"- Run time: {(finished - started).total_seconds() / 60:.1f} minutes",
+        f"- Load average before the run: {machine['load']}, after it: {machine['load_after']}.",
+        "  Other processes may share the cores, so CPU seconds are more reliable",
+        "  than wall time, and a load above the core count makes every figure noisy.",
         "",
     ]
     for section in sections:
         lines += [f"## {section['title']}", "", section["markdown"].rstrip(), ""]
         for name in section.get("charts", {}):
-            link = os.path.relpath(CHART_DIR / name, output.resolve().parent)
+            link = os.path.relpath(chart_dir(output) / name, output.resolve().parent)
             lines += [f"![{section['title']}]({link})", ""]
     return "\n".join(lines)
 
@@ -98,11 +119,14 @@ def main():
     sections = []
     for scenario in SCENARIOS:
         sections += scenario.run(ctx)
-    CHART_DIR.mkdir(exist_ok=True)
+    charts = chart_dir(args.output)
+    charts.mkdir(exist_ok=True)
     for section in sections:
         for name, svg in section.get("charts", {}).items():
-            (CHART_DIR / name).write_text(svg)
-    args.output.write_text(format_page(machine, started, sections, args.output))
+            (charts / name).write_text(svg)
+    machine["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    args.output.write_text(format_page(machine, started, finished, sections, args.output))
     print(f"bench: wrote {args.output}", flush=True)
 
 

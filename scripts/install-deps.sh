@@ -29,8 +29,9 @@ packages=(
   gstreamer1.0-nice python3-venv coturn
   # the status page, rendered headless by tests/status_server.rs
   chromium
-  # make bench: /usr/bin/time -v for CPU time and peak RSS
-  time
+  # make bench: /usr/bin/time -v for CPU time and peak RSS, hyperfine for
+  # short commands, perf stat for hardware counters where the kernel allows
+  time hyperfine linux-perf
 )
 
 missing=()
