@@ -1,6 +1,7 @@
 //! Thirty forced reconnects per protocol in one run: each receiver drops
 //! the bridge's connection about a second after it starts. The bridge's
-//! memory and thread count must not grow with the number of cycles.
+//! memory, thread count and open file descriptors must not grow with the
+//! number of cycles.
 
 mod support;
 
@@ -32,16 +33,24 @@ const CYCLES_BOUND: Duration = Duration::from_secs(180);
 const RSS_GROWTH_BOUND_KIB: u64 = 30 * 1024;
 const THREAD_GROWTH_BOUND: u64 = 6;
 
+/// Growth of the open file descriptors allowed between the same windows.
+/// Each session opens descriptors, such as its socket and, for RTMP, the
+/// epoll and event descriptors of its tokio runtime. One of them leaked
+/// per session adds about 15 per protocol between the windows. The rest
+/// of the allowance covers sessions that are open when a sample is taken.
+const FD_GROWTH_BOUND: u64 = 8;
+
 /// One reading of /proc/PID/status with the cycles done so far.
 struct Sample {
     cycles: usize,
     rss_kib: u64,
     threads: u64,
+    open_fds: u64,
 }
 
-/// Returns the largest RSS and thread count among samples with cycles in
-/// `range`.
-fn peaks(samples: &[Sample], range: std::ops::Range<usize>) -> (u64, u64) {
+/// Returns the largest RSS, thread count and open file descriptor count
+/// among samples with cycles in `range`.
+fn peaks(samples: &[Sample], range: std::ops::Range<usize>) -> (u64, u64, u64) {
     let window: Vec<&Sample> = samples
         .iter()
         .filter(|sample| range.contains(&sample.cycles))
@@ -49,7 +58,8 @@ fn peaks(samples: &[Sample], range: std::ops::Range<usize>) -> (u64, u64) {
     assert!(!window.is_empty(), "no sample within cycles {range:?}");
     let rss = window.iter().map(|sample| sample.rss_kib).max().unwrap();
     let threads = window.iter().map(|sample| sample.threads).max().unwrap();
-    (rss, threads)
+    let open_fds = window.iter().map(|sample| sample.open_fds).max().unwrap();
+    (rss, threads, open_fds)
 }
 
 #[test]
@@ -117,6 +127,7 @@ fn reconnect_cycles_keep_memory_and_threads_flat() {
             cycles,
             rss_kib: bridge.rss_kib(),
             threads: bridge.threads(),
+            open_fds: bridge.open_fds(),
         });
         if cycles > CYCLES {
             break;
@@ -138,12 +149,13 @@ fn reconnect_cycles_keep_memory_and_threads_flat() {
     assert_eq!(ended.code, Some(0), "{}", bridge.log());
 
     let window = CYCLES / 3;
-    let (first_rss, first_threads) = peaks(&samples, WARM_UP_CYCLES..WARM_UP_CYCLES + window);
-    let (last_rss, last_threads) = peaks(&samples, CYCLES - window..CYCLES + 1);
+    let (first_rss, first_threads, first_fds) =
+        peaks(&samples, WARM_UP_CYCLES..WARM_UP_CYCLES + window);
+    let (last_rss, last_threads, last_fds) = peaks(&samples, CYCLES - window..CYCLES + 1);
     eprintln!(
         "{done:?} connections (SRT, RTMP, WHIP) in {:?}; cycles {}-{}: RSS at most {first_rss} \
-         KiB, {first_threads} threads; cycles {}-{CYCLES}: RSS at most {last_rss} KiB, \
-         {last_threads} threads",
+         KiB, {first_threads} threads, {first_fds} open fds; cycles {}-{CYCLES}: RSS at most \
+         {last_rss} KiB, {last_threads} threads, {last_fds} open fds",
         started.elapsed(),
         WARM_UP_CYCLES,
         WARM_UP_CYCLES + window,
@@ -156,5 +168,9 @@ fn reconnect_cycles_keep_memory_and_threads_flat() {
     assert!(
         last_threads <= first_threads + THREAD_GROWTH_BOUND,
         "threads grew from {first_threads} to {last_threads} over the reconnect cycles"
+    );
+    assert!(
+        last_fds <= first_fds + FD_GROWTH_BOUND,
+        "open file descriptors grew from {first_fds} to {last_fds} over the reconnect cycles"
     );
 }

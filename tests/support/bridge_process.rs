@@ -91,6 +91,13 @@ impl BridgeProcess {
         self.status_field("Threads:")
     }
 
+    /// Open file descriptors of the process (the entries of /proc/PID/fd).
+    pub fn open_fds(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("the bridge is running")
+            .count() as u64
+    }
+
     fn status_field(&self, name: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("the bridge is running");
