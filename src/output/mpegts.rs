@@ -13,6 +13,13 @@
 //! keeps none back to fill a 7-packet buffer. The packets go out on a channel
 //! as soon as the muxer has written them.
 //!
+//! NOTE: with audio, a video frame is muxed only once the audio input also
+//! has a queued buffer, because the non-live aggregator under `mpegtsmux`
+//! waits for data on every input. The frame then waits for the next AAC
+//! frame from the audio encoder. With the 1280x720 30 fps test source, the
+//! median hand-over latency measured 25 to 60 ms with audio and 0.2 ms
+//! without (release build, loaded 2-core machine).
+//!
 //! The appsrcs are not live: frames already carry the encode pipeline's
 //! timestamps, and the muxer interleaves by those timestamps once every
 //! stream has data, so no clock of this pipeline is involved.

@@ -76,7 +76,8 @@ pub enum Received {
     Closed,
 }
 
-/// What `FrameReceiver::recv_either` received.
+/// A frame or a message of the other channel, from
+/// `FrameReceiver::recv_either`.
 #[derive(Debug)]
 pub enum Either<T> {
     Frame(Frame),
