@@ -17,7 +17,7 @@
 //! has a queued buffer, because the non-live aggregator under `mpegtsmux`
 //! waits for data on every input. The frame then waits for the next AAC
 //! frame from the audio encoder. With the 1280x720 30 fps test source, the
-//! median hand-over latency measured 25 to 60 ms with audio and 0.2 ms
+//! median hand-over latency measured 26 to 61 ms with audio and 0.2 ms
 //! without (release build, loaded 2-core machine).
 //!
 //! The appsrcs are not live: frames already carry the encode pipeline's
