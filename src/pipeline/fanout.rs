@@ -76,6 +76,14 @@ pub enum Received {
     Closed,
 }
 
+/// A frame or a message of the other channel, from
+/// `FrameReceiver::recv_either`.
+#[derive(Debug)]
+pub enum Either<T> {
+    Frame(Frame),
+    Other(T),
+}
+
 impl FrameReceiver {
     /// Starts queueing frames for a new session, beginning at the next video
     /// keyframe. Frames left from an earlier session are discarded.
@@ -97,6 +105,27 @@ impl FrameReceiver {
             Ok(frame) => Ok(frame),
             Err(RecvTimeoutError::Timeout) => Err(Received::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(Received::Closed),
+        }
+    }
+
+    /// Waits up to `timeout` for the next frame or the next message on
+    /// `other`, whichever comes first. Once `other` is closed, waits for a
+    /// frame alone.
+    pub fn recv_either<T>(
+        &self,
+        other: &Receiver<T>,
+        timeout: Duration,
+    ) -> Result<Either<T>, Received> {
+        crossbeam_channel::select! {
+            recv(self.receiver) -> frame => match frame {
+                Ok(frame) => Ok(Either::Frame(frame)),
+                Err(_) => Err(Received::Closed),
+            },
+            recv(other) -> message => match message {
+                Ok(message) => Ok(Either::Other(message)),
+                Err(_) => self.recv_timeout(timeout).map(Either::Frame),
+            },
+            default(timeout) => Err(Received::Timeout),
         }
     }
 
@@ -248,6 +277,42 @@ mod tests {
         }
         let sample = gst::Sample::builder().buffer(&buffer).build();
         Frame::new(kind, sample)
+    }
+
+    #[test]
+    fn recv_either_takes_both_channels() {
+        let fanout = Fanout::new();
+        let receiver = fanout.add_output();
+        receiver.start();
+        let (sender, other) = crossbeam_channel::unbounded();
+        let wait = Duration::from_millis(20);
+
+        sender.send(7u32).unwrap();
+        match receiver.recv_either(&other, wait) {
+            Ok(Either::Other(message)) => assert_eq!(message, 7),
+            result => panic!("expected the other channel's message, got {result:?}"),
+        }
+        assert_eq!(
+            receiver.recv_either(&other, wait).unwrap_err(),
+            Received::Timeout
+        );
+
+        fanout.publish(frame(MediaKind::Video, true));
+        let received = receiver.recv_either(&other, wait);
+        assert!(matches!(received, Ok(Either::Frame(_))), "{received:?}");
+
+        drop(sender);
+        fanout.publish(frame(MediaKind::Video, false));
+        let received = receiver.recv_either(&other, wait);
+        assert!(
+            matches!(received, Ok(Either::Frame(_))),
+            "a closed other channel must not hide frames: {received:?}"
+        );
+        fanout.close();
+        assert_eq!(
+            receiver.recv_either(&other, wait).unwrap_err(),
+            Received::Closed
+        );
     }
 
     #[test]

@@ -19,9 +19,10 @@ use crate::config::Secret;
 use crate::exit::ExitStatus;
 use crate::output::mpegts::TsMuxer;
 use crate::output::{MediaKind, Output, OutputError, Session};
-use crate::pipeline::fanout::Received;
+use crate::pipeline::fanout::{Either, Received};
 use crate::trax::provider::CredentialSource;
 use crate::trax::token::MEDIAMTX_AUDIENCE;
+use crossbeam_channel::Receiver;
 use gstreamer as gst;
 use mux::{PacketSplitter, SendTiming};
 use socket::{CallerOptions, ConnectError, SrtSocket, PAYLOAD_BYTES};
@@ -32,9 +33,13 @@ use std::time::{Duration, Instant};
 /// Passphrase lengths libsrt accepts, in bytes.
 pub const PASSPHRASE_BYTES: RangeInclusive<usize> = 10..=79;
 
-/// How long the session loop waits for a frame before looking at the
-/// connection and the muxer again.
-const FRAME_POLL: Duration = Duration::from_millis(50);
+/// How long the session loop waits for a frame or muxed packets before
+/// looking at the connection and the muxer's bus again.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long the flush waits for each muxed buffer before it checks the
+/// muxer's bus and the flush deadline again.
+const FLUSH_POLL: Duration = Duration::from_millis(50);
 
 /// How long the muxer may take to flush after the last frame.
 const FLUSH_LIMIT: Duration = Duration::from_secs(2);
@@ -187,8 +192,12 @@ impl SrtOutput {
 
     /// Streams until the frame channel closes (`Ok`) or the connection or
     /// the muxer fails.
+    ///
+    /// The loop wakes for each frame and for each muxed frame's packets, so
+    /// the packets go to libsrt as soon as the muxer has written them.
     fn stream(&mut self, socket: &mut SrtSocket, session: &Session<'_>) -> Result<(), OutputError> {
-        let muxer = TsMuxer::new("srt-mux", session.has_audio).map_err(transient)?;
+        let (muxer, muxed) =
+            TsMuxer::new_streaming("srt-mux", session.has_audio).map_err(transient)?;
         session.frames.start();
         session.frames.mark_streaming();
         session.keyframes.request();
@@ -200,21 +209,22 @@ impl SrtOutput {
         let mut pending_since: Option<Instant> = None;
         let mut next_link_stats = Instant::now();
         loop {
-            match session.frames.recv_timeout(FRAME_POLL) {
-                Ok(frame) => {
+            let sent_before = self.last_session.bytes_sent;
+            match session.frames.recv_either(&muxed, HOUSEKEEPING_INTERVAL) {
+                Ok(Either::Frame(frame)) => {
                     let (kind, captured) = (frame.kind, frame.captured);
-                    muxer.push(frame).map_err(transient)?;
                     if kind == MediaKind::Video {
                         timing.frame_muxed(captured);
                     }
+                    muxer.push(frame).map_err(transient)?;
                     pending_since.get_or_insert_with(Instant::now);
+                }
+                Ok(Either::Other(packets)) => {
+                    self.send(socket, &mut splitter, &mut timing, &packets)?;
+                    pending_since = None;
                 }
                 Err(Received::Timeout | Received::Frame) => {}
                 Err(Received::Closed) => break,
-            }
-            let sent_before = self.last_session.bytes_sent;
-            if self.forward(socket, &mut splitter, &mut timing, &muxer)? {
-                pending_since = None;
             }
             session
                 .status
@@ -242,25 +252,14 @@ impl SrtOutput {
             }
         }
 
-        self.flush(socket, &mut splitter, &mut timing, &muxer)?;
+        let sent_before = self.last_session.bytes_sent;
+        let flushed = self.flush(socket, &mut splitter, &mut timing, &muxer, &muxed);
+        session
+            .status
+            .add_bytes(self.last_session.bytes_sent - sent_before);
+        flushed?;
         self.drain(socket);
         Ok(())
-    }
-
-    /// Sends every buffer the muxer has ready and returns whether it sent any.
-    fn forward(
-        &mut self,
-        socket: &mut SrtSocket,
-        splitter: &mut PacketSplitter,
-        timing: &mut SendTiming<'_>,
-        muxer: &TsMuxer,
-    ) -> Result<bool, OutputError> {
-        let mut forwarded = false;
-        while let Some(buffer) = muxer.pull(gst::ClockTime::ZERO) {
-            self.send(socket, splitter, timing, &buffer)?;
-            forwarded = true;
-        }
-        Ok(forwarded)
     }
 
     /// Ends the muxer's inputs and sends what it flushes.
@@ -270,19 +269,24 @@ impl SrtOutput {
         splitter: &mut PacketSplitter,
         timing: &mut SendTiming<'_>,
         muxer: &TsMuxer,
+        muxed: &Receiver<Vec<u8>>,
     ) -> Result<(), OutputError> {
         muxer.finish();
         let deadline = Instant::now() + FLUSH_LIMIT;
         while !muxer.is_ended() && Instant::now() < deadline {
-            if let Some(buffer) = muxer.pull(gst::ClockTime::from_mseconds(50)) {
-                self.send(socket, splitter, timing, &buffer)?;
+            if let Ok(packets) = muxed.recv_timeout(FLUSH_POLL) {
+                self.send(socket, splitter, timing, &packets)?;
             }
             muxer.check().map_err(transient)?;
         }
+        // The appsink hands over its last buffer before it reports the end
+        // of stream, so once ended, everything is already in the channel.
+        while let Ok(packets) = muxed.try_recv() {
+            self.send(socket, splitter, timing, &packets)?;
+        }
         if muxer.is_ended() {
             timing.muxer_ended();
-        }
-        if !muxer.is_ended() {
+        } else {
             tracing::warn!(
                 limit_ms = FLUSH_LIMIT.as_millis() as u64,
                 "MPEG-TS muxer did not finish flushing in time; its last packets are lost"
@@ -322,19 +326,18 @@ impl SrtOutput {
         }
     }
 
+    /// Sends muxed packets in messages of at most `PAYLOAD_BYTES`, the last
+    /// one shorter.
     fn send(
         &mut self,
         socket: &mut SrtSocket,
         splitter: &mut PacketSplitter,
         timing: &mut SendTiming<'_>,
-        buffer: &gst::Buffer,
+        packets: &[u8],
     ) -> Result<(), OutputError> {
-        let map = buffer.map_readable().map_err(|_| {
-            OutputError::Transient("cannot read a buffer from the MPEG-TS muxer".to_string())
-        })?;
         let stats = &mut self.last_session;
         splitter
-            .push(map.as_slice(), |message| {
+            .push(packets, |message| {
                 socket.send_message(message)?;
                 timing.message_sent(message);
                 stats.bytes_sent += message.len() as u64;
