@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Measure the bridge against the tools people would use instead.
 
-Runs every scenario module in SCENARIOS, in order, and writes their sections
-and charts into one page, BENCHMARKS.md, with the machine, the date and the
-commands. A scenario module has one entry point, run(ctx), that returns a
-list of sections: {"title": str, "markdown": str, "charts": {file: svg}}.
+Runs every scenario in SCENARIOS, in order, and writes their sections and
+charts into one page, BENCHMARKS.md, with the machine, the date and the
+commands. A scenario is a function of ctx that returns a list of
+sections: {"title": str, "markdown": str, "charts": {file: svg}}.
 The charts are written to bench/charts/ (NAME-charts/ next to any other
 --output NAME.md) and linked under the section.
 
@@ -29,11 +29,12 @@ import latency  # noqa: E402
 import timing  # noqa: E402
 from common import REPO, TIME, machine_description  # noqa: E402
 
-# Scenario modules, run in this order. Append new ones here.
+# Scenarios, run and shown in this order. Append new ones here.
 SCENARIOS = [
-    cost,
-    timing,
-    latency,
+    cost.run,
+    timing.run,
+    latency.run,
+    timing.run_memory,
 ]
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 DEFAULT_CHART_DIR = REPO / "bench" / "charts"
@@ -118,7 +119,7 @@ def main():
     ctx = SimpleNamespace(args=args, log_dir=log_dir, bridge=args.bridge)
     sections = []
     for scenario in SCENARIOS:
-        sections += scenario.run(ctx)
+        sections += scenario(ctx)
     charts = chart_dir(args.output)
     charts.mkdir(exist_ok=True)
     for section in sections:
