@@ -31,6 +31,9 @@ packages=(
   chromium
   # make bench: /usr/bin/time -v for CPU time and peak RSS
   time
+  # the keystore login test: a private D-Bus session bus, a Secret Service
+  # (gnome-keyring-daemon) and secret-tool to look up the stored item
+  dbus-daemon gnome-keyring libsecret-tools
 )
 
 missing=()
