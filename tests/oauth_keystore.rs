@@ -369,3 +369,35 @@ fn state_dir_beats_session_bus() {
     );
     assert!(!session.token_file().exists());
 }
+
+#[test]
+fn concurrent_refreshes_with_keystore() {
+    // Several runs of one desktop session, such as one per camera, refresh
+    // at the same moment. The provider rotates refresh tokens, so a run
+    // that sends one another run has already used is rejected unless the
+    // refreshes take turns. Access tokens live 30 s, within the margin of
+    // 60 s, so every run refreshes.
+    let session = Session::start(ProviderOptions {
+        access_ttl_s: Some(30),
+        ..Default::default()
+    });
+    assert_exit(&session.login(), 0);
+    let standin = standin_for(&session.provider);
+
+    let runs: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            let mut command = session.command(&["studios", "--api-url", &standin.origin]);
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert_exit(&output, 0);
+    }
+
+    // The refresh token left in the keystore is the current one.
+    let after = run(session.command(&["studios", "--api-url", &standin.origin]));
+    assert_exit(&after, 0);
+    assert_eq!(session.items().0.len(), 1, "the refreshes added items");
+}

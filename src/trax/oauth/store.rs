@@ -186,19 +186,19 @@ impl TokenStore {
     }
 
     /// Takes an exclusive lock that serialises refreshes across processes,
-    /// as of several services that share one state directory. A refresh
-    /// token that rotates must not be used twice. The keystore needs none,
-    /// since it belongs to one desktop session.
-    pub fn lock_for_refresh(&self) -> Result<Option<fs::File>, OAuthError> {
-        let Self::File(path) = self else {
-            return Ok(None);
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
+    /// as of several services that share one state directory, or several
+    /// runs of one desktop session that share the keystore. A refresh
+    /// token that rotates must not be used twice. The lock file sits in
+    /// the token file's directory, the fallback file's with the keystore.
+    pub fn lock_for_refresh(&self) -> Result<fs::File, OAuthError> {
+        let dir = self.file_path().parent().unwrap_or(Path::new("."));
         let lock_path = dir.join(format!(".{TOKEN_FILE_NAME}.lock"));
         let lock_error = |reason: String| OAuthError::TokenFile {
             path: lock_path.clone(),
             reason,
         };
+        create_private_dir(dir)
+            .map_err(|error| lock_error(format!("cannot create its directory: {error}")))?;
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -213,7 +213,7 @@ impl TokenStore {
         if locked != 0 {
             return Err(lock_error(std::io::Error::last_os_error().to_string()));
         }
-        Ok(Some(file))
+        Ok(file)
     }
 
     /// Deletes the stored login wherever it is. Returns whether one existed.
@@ -346,13 +346,8 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         reason,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
-    }
+    create_private_dir(dir)
+        .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
     let temporary = dir.join(format!(".{TOKEN_FILE_NAME}.{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     let mut file = OpenOptions::new()
@@ -371,6 +366,17 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         return Err(file_error(error.to_string()));
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents with mode 0700, unless it exists.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Gives `file` to the owner of `dir` when root writes into another user's
