@@ -401,3 +401,39 @@ fn concurrent_refreshes_with_keystore() {
     assert_exit(&after, 0);
     assert_eq!(session.items().0.len(), 1, "the refreshes added items");
 }
+
+#[test]
+fn duplicate_keystore_items_rejected() {
+    // Another program stored a second item with the bridge's attributes.
+    // The bridge cannot tell which is its login, so it names the command
+    // that clears both.
+    let session = Session::start(ProviderOptions::default());
+    assert_exit(&session.login(), 0);
+    let mut attributes = vec!["store", "--label=copy"];
+    for (name, value) in ITEM {
+        attributes.extend([name, value]);
+    }
+    // The extra attribute keeps gnome-keyring from replacing the item.
+    attributes.extend([
+        "target",
+        "default",
+        "application",
+        "rust-keyring",
+        "copy",
+        "1",
+    ]);
+    assert!(session.keystore.secret_tool(&attributes, "{}"));
+    assert_eq!(session.items().0.len(), 2, "the second item is missing");
+
+    let status = run(session.command(&["login", "--status"]));
+    assert_exit(&status, 1);
+    assert_contains(&status, "cannot read the login from the system keystore");
+    let clear = "secret-tool clear service bridge username trax-oauth-login";
+    assert_contains(&status, clear);
+
+    let clear_args: Vec<&str> = clear.split(' ').skip(1).collect();
+    assert!(session.keystore.secret_tool(&clear_args, ""));
+    let status = run(session.command(&["login", "--status"]));
+    assert_exit(&status, 3);
+    assert_contains(&status, "not logged in");
+}

@@ -178,6 +178,26 @@ impl SecretService {
             .then(|| String::from_utf8(output.stdout).unwrap())
     }
 
+    /// Runs `secret-tool ARGS` in this session with `input` on stdin and
+    /// returns whether it succeeded.
+    pub fn secret_tool(&self, args: &[&str], input: &str) -> bool {
+        let mut child = Command::new("secret-tool")
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run secret-tool (run scripts/install-deps.sh)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait().unwrap().success()
+    }
+
     /// Locks the login collection, as a screen lock or `seahorse` does.
     pub fn lock(&self) {
         let reply = self.call(

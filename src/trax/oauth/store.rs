@@ -247,10 +247,15 @@ fn keystore_error(error: &keyring::Error) -> OAuthError {
              unlock the login keyring), or give --state-dir DIR and run `bridge login` again to \
              keep the tokens in a file"
         }
-        _ => {
+        keyring::Error::PlatformFailure(_) => {
             "no Secret Service answers on the D-Bus session bus of DBUS_SESSION_BUS_ADDRESS: \
              start the desktop's keyring, or unset DBUS_SESSION_BUS_ADDRESS (or give --state-dir \
              DIR) and run `bridge login` again to keep the tokens in a file"
+        }
+        _ => {
+            "delete the keystore's items with service=bridge and username=trax-oauth-login \
+             (such as with `secret-tool clear service bridge username trax-oauth-login`), then \
+             run `bridge login` again"
         }
     };
     OAuthError::Keystore {
