@@ -437,3 +437,65 @@ fn duplicate_keystore_items_rejected() {
     assert_exit(&status, 3);
     assert_contains(&status, "not logged in");
 }
+
+#[test]
+fn source_run_uses_keystore_login() {
+    // A --source run reads the login from the keystore and, with access
+    // tokens that live 30 s (within the 60 s margin), refreshes it and
+    // stores the new tokens there from the run's own threads.
+    let _guard = support::setup();
+    let session = Session::start(ProviderOptions {
+        access_ttl_s: Some(30),
+        ..Default::default()
+    });
+    assert_exit(&session.login(), 0);
+    let original_access = session.token("access_token");
+
+    let port = support::receiver::free_udp_port();
+    let ingest = format!("srt://127.0.0.1:{port}");
+    let standin = Standin::start(&[
+        "--oidc-issuer",
+        &session.provider.issuer,
+        "--oidc-audience",
+        &session.provider.audience,
+        "--ingest-srt",
+        &ingest,
+    ]);
+    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
+    let output = run(session.command(&[
+        "--device",
+        "test",
+        "--size",
+        "320x240",
+        "--source",
+        "src_cam1",
+        "--duration",
+        "3",
+        "--api-url",
+        &standin.origin,
+    ]));
+    let events = receiver.stop();
+    assert_exit(&output, 0);
+    assert_contains(
+        &output,
+        "authenticating to the TRaX API with the stored login",
+    );
+    assert_contains(&output, "stored_in=the system keystore");
+    let accepted = events
+        .iter()
+        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
+        .count();
+    assert_eq!(accepted, 1, "{events:?}");
+    let renewed_access = session.token("access_token");
+    assert_ne!(
+        renewed_access, original_access,
+        "the access token is unchanged"
+    );
+    assert!(!session.token_file().exists());
+    let tokens = [
+        original_access,
+        renewed_access,
+        session.token("refresh_token"),
+    ];
+    assert_no_tokens(&[&output], &tokens);
+}
