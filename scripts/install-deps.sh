@@ -32,6 +32,9 @@ packages=(
   # make bench: /usr/bin/time -v for CPU time and peak RSS, hyperfine for
   # short commands, perf stat for hardware counters where the kernel allows
   time hyperfine linux-perf
+  # the keystore login test: a private D-Bus session bus, a Secret Service
+  # (gnome-keyring-daemon) and secret-tool to look up the stored item
+  dbus-daemon gnome-keyring libsecret-tools
 )
 
 missing=()

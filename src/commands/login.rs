@@ -104,17 +104,16 @@ pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
 
 /// Prints who is logged in and until when, never a token.
 fn status(store: &TokenStore) -> Result<(), Fatal> {
-    let login = store
-        .load()
+    let (login, place) = store
+        .load_with_place()
         .map_err(fatal)?
         .ok_or_else(|| fatal(OAuthError::NotLoggedIn))?;
     crate::commands::write_stdout(&format!(
-        "logged in as {} at {} (client {})\n{}\ntokens stored in {}\n",
+        "logged in as {} at {} (client {})\n{}\ntokens stored in {place}\n",
         login.who(),
         login.issuer,
         login.client_id,
         validity(&login),
-        store.describe()
     ))
 }
 

@@ -8,6 +8,7 @@ pub mod bridge_process;
 pub mod encoder;
 pub mod fault_peers;
 pub mod h264_frames;
+pub mod keystore;
 pub mod media;
 pub mod nginx;
 pub mod oidc;

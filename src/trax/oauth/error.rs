@@ -79,6 +79,8 @@ pub enum OAuthError {
 
     #[error("cannot use the token file {}: {reason}", path.display())]
     TokenFile { path: PathBuf, reason: String },
+    #[error("cannot read the login from the system keystore ({cause}): {fix}")]
+    Keystore { cause: String, fix: &'static str },
 
     #[error("cannot listen for the login redirect on 127.0.0.1: {0}")]
     Listener(String),
@@ -107,6 +109,7 @@ impl OAuthError {
             | Self::InvalidResponse { .. }
             | Self::RedirectTimedOut { .. }
             | Self::TokenFile { .. }
+            | Self::Keystore { .. }
             | Self::Listener(_) => ExitStatus::Other,
         }
     }

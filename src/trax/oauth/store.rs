@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tracing::debug;
+use tracing::warn;
 
 /// Name of the token file in its directory.
 pub const TOKEN_FILE_NAME: &str = "oauth-login.json";
@@ -110,47 +110,75 @@ impl TokenStore {
     /// Returns a place for messages: the file's path or the keystore.
     pub fn describe(&self) -> String {
         match self {
-            Self::Keyring { .. } => "the system keystore".into(),
+            Self::Keyring { .. } => KEYSTORE.into(),
             Self::File(path) => path.display().to_string(),
         }
     }
 
-    /// Returns whether a login is stored, without reading the tokens.
+    /// Returns whether a login is stored, without reading the tokens. A
+    /// keystore that fails counts as containing one, so that [`Self::load`]
+    /// reports why it cannot be read in place of "not logged in".
     pub fn has_login(&self) -> bool {
-        if let Self::Keyring { .. } = self {
-            if keyring_entry()
-                .and_then(|entry| entry.get_password())
-                .is_ok()
-            {
-                return true;
-            }
+        if self.file_path().exists() {
+            return true;
         }
-        self.file_path().exists()
+        match self {
+            Self::Keyring { .. } => !matches!(
+                keyring_entry().and_then(|entry| entry.get_password()),
+                Err(keyring::Error::NoEntry)
+            ),
+            Self::File(_) => false,
+        }
     }
 
     /// Reads the stored login, `None` when there is none.
     pub fn load(&self) -> Result<Option<StoredLogin>, OAuthError> {
-        if let Self::Keyring { fallback } = self {
-            match keyring_entry().and_then(|entry| entry.get_password()) {
-                Ok(json) => return parse(&json, "the system keystore").map(Some),
-                Err(keyring::Error::NoEntry) => {}
-                Err(error) => debug!(%error, "the system keystore cannot be read"),
-            }
-            return read_file(fallback);
+        Ok(self.load_with_place()?.map(|(login, _)| login))
+    }
+
+    /// Reads the stored login and returns it with its place for messages,
+    /// `None` when there is none.
+    ///
+    /// With the keystore, the fallback file comes first: it exists only
+    /// when the last save could not reach the keystore (a save to the
+    /// keystore deletes it), so it is newer than any login the keystore
+    /// still has. A keystore that fails without such a file is an error,
+    /// because a login may be in it.
+    pub fn load_with_place(&self) -> Result<Option<(StoredLogin, String)>, OAuthError> {
+        let file = self.file_path();
+        let Self::Keyring { .. } = self else {
+            return Ok(read_file(file)?.map(|login| (login, self.describe())));
+        };
+        if let Some(login) = read_file(file)? {
+            return Ok(Some((login, file.display().to_string())));
         }
-        read_file(self.file_path())
+        match keyring_entry().and_then(|entry| entry.get_password()) {
+            Ok(json) => Ok(Some((parse(&json, KEYSTORE)?, KEYSTORE.into()))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(error) => Err(keystore_error(&error)),
+        }
     }
 
     /// Stores `login`, replacing any earlier one. Returns where it went.
+    ///
+    /// When the keystore fails (locked, stopped, or the bus address leads
+    /// nowhere), the login goes to the fallback file with a warning. The
+    /// tokens must not be lost: a refresh may have rotated the refresh
+    /// token, and a stream that is on air needs the new one.
     pub fn save(&self, login: &StoredLogin) -> Result<String, OAuthError> {
         let json = serde_json::to_string_pretty(login).expect("a login serializes");
         if let Self::Keyring { fallback } = self {
             match keyring_entry().and_then(|entry| entry.set_password(&json)) {
                 Ok(()) => {
                     remove_file(fallback)?;
-                    return Ok("the system keystore".into());
+                    return Ok(KEYSTORE.into());
                 }
-                Err(error) => debug!(%error, "the system keystore cannot be written; using a file"),
+                Err(error) => warn!(
+                    error = %error,
+                    file = %fallback.display(),
+                    "cannot store the login in the system keystore; storing it in an owner-only \
+                     file instead"
+                ),
             }
         }
         write_file(self.file_path(), &json)?;
@@ -158,19 +186,19 @@ impl TokenStore {
     }
 
     /// Takes an exclusive lock that serialises refreshes across processes,
-    /// as of several services that share one state directory. A refresh
-    /// token that rotates must not be used twice. The keystore needs none,
-    /// since it belongs to one desktop session.
-    pub fn lock_for_refresh(&self) -> Result<Option<fs::File>, OAuthError> {
-        let Self::File(path) = self else {
-            return Ok(None);
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
+    /// as of several services that share one state directory, or several
+    /// runs of one desktop session that share the keystore. A refresh
+    /// token that rotates must not be used twice. The lock file sits in
+    /// the token file's directory, the fallback file's with the keystore.
+    pub fn lock_for_refresh(&self) -> Result<fs::File, OAuthError> {
+        let dir = self.file_path().parent().unwrap_or(Path::new("."));
         let lock_path = dir.join(format!(".{TOKEN_FILE_NAME}.lock"));
         let lock_error = |reason: String| OAuthError::TokenFile {
             path: lock_path.clone(),
             reason,
         };
+        create_private_dir(dir)
+            .map_err(|error| lock_error(format!("cannot create its directory: {error}")))?;
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -185,20 +213,54 @@ impl TokenStore {
         if locked != 0 {
             return Err(lock_error(std::io::Error::last_os_error().to_string()));
         }
-        Ok(Some(file))
+        Ok(file)
     }
 
     /// Deletes the stored login wherever it is. Returns whether one existed.
+    /// A keystore that fails is only logged, because the login it may
+    /// hold is unreachable to this process as well.
     pub fn delete(&self) -> Result<bool, OAuthError> {
         let mut deleted = false;
         if let Self::Keyring { .. } = self {
             match keyring_entry().and_then(|entry| entry.delete_credential()) {
                 Ok(()) => deleted = true,
                 Err(keyring::Error::NoEntry) => {}
-                Err(error) => debug!(%error, "the system keystore cannot be cleared"),
+                Err(error) => warn!(
+                    error = %error,
+                    "cannot delete the login from the system keystore; delete the item \
+                     service=bridge username={KEYRING_ACCOUNT} there yourself"
+                ),
             }
         }
         Ok(remove_file(self.file_path())? || deleted)
+    }
+}
+
+/// The keystore's name in messages.
+const KEYSTORE: &str = "the system keystore";
+
+/// Converts a keystore failure into an error with the fix.
+fn keystore_error(error: &keyring::Error) -> OAuthError {
+    let fix = match error {
+        keyring::Error::NoStorageAccess(_) => {
+            "the keystore is locked or denied access: unlock it (log in to the desktop, or \
+             unlock the login keyring), or give --state-dir DIR and run `bridge login` again to \
+             keep the tokens in a file"
+        }
+        keyring::Error::PlatformFailure(_) => {
+            "no Secret Service answers on the D-Bus session bus of DBUS_SESSION_BUS_ADDRESS: \
+             start the desktop's keyring, or unset DBUS_SESSION_BUS_ADDRESS (or give --state-dir \
+             DIR) and run `bridge login` again to keep the tokens in a file"
+        }
+        _ => {
+            "delete the keystore's items with service=bridge and username=trax-oauth-login \
+             (such as with `secret-tool clear service bridge username trax-oauth-login`), then \
+             run `bridge login` again"
+        }
+    };
+    OAuthError::Keystore {
+        cause: error.to_string(),
+        fix,
     }
 }
 
@@ -226,9 +288,8 @@ fn keystore_reachable(env: &dyn Fn(&str) -> Option<String>) -> bool {
     env("DBUS_SESSION_BUS_ADDRESS").is_some_and(|address| !address.is_empty())
 }
 
-// NOTE: the keystore path has not run against a real Secret Service or
-// Keychain. The tests use the file store, since their machine has no D-Bus
-// session.
+// NOTE: tests/oauth_keystore.rs runs this against gnome-keyring-daemon
+// (Secret Service) on a private session bus. The macOS Keychain has not run.
 fn keyring_entry() -> keyring::Result<keyring::Entry> {
     keyring::Entry::new(KEYRING_SERVICE, KEYRING_ACCOUNT)
 }
@@ -290,13 +351,8 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         reason,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
-    }
+    create_private_dir(dir)
+        .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
     let temporary = dir.join(format!(".{TOKEN_FILE_NAME}.{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     let mut file = OpenOptions::new()
@@ -315,6 +371,17 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         return Err(file_error(error.to_string()));
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents with mode 0700, unless it exists.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Gives `file` to the owner of `dir` when root writes into another user's
@@ -372,10 +439,18 @@ mod tests {
 
     #[test]
     fn locate_prefers_state_dir() {
-        let env = env_of(&[("STATE_DIRECTORY", "/var/lib/bridge"), ("HOME", "/home/u")]);
+        // A session bus left in a root shell's environment does not move
+        // a service's tokens into that session's keystore.
+        let env = env_of(&[
+            ("STATE_DIRECTORY", "/var/lib/bridge"),
+            ("HOME", "/home/u"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus"),
+        ]);
         let store = TokenStore::locate(Some(Path::new("/srv/state")), &env);
+        assert!(matches!(store, TokenStore::File(_)), "{store:?}");
         assert_eq!(store.file_path(), Path::new("/srv/state/oauth-login.json"));
         let store = TokenStore::locate(None, &env);
+        assert!(matches!(store, TokenStore::File(_)), "{store:?}");
         assert_eq!(
             store.file_path(),
             Path::new("/var/lib/bridge/oauth-login.json")
