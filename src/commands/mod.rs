@@ -3,6 +3,7 @@
 pub mod login;
 
 use crate::app::api_client;
+use crate::capture::discovery::report::clean;
 use crate::capture::discovery::{self, report, DiscoveryPaths};
 use crate::cli::{ApiArgs, DevicesArgs, EncodersArgs, ListArgs, SourcesArgs};
 use crate::config::build::api_settings;
@@ -125,7 +126,7 @@ fn encoder_table(statuses: &[encode::EncoderStatus]) -> Vec<String> {
         lines.push(row.clone());
         if status.registered {
             if let Some(reason) = &status.reason {
-                lines.push(format!("    why: {}", table_cell(reason)));
+                lines.push(format!("    why: {}", clean(reason)));
             }
         } else {
             lines.push(format!("    provided by: {}", status.provided_by));
@@ -271,7 +272,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), Fatal> {
 fn format_table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| row.iter().map(|cell| table_cell(cell)).collect())
+        .map(|row| row.iter().map(|cell| clean(cell)).collect())
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
@@ -295,19 +296,6 @@ fn format_table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     lines
 }
 
-/// Escapes the control characters of one table cell (`\n`, `\u{1b}`).
-fn table_cell(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,7 +310,7 @@ mod tests {
             ("Caméra", "Caméra"),
         ];
         for (cell, expected) in cases {
-            assert_eq!(table_cell(cell), expected, "{cell:?}");
+            assert_eq!(clean(cell), expected, "{cell:?}");
         }
     }
 

@@ -87,9 +87,10 @@ fn device_block(device: &CaptureDevice) -> Vec<String> {
     lines
 }
 
-/// Escapes control characters in names the device reports, so a name
-/// cannot forge a line or drive the terminal.
-fn clean(text: &str) -> String {
+/// Escapes control characters (`\n`, `\u{1b}`) in text from outside, such
+/// as names a device reports, so the text cannot forge a line or drive the
+/// terminal.
+pub(crate) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {
