@@ -77,6 +77,13 @@ pub enum OAuthError {
     #[error("the token file {} is readable or writable by other users (mode {mode:o}): run `chmod 600 {}`, or delete it and run `bridge login` again", path.display(), path.display())]
     LoosePermissions { path: PathBuf, mode: u32 },
 
+    #[error("the token file {} is owned by uid {owner}, not by this user (uid {user}): delete it and run `bridge login` again, or run `chown {user} {}` if that login is yours", path.display(), path.display())]
+    ForeignOwner {
+        path: PathBuf,
+        owner: u32,
+        user: u32,
+    },
+
     #[error("cannot use the token file {}: {reason}", path.display())]
     TokenFile { path: PathBuf, reason: String },
 
@@ -93,7 +100,8 @@ impl OAuthError {
             | Self::InvalidSetting { .. }
             | Self::CaFile { .. }
             | Self::NoDeviceFlow { .. }
-            | Self::LoosePermissions { .. } => ExitStatus::Usage,
+            | Self::LoosePermissions { .. }
+            | Self::ForeignOwner { .. } => ExitStatus::Usage,
             Self::StateMismatch
             | Self::IssuerMismatch { .. }
             | Self::AuthorizationDenied { .. }

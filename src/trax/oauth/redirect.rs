@@ -203,9 +203,8 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 }
 
 /// Reads the request line's target and sorts the redirect's parameters.
-/// The `state` is checked first, so that neither an error nor a missing code
-/// from a request this login did not cause ends up in front of the user as
-/// the provider's word.
+/// The `state` is checked first, so that a request this login did not cause
+/// cannot end it with a made-up provider error.
 fn parse_request(head: &str, expected_state: &str) -> Callback {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
