@@ -647,6 +647,37 @@ fn logout_revokes_and_deletes() {
 }
 
 #[test]
+fn logout_over_http_reports_once() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+
+    let logout = run(login.command(&["logout"]));
+    assert_exit(&logout, 1);
+    let stdout = String::from_utf8_lossy(&logout.stdout);
+    let stderr = String::from_utf8_lossy(&logout.stderr);
+    assert!(stdout.contains("deleted the stored login"), "{stdout}");
+    assert!(
+        stdout.contains("/session/end?client_id=bridge-test"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("could not be revoked"), "{stdout}");
+    assert_eq!(
+        stderr.matches("could not be revoked").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/token/revocation is not https"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stay valid until they expire"), "{stderr}");
+    assert!(!login.file().exists());
+    assert_no_tokens(&[&logout], &tokens);
+}
+
+#[test]
 fn source_run_publishes_with_login() {
     let _guard = support::setup();
     let provider = Provider::start(&[]);

@@ -81,9 +81,8 @@ pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
              they expire"
                 .into(),
         ),
-        Err(error) => lines.push(format!(
-            "warning: the tokens could not be revoked ({error}); they stay valid until they expire"
-        )),
+        // The failure is reported once, as the error below.
+        Err(_) => {}
     }
     match end_session_url(&login) {
         Some(url) => lines.push(format!(
@@ -97,7 +96,13 @@ pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
     }
     let outcome = crate::commands::write_stdout(&(lines.join("\n") + "\n"));
     match revoked {
-        Err(error) => Err(fatal(error)),
+        Err(error) => Err(Fatal::new(
+            ExitStatus::Other,
+            anyhow::anyhow!(
+                "the stored login was deleted, but its tokens could not be revoked ({error}); \
+                 they stay valid until they expire"
+            ),
+        )),
         Ok(_) => outcome,
     }
 }

@@ -184,6 +184,18 @@ pub fn revoke(http: &reqwest::blocking::Client, login: &StoredLogin) -> Result<b
     let Some(endpoint) = &login.revocation_endpoint else {
         return Ok(false);
     };
+    // oauth2 sends revocation requests over https only, as RFC 7009 requires
+    // TLS, so a plain-http endpoint (a loopback test provider) gets a clear
+    // error in place of the crate's.
+    if !endpoint.starts_with("https://") {
+        return Err(OAuthError::InvalidResponse {
+            operation: "the revocation".into(),
+            reason: format!(
+                "the revocation endpoint {endpoint} is not https, and tokens are revoked \
+                 over https only"
+            ),
+        });
+    }
     let url =
         RevocationUrl::new(endpoint.clone()).map_err(|error| OAuthError::InvalidResponse {
             operation: "the revocation".into(),
