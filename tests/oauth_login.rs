@@ -580,6 +580,33 @@ fn failed_refresh_asks_for_login() {
 }
 
 #[test]
+fn unreachable_provider_keeps_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+    let refresh_token = login.token("refresh_token");
+    // A loopback port that was free a moment ago stands for a provider
+    // that is down.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(0);
+        stored["token_endpoint"] = Value::from(format!("http://127.0.0.1:{closed_port}/token"));
+    });
+    let output = studios(&login, &standin);
+    assert_exit(&output, 1);
+    let printed = text(&output);
+    assert!(printed.contains("the stored login is kept"), "{printed}");
+    assert!(!printed.contains("run `bridge login` again"), "{printed}");
+    assert_eq!(login.token("refresh_token"), refresh_token);
+    assert_no_tokens(&[&output], &[refresh_token]);
+}
+
+#[test]
 fn logout_revokes_and_deletes() {
     // oauth2 revokes only over HTTPS, so this provider serves TLS with a
     // test CA that the bridge gets through --oauth-ca-file.

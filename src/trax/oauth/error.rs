@@ -69,6 +69,9 @@ pub enum OAuthError {
     #[error("the stored login cannot be refreshed ({reason}): run `bridge login` again")]
     RefreshFailed { reason: String },
 
+    #[error("the access token could not be refreshed ({cause}); the stored login is kept: try again once the identity provider answers")]
+    RefreshUnavailable { cause: String },
+
     #[error(
         "not logged in: run `bridge login`, or give an API key with TRAX_API_KEY or --api-key-file"
     )]
@@ -114,6 +117,7 @@ impl OAuthError {
             | Self::Tls { .. }
             | Self::InvalidResponse { .. }
             | Self::RedirectTimedOut { .. }
+            | Self::RefreshUnavailable { .. }
             | Self::TokenFile { .. }
             | Self::Listener(_) => ExitStatus::Other,
         }
