@@ -345,6 +345,22 @@ fn plain_http_issuer_rejected() {
     assert!(text(&output).contains("loopback"), "{}", text(&output));
 }
 
+#[test]
+fn issuer_spelled_differently_rejected() {
+    let provider = Provider::start(&[]);
+    // The provider names itself http://127.0.0.1:PORT, so the same server
+    // reached as localhost is another issuer string.
+    let mut login = Login::new(&provider);
+    login.issuer = provider.issuer.replace("127.0.0.1", "localhost");
+    let output = login.login();
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains(&login.issuer), "{printed}");
+    assert!(printed.contains(&provider.issuer), "{printed}");
+    assert!(printed.contains("exactly as"), "{printed}");
+    assert!(!login.file().exists());
+}
+
 /// Starts `bridge login --device-code`, waits for its prompt and returns
 /// the child, the verification URI and the user code.
 fn start_device_login(login: &Login) -> (Child, mpsc::Receiver<String>, String, String) {
