@@ -483,6 +483,26 @@ fn device_code_expiry() {
 }
 
 #[test]
+fn device_flow_unknown_client() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let output = run(login.command(&[
+        "login",
+        "--device-code",
+        "--oauth-issuer",
+        &provider.issuer,
+        "--oauth-client-id",
+        "unregistered-app",
+    ]));
+    assert_exit(&output, 3);
+    let printed = text(&output);
+    assert!(printed.contains("'unregistered-app'"), "{printed}");
+    assert!(printed.contains("invalid_client"), "{printed}");
+    assert!(printed.contains("--oauth-client-id"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
 fn device_flow_unavailable() {
     let provider = Provider::start(&["--no-device-flow"]);
     let login = Login::new(&provider);

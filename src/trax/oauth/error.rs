@@ -53,7 +53,10 @@ pub enum OAuthError {
     #[error("the identity provider returned an error to the login: {code}{description}")]
     AuthorizationDenied { code: String, description: String },
 
-    #[error("the identity provider rejected {operation}: {code}{description}")]
+    #[error(
+        "the identity provider rejected {operation}: {code}{description}{}",
+        rejection_fix(code)
+    )]
     Rejected {
         operation: String,
         code: String,
@@ -121,6 +124,19 @@ impl OAuthError {
             | Self::TokenFile { .. }
             | Self::Listener(_) => ExitStatus::Other,
         }
+    }
+}
+
+/// Returns what to do about a standard OAuth error code (RFC 6749 section
+/// 5.2), or nothing for codes without a fix the user can make.
+fn rejection_fix(code: &str) -> &'static str {
+    match code {
+        "invalid_client" | "unauthorized_client" => {
+            ": check that the client id is the one TRaX registered for this app \
+             (--oauth-client-id, TRAX_OAUTH_CLIENT_ID or oauth_client_id)"
+        }
+        "invalid_scope" => ": ask the TRaX team to allow the scopes openid, profile and email",
+        _ => "",
     }
 }
 

@@ -99,7 +99,10 @@ pub fn start_device_login(
         .exchange_device_code()
         .add_scopes(extra_scopes())
         .request(&provider.http)
-        .map_err(|error| token_error("the device authorization request", error))?;
+        .map_err(|error| {
+            let operation = format!("the device authorization request of client '{client_id}'");
+            token_error(&operation, error)
+        })?;
     let prompt = DevicePrompt {
         verification_uri: details.verification_uri().to_string(),
         verification_uri_complete: details
