@@ -483,6 +483,34 @@ fn device_code_expiry() {
 }
 
 #[test]
+fn unwritable_state_dir_before_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    // A plain file where the state directory should be.
+    let not_a_dir = login.state.path().join("plain-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let mut command = Command::new(BRIDGE);
+    command
+        .args(["login", "--oauth-issuer", &provider.issuer])
+        .args(["--oauth-client-id", CLIENT_ID, "--timeout", "60"])
+        .arg("--state-dir")
+        .arg(&not_a_dir)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("STATE_DIRECTORY")
+        .env("BROWSER", oidc_dir().join("browser.sh"))
+        .stdin(Stdio::null());
+    let output = run(command);
+    assert_exit(&output, 1);
+    let printed = text(&output);
+    assert!(
+        printed.contains(&not_a_dir.display().to_string()),
+        "{printed}"
+    );
+    assert!(!printed.contains("Log in to TRaX"), "{printed}");
+    assert!(provider.token_requests().is_empty(), "{printed}");
+}
+
+#[test]
 fn device_flow_unknown_client() {
     let provider = Provider::start(&[]);
     let login = Login::new(&provider);

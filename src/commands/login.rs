@@ -29,6 +29,7 @@ pub fn login(args: &LoginArgs) -> Result<(), Fatal> {
         ));
     }
     let client_id = settings.require_client_id().map_err(fatal)?.to_string();
+    store.check_writable().map_err(fatal)?;
     let provider = Provider::discover(&settings).map_err(fatal)?;
 
     let mut login = if args.device_code {

@@ -157,6 +157,43 @@ impl TokenStore {
         Ok(self.file_path().display().to_string())
     }
 
+    /// Checks that the token file's directory exists or can be created and
+    /// takes new files, so that a login is not lost at its end. The keystore
+    /// is not checked, since the file is only its fallback.
+    pub fn check_writable(&self) -> Result<(), OAuthError> {
+        let Self::File(path) = self else {
+            return Ok(());
+        };
+        let file_error = |reason: String| OAuthError::TokenFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        create_dir(dir)
+            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
+        let probe = dir.join(format!(".{TOKEN_FILE_NAME}.{}.probe", std::process::id()));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::NotADirectory {
+                    return file_error(format!(
+                        "{} is not a directory: give --state-dir (or state_dir) a directory",
+                        dir.display()
+                    ));
+                }
+                file_error(format!(
+                    "{error}: make {} writable for this user, or give --state-dir another \
+                     directory",
+                    dir.display()
+                ))
+            })?;
+        let _ = fs::remove_file(&probe);
+        Ok(())
+    }
+
     /// Takes an exclusive lock that serialises refreshes across processes,
     /// as of several services that share one state directory. A refresh
     /// token that rotates must not be used twice. The keystore needs none,
@@ -327,13 +364,7 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         reason,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
-    }
+    create_dir(dir).map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
     let temporary = dir.join(format!(".{TOKEN_FILE_NAME}.{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     let mut file = OpenOptions::new()
@@ -352,6 +383,17 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
         return Err(file_error(error.to_string()));
     }
     Ok(())
+}
+
+/// Creates `dir` with mode 0700 unless it exists.
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Gives `file` to the owner of `dir` when root writes into another user's
