@@ -345,6 +345,22 @@ fn plain_http_issuer_rejected() {
     assert!(text(&output).contains("loopback"), "{}", text(&output));
 }
 
+#[test]
+fn issuer_spelled_differently_rejected() {
+    let provider = Provider::start(&[]);
+    // The provider names itself http://127.0.0.1:PORT, so the same server
+    // reached as localhost is another issuer string.
+    let mut login = Login::new(&provider);
+    login.issuer = provider.issuer.replace("127.0.0.1", "localhost");
+    let output = login.login();
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains(&login.issuer), "{printed}");
+    assert!(printed.contains(&provider.issuer), "{printed}");
+    assert!(printed.contains("exactly as"), "{printed}");
+    assert!(!login.file().exists());
+}
+
 /// Starts `bridge login --device-code`, waits for its prompt and returns
 /// the child, the verification URI and the user code.
 fn start_device_login(login: &Login) -> (Child, mpsc::Receiver<String>, String, String) {
@@ -467,6 +483,54 @@ fn device_code_expiry() {
 }
 
 #[test]
+fn unwritable_state_dir_before_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    // A plain file where the state directory should be.
+    let not_a_dir = login.state.path().join("plain-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let mut command = Command::new(BRIDGE);
+    command
+        .args(["login", "--oauth-issuer", &provider.issuer])
+        .args(["--oauth-client-id", CLIENT_ID, "--timeout", "60"])
+        .arg("--state-dir")
+        .arg(&not_a_dir)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("STATE_DIRECTORY")
+        .env("BROWSER", oidc_dir().join("browser.sh"))
+        .stdin(Stdio::null());
+    let output = run(command);
+    assert_exit(&output, 1);
+    let printed = text(&output);
+    assert!(
+        printed.contains(&not_a_dir.display().to_string()),
+        "{printed}"
+    );
+    assert!(!printed.contains("Log in to TRaX"), "{printed}");
+    assert!(provider.token_requests().is_empty(), "{printed}");
+}
+
+#[test]
+fn device_flow_unknown_client() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let output = run(login.command(&[
+        "login",
+        "--device-code",
+        "--oauth-issuer",
+        &provider.issuer,
+        "--oauth-client-id",
+        "unregistered-app",
+    ]));
+    assert_exit(&output, 3);
+    let printed = text(&output);
+    assert!(printed.contains("'unregistered-app'"), "{printed}");
+    assert!(printed.contains("invalid_client"), "{printed}");
+    assert!(printed.contains("--oauth-client-id"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
 fn device_flow_unavailable() {
     let provider = Provider::start(&["--no-device-flow"]);
     let login = Login::new(&provider);
@@ -580,6 +644,33 @@ fn failed_refresh_asks_for_login() {
 }
 
 #[test]
+fn unreachable_provider_keeps_login() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let standin = standin_for(&provider);
+    let refresh_token = login.token("refresh_token");
+    // A loopback port that was free a moment ago stands for a provider
+    // that is down.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    edit_stored(&login, |stored| {
+        stored["expires_at"] = Value::from(0);
+        stored["token_endpoint"] = Value::from(format!("http://127.0.0.1:{closed_port}/token"));
+    });
+    let output = studios(&login, &standin);
+    assert_exit(&output, 1);
+    let printed = text(&output);
+    assert!(printed.contains("the stored login is kept"), "{printed}");
+    assert!(!printed.contains("run `bridge login` again"), "{printed}");
+    assert_eq!(login.token("refresh_token"), refresh_token);
+    assert_no_tokens(&[&output], &[refresh_token]);
+}
+
+#[test]
 fn logout_revokes_and_deletes() {
     // oauth2 revokes only over HTTPS, so this provider serves TLS with a
     // test CA that the bridge gets through --oauth-ca-file.
@@ -644,6 +735,37 @@ fn logout_revokes_and_deletes() {
     let again = run(login.command(&["logout"]));
     assert_exit(&again, 0);
     assert!(text(&again).contains("not logged in"), "{}", text(&again));
+}
+
+#[test]
+fn logout_over_http_reports_once() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let tokens = [login.token("access_token"), login.token("refresh_token")];
+
+    let logout = run(login.command(&["logout"]));
+    assert_exit(&logout, 1);
+    let stdout = String::from_utf8_lossy(&logout.stdout);
+    let stderr = String::from_utf8_lossy(&logout.stderr);
+    assert!(stdout.contains("deleted the stored login"), "{stdout}");
+    assert!(
+        stdout.contains("/session/end?client_id=bridge-test"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("could not be revoked"), "{stdout}");
+    assert_eq!(
+        stderr.matches("could not be revoked").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/token/revocation is not https"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stay valid until they expire"), "{stderr}");
+    assert!(!login.file().exists());
+    assert_no_tokens(&[&logout], &tokens);
 }
 
 #[test]

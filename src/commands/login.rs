@@ -29,6 +29,7 @@ pub fn login(args: &LoginArgs) -> Result<(), Fatal> {
         ));
     }
     let client_id = settings.require_client_id().map_err(fatal)?.to_string();
+    store.check_writable().map_err(fatal)?;
     let provider = Provider::discover(&settings).map_err(fatal)?;
 
     let mut login = if args.device_code {
@@ -81,9 +82,8 @@ pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
              they expire"
                 .into(),
         ),
-        Err(error) => lines.push(format!(
-            "warning: the tokens could not be revoked ({error}); they stay valid until they expire"
-        )),
+        // The failure is reported once, as the error below.
+        Err(_) => {}
     }
     match end_session_url(&login) {
         Some(url) => lines.push(format!(
@@ -97,7 +97,13 @@ pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
     }
     let outcome = crate::commands::write_stdout(&(lines.join("\n") + "\n"));
     match revoked {
-        Err(error) => Err(fatal(error)),
+        Err(error) => Err(Fatal::new(
+            ExitStatus::Other,
+            anyhow::anyhow!(
+                "the stored login was deleted, but its tokens could not be revoked ({error}); \
+                 they stay valid until they expire"
+            ),
+        )),
         Ok(_) => outcome,
     }
 }

@@ -53,7 +53,10 @@ pub enum OAuthError {
     #[error("the identity provider returned an error to the login: {code}{description}")]
     AuthorizationDenied { code: String, description: String },
 
-    #[error("the identity provider rejected {operation}: {code}{description}")]
+    #[error(
+        "the identity provider rejected {operation}: {code}{description}{}",
+        rejection_fix(code)
+    )]
     Rejected {
         operation: String,
         code: String,
@@ -69,6 +72,9 @@ pub enum OAuthError {
     #[error("the stored login cannot be refreshed ({reason}): run `bridge login` again")]
     RefreshFailed { reason: String },
 
+    #[error("the access token could not be refreshed ({cause}); the stored login is kept: try again once the identity provider answers")]
+    RefreshUnavailable { cause: String },
+
     #[error(
         "not logged in: run `bridge login`, or give an API key with TRAX_API_KEY or --api-key-file"
     )]
@@ -76,6 +82,13 @@ pub enum OAuthError {
 
     #[error("the token file {} is readable or writable by other users (mode {mode:o}): run `chmod 600 {}`, or delete it and run `bridge login` again", path.display(), path.display())]
     LoosePermissions { path: PathBuf, mode: u32 },
+
+    #[error("the token file {} is owned by uid {owner}, not by this user (uid {user}): delete it and run `bridge login` again, or run `chown {user} {}` if that login is yours", path.display(), path.display())]
+    ForeignOwner {
+        path: PathBuf,
+        owner: u32,
+        user: u32,
+    },
 
     #[error("cannot use the token file {}: {reason}", path.display())]
     TokenFile { path: PathBuf, reason: String },
@@ -95,7 +108,8 @@ impl OAuthError {
             | Self::InvalidSetting { .. }
             | Self::CaFile { .. }
             | Self::NoDeviceFlow { .. }
-            | Self::LoosePermissions { .. } => ExitStatus::Usage,
+            | Self::LoosePermissions { .. }
+            | Self::ForeignOwner { .. } => ExitStatus::Usage,
             Self::StateMismatch
             | Self::IssuerMismatch { .. }
             | Self::AuthorizationDenied { .. }
@@ -108,10 +122,24 @@ impl OAuthError {
             | Self::Tls { .. }
             | Self::InvalidResponse { .. }
             | Self::RedirectTimedOut { .. }
+            | Self::RefreshUnavailable { .. }
             | Self::TokenFile { .. }
             | Self::Keystore { .. }
             | Self::Listener(_) => ExitStatus::Other,
         }
+    }
+}
+
+/// Returns what to do about a standard OAuth error code (RFC 6749 section
+/// 5.2), or nothing for codes without a fix the user can make.
+fn rejection_fix(code: &str) -> &'static str {
+    match code {
+        "invalid_client" | "unauthorized_client" => {
+            ": check that the client id is the one TRaX registered for this app \
+             (--oauth-client-id, TRAX_OAUTH_CLIENT_ID or oauth_client_id)"
+        }
+        "invalid_scope" => ": ask the TRaX team to allow the scopes openid, profile and email",
+        _ => "",
     }
 }
 

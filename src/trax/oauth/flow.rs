@@ -99,7 +99,10 @@ pub fn start_device_login(
         .exchange_device_code()
         .add_scopes(extra_scopes())
         .request(&provider.http)
-        .map_err(|error| token_error("the device authorization request", error))?;
+        .map_err(|error| {
+            let operation = format!("the device authorization request of client '{client_id}'");
+            token_error(&operation, error)
+        })?;
     let prompt = DevicePrompt {
         verification_uri: details.verification_uri().to_string(),
         verification_uri_complete: details
@@ -184,6 +187,18 @@ pub fn revoke(http: &reqwest::blocking::Client, login: &StoredLogin) -> Result<b
     let Some(endpoint) = &login.revocation_endpoint else {
         return Ok(false);
     };
+    // oauth2 sends revocation requests over https only, as RFC 7009 requires
+    // TLS, so a plain-http endpoint (a loopback test provider) gets a clear
+    // error in place of the crate's.
+    if !endpoint.starts_with("https://") {
+        return Err(OAuthError::InvalidResponse {
+            operation: "the revocation".into(),
+            reason: format!(
+                "the revocation endpoint {endpoint} is not https, and tokens are revoked \
+                 over https only"
+            ),
+        });
+    }
     let url =
         RevocationUrl::new(endpoint.clone()).map_err(|error| OAuthError::InvalidResponse {
             operation: "the revocation".into(),

@@ -122,6 +122,21 @@ impl Provider {
                 );
                 fallback_endpoints(issuer, &settings.issuer)?
             }
+            // The one validation is that the document names this issuer
+            // (OpenID Connect Discovery 1.0 section 4.3), so the setting is
+            // what has to change.
+            Err(DiscoveryError::Validation(reason)) => {
+                return Err(OAuthError::InvalidSetting {
+                    setting: "OAuth issuer",
+                    value: issuer_text,
+                    fix: format!(
+                        "the provider's discovery document does not match it ({}): give \
+                         --oauth-issuer (or TRAX_OAUTH_ISSUER, oauth_issuer) exactly as the \
+                         document names the issuer",
+                        excerpt(&reason, 300)
+                    ),
+                })
+            }
             Err(error) => return Err(discovery_error(operation, error)),
         };
         debug!(?endpoints, "identity provider endpoints");

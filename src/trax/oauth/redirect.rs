@@ -15,7 +15,8 @@ pub const CALLBACK_PATH: &str = "/callback";
 /// Largest request head read from the browser.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// How long one browser connection may take to send its request.
+/// How long one browser connection may take to send its whole request head,
+/// so that a client that sends a byte now and then cannot hold the listener.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the listener checks for a connection and the deadline.
@@ -26,7 +27,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 enum Callback {
     Code {
         code: String,
-        state: String,
         /// The issuer the provider names in the response (RFC 9207).
         issuer: Option<String>,
     },
@@ -35,6 +35,9 @@ enum Callback {
         description: String,
     },
     Invalid(&'static str),
+    /// A request to the redirect path whose `state` is missing or differs
+    /// from the one sent, whatever else it carries.
+    StateMismatch,
     OtherPath,
 }
 
@@ -107,7 +110,6 @@ fn handle_connection(
     expected_issuer: &str,
 ) -> Option<Result<String, OAuthError>> {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let head = match read_head(&mut stream) {
         Ok(head) => head,
         Err(error) => {
@@ -115,7 +117,7 @@ fn handle_connection(
             return None;
         }
     };
-    let (status, page, outcome) = match parse_request(&head) {
+    let (status, page, outcome) = match parse_request(&head, expected_state) {
         Callback::OtherPath => {
             respond(&mut stream, "404 Not Found", "Not found", "");
             return None;
@@ -143,7 +145,7 @@ fn handle_connection(
                 },
             }),
         ),
-        Callback::Code { state, .. } if state != expected_state => (
+        Callback::StateMismatch => (
             "400 Bad Request",
             "The login was rejected: the state in this redirect does not match the one \
              bridge sent, so the redirect may come from another site. Run bridge login again."
@@ -173,10 +175,21 @@ fn handle_connection(
     Some(outcome)
 }
 
+/// Reads the request head within `READ_TIMEOUT` in all, however the client
+/// spreads its bytes.
 fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let deadline = Instant::now() + READ_TIMEOUT;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 2048];
     while !buffer.windows(4).any(|window| window == b"\r\n\r\n") {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request head not complete in time",
+            ));
+        }
+        stream.set_read_timeout(Some(remaining))?;
         let read = stream.read(&mut chunk)?;
         if read == 0 {
             break;
@@ -190,7 +203,9 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 }
 
 /// Reads the request line's target and sorts the redirect's parameters.
-fn parse_request(head: &str) -> Callback {
+/// The `state` is checked first, so that a request this login did not cause
+/// cannot end it with a made-up provider error.
+fn parse_request(head: &str, expected_state: &str) -> Callback {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return Callback::OtherPath;
@@ -206,20 +221,21 @@ fn parse_request(head: &str) -> Callback {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.into_owned())
     };
+    if parameter("state").as_deref() != Some(expected_state) {
+        return Callback::StateMismatch;
+    }
     if let Some(code) = parameter("error") {
         return Callback::Error {
             code,
             description: parameter("error_description").unwrap_or_default(),
         };
     }
-    match (parameter("code"), parameter("state")) {
-        (Some(code), Some(state)) => Callback::Code {
+    match parameter("code") {
+        Some(code) => Callback::Code {
             code,
-            state,
             issuer: parameter("iss"),
         },
-        (Some(_), None) => Callback::Invalid("the redirect has no state"),
-        _ => Callback::Invalid("the redirect has no authorization code"),
+        None => Callback::Invalid("the redirect has no authorization code"),
     }
 }
 
@@ -262,7 +278,6 @@ mod tests {
                 "/callback?code=c1&state=s1",
                 Callback::Code {
                     code: "c1".into(),
-                    state: "s1".into(),
                     issuer: None,
                 },
             ),
@@ -270,7 +285,6 @@ mod tests {
                 "/callback?code=c1&state=s1&iss=https%3A%2F%2Fa.example",
                 Callback::Code {
                     code: "c1".into(),
-                    state: "s1".into(),
                     issuer: Some("https://a.example".into()),
                 },
             ),
@@ -281,10 +295,14 @@ mod tests {
                     description: "no way".into(),
                 },
             ),
+            ("/callback?code=c1", Callback::StateMismatch),
+            ("/callback?code=c1&state=s2", Callback::StateMismatch),
+            ("/callback?error=access_denied", Callback::StateMismatch),
             (
-                "/callback?code=c1",
-                Callback::Invalid("the redirect has no state"),
+                "/callback?error=access_denied&state=forged",
+                Callback::StateMismatch,
             ),
+            ("/callback?state=forged", Callback::StateMismatch),
             (
                 "/callback?state=s1",
                 Callback::Invalid("the redirect has no authorization code"),
@@ -292,10 +310,10 @@ mod tests {
             ("/favicon.ico", Callback::OtherPath),
         ];
         for (target, expected) in cases {
-            assert_eq!(parse_request(&request(target)), expected, "{target}");
+            assert_eq!(parse_request(&request(target), "s1"), expected, "{target}");
         }
         assert_eq!(
-            parse_request("POST /callback HTTP/1.1\r\n\r\n"),
+            parse_request("POST /callback HTTP/1.1\r\n\r\n", "s1"),
             Callback::OtherPath
         );
     }
@@ -361,6 +379,55 @@ mod tests {
             .join()
             .unwrap()
             .contains("another identity provider"));
+    }
+
+    #[test]
+    fn trickling_client_cut_off() {
+        let listener = RedirectListener::bind().unwrap();
+        let uri = listener.redirect_uri().to_string();
+        let port = Url::parse(&uri).unwrap().port().unwrap();
+        // Sends one byte every 500 ms for at most 30 s, far past READ_TIMEOUT,
+        // and reports whether the listener closed the connection meanwhile.
+        let trickler = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            for _ in 0..60 {
+                if stream.write_all(b"G").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            false
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let browser = std::thread::spawn(move || deliver(&uri, "/callback?code=c1&state=s1"));
+        let code = listener
+            .wait_for_code("s1", ISSUER, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(code, "c1");
+        assert!(browser.join().unwrap().contains("Logged in"));
+        assert!(
+            trickler.join().unwrap(),
+            "the trickling client kept the listener"
+        );
+    }
+
+    #[test]
+    fn forged_error_is_state_mismatch() {
+        let listener = RedirectListener::bind().unwrap();
+        let uri = listener.redirect_uri().to_string();
+        let browser = std::thread::spawn(move || {
+            deliver(
+                &uri,
+                "/callback?error=access_denied&error_description=forged",
+            )
+        });
+        let error = listener
+            .wait_for_code("s1", ISSUER, Duration::from_secs(10))
+            .unwrap_err();
+        assert!(matches!(error, OAuthError::StateMismatch), "{error:?}");
+        let page = browser.join().unwrap();
+        assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+        assert!(!page.contains("forged"), "{page}");
     }
 
     #[test]

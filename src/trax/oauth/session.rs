@@ -89,10 +89,17 @@ impl UserSession {
                 reason: format!("the stored token endpoint is invalid ({error})"),
             })?;
         let http = http_client(login.ca_file.as_deref(), is_loopback_url(&token_url))?;
+        // Only the provider's own rejection means the login is gone. A
+        // provider that is down or returns an invalid response leaves the
+        // refresh token valid, so that failure keeps exit 1 and a --source
+        // run retries.
         let refreshed = flow::refresh(&http, login).map_err(|error| match error {
             OAuthError::RefreshFailed { .. } => error,
-            other => OAuthError::RefreshFailed {
-                reason: other.to_string(),
+            OAuthError::Rejected { .. } => OAuthError::RefreshFailed {
+                reason: error.to_string(),
+            },
+            other => OAuthError::RefreshUnavailable {
+                cause: other.to_string(),
             },
         })?;
         let place = self.store.save(&refreshed)?;

@@ -185,6 +185,43 @@ impl TokenStore {
         Ok(self.file_path().display().to_string())
     }
 
+    /// Checks that the token file's directory exists or can be created and
+    /// takes new files, so that a login is not lost at its end. The keystore
+    /// is not checked, since the file is only its fallback.
+    pub fn check_writable(&self) -> Result<(), OAuthError> {
+        let Self::File(path) = self else {
+            return Ok(());
+        };
+        let file_error = |reason: String| OAuthError::TokenFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir)
+            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
+        let probe = dir.join(format!(".{TOKEN_FILE_NAME}.{}.probe", std::process::id()));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::NotADirectory {
+                    return file_error(format!(
+                        "{} is not a directory: give --state-dir (or state_dir) a directory",
+                        dir.display()
+                    ));
+                }
+                file_error(format!(
+                    "{error}: make {} writable for this user, or give --state-dir another \
+                     directory",
+                    dir.display()
+                ))
+            })?;
+        let _ = fs::remove_file(&probe);
+        Ok(())
+    }
+
     /// Takes an exclusive lock that serialises refreshes across processes,
     /// as of several services that share one state directory, or several
     /// runs of one desktop session that share the keystore. A refresh
@@ -315,7 +352,8 @@ fn json_error_kind(error: &serde_json::Error) -> &'static str {
     }
 }
 
-/// Reads the token file, rejecting one that others may read or write.
+/// Reads the token file, rejecting one that others may read or write or
+/// that another user owns.
 fn read_file(path: &Path) -> Result<Option<StoredLogin>, OAuthError> {
     let file_error = |reason: String| OAuthError::TokenFile {
         path: path.to_path_buf(),
@@ -324,6 +362,13 @@ fn read_file(path: &Path) -> Result<Option<StoredLogin>, OAuthError> {
     let metadata = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Err(file_error(format!(
+                "{} is not a directory: give --state-dir (or state_dir) a directory",
+                dir.display()
+            )));
+        }
         Err(error) => return Err(file_error(format!("{error}: check its permissions"))),
     };
     if !metadata.is_file() {
@@ -336,9 +381,38 @@ fn read_file(path: &Path) -> Result<Option<StoredLogin>, OAuthError> {
             mode,
         });
     }
-    let json = fs::read_to_string(path)
-        .map_err(|error| file_error(format!("{error}: check its permissions")))?;
+    check_owner(path, &metadata)?;
+    let bytes =
+        fs::read(path).map_err(|error| file_error(format!("{error}: check its permissions")))?;
+    let Ok(json) = String::from_utf8(bytes) else {
+        return Err(file_error(
+            "it is not a stored login (not UTF-8 text): delete it and run `bridge login` again"
+                .into(),
+        ));
+    };
     parse(&json, &path.display().to_string()).map(Some)
+}
+
+/// Rejects a token file that another user owns, because that user could
+/// replace the login the bridge acts with. Root may also read a file that
+/// the directory's owner owns, since `write_file` hands it to that owner.
+fn check_owner(path: &Path, metadata: &fs::Metadata) -> Result<(), OAuthError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let owner = metadata.uid();
+    if owner == euid {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir_owner = fs::metadata(dir).map(|dir| dir.uid()).ok();
+    if euid == 0 && dir_owner == Some(owner) {
+        return Ok(());
+    }
+    Err(OAuthError::ForeignOwner {
+        path: path.to_path_buf(),
+        owner,
+        user: euid,
+    })
 }
 
 /// Writes the token file with mode 0600 through a temporary file and a
@@ -510,6 +584,54 @@ mod tests {
         let metadata = fs::metadata(store.file_path()).unwrap();
         assert_eq!(metadata.uid(), expected_uid);
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+        assert!(store.load().unwrap().is_some());
+    }
+
+    #[test]
+    fn foreign_owner_rejected() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TOKEN_FILE_NAME);
+        let store = TokenStore::File(path.clone());
+        store.save(&login()).unwrap();
+        let error = if euid == 0 {
+            // Root's own directory, with a file that uid 65534 owns.
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            store.load().unwrap_err()
+        } else {
+            // Any other user checks a file that root owns.
+            let root_file = Path::new("/etc/passwd");
+            check_owner(root_file, &fs::metadata(root_file).unwrap()).unwrap_err()
+        };
+        let text = error.to_string();
+        assert!(text.contains("owned by uid"), "{text}");
+        assert!(text.contains(&format!("chown {euid}")), "{text}");
+        assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
+    }
+
+    #[test]
+    fn binary_file_is_not_a_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TOKEN_FILE_NAME);
+        fs::write(&path, b"\xff\xfe\x00").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let text = TokenStore::File(path).load().unwrap_err().to_string();
+        assert!(text.contains("not UTF-8"), "{text}");
+        assert!(text.contains("bridge login"), "{text}");
+        assert!(!text.contains("permissions"), "{text}");
+    }
+
+    #[test]
+    fn state_dir_that_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("plain-file");
+        fs::write(&not_a_dir, "").unwrap();
+        let store = TokenStore::File(not_a_dir.join(TOKEN_FILE_NAME));
+        let text = store.load().unwrap_err().to_string();
+        assert!(text.contains("is not a directory"), "{text}");
+        assert!(text.contains(&not_a_dir.display().to_string()), "{text}");
+        assert!(text.contains("--state-dir"), "{text}");
     }
 
     #[test]
