@@ -58,8 +58,24 @@ def parse_args():
         "any other NAME.md gets them in NAME-charts/ next to it)",
     )
     args = parser.parse_args()
-    if args.duration < 1 or args.repeats < 1:
-        parser.error(f"--duration ({args.duration}) and --repeats ({args.repeats}) must be at least 1")
+    # Check every option here, because a scenario that rejects one would
+    # only do so after the scenarios before it have run for minutes.
+    if args.duration < cost.MIN_DURATION_S:
+        parser.error(
+            f"--duration {args.duration} is too short: use at least {cost.MIN_DURATION_S}, "
+            "because a WHIP session takes about 1 s to connect"
+        )
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} is invalid: use at least 1")
+    if args.reconnect_cycles < 1:
+        parser.error(f"--reconnect-cycles {args.reconnect_cycles} is invalid: use at least 1")
+    folder = args.output.resolve().parent
+    if not folder.is_dir():
+        parser.error(f"--output {args.output}: folder {folder} not found: create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"--output {args.output}: folder {folder} is not writable: choose another")
+    if args.output.is_dir():
+        parser.error(f"--output {args.output} is a folder: give a file name such as {args.output / 'B.md'}")
     return args
 
 
@@ -72,6 +88,8 @@ def check_tools(args):
         sys.exit(f"bench: sample clip {sample} not found: run `make setup` (scripts/fetch-sample.sh)")
     if not args.bridge.is_file():
         sys.exit(f"bench: bridge binary {args.bridge} not found: run `cargo build --release --locked`")
+    if not os.access(args.bridge, os.X_OK):
+        sys.exit(f"bench: bridge binary {args.bridge} is not executable: run `chmod +x {args.bridge}`")
 
 
 def chart_dir(output):
