@@ -16,6 +16,7 @@ import argparse
 import datetime
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cost  # noqa: E402
 import latency  # noqa: E402
 import timing  # noqa: E402
-from common import REPO, TIME, machine_description  # noqa: E402
+from common import REPO, TIME, adopt_orphans, machine_description, stop_descendants  # noqa: E402
 
 # Scenarios, run and shown in this order. Append new ones here.
 SCENARIOS = [
@@ -127,6 +128,36 @@ def format_page(machine, started, finished, sections, output):
     return "\n".join(lines)
 
 
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_scenarios(ctx):
+    """Run every scenario and return their sections, stopping every process they started on any exit.
+
+    Ctrl-C reaches the whole process group, but `kill -INT` or SIGTERM to this
+    process alone, or an error, would otherwise leave receivers, nginx and
+    bridges running.
+    """
+    adopt_orphans()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    sections = []
+    try:
+        for scenario in SCENARIOS:
+            sections += scenario(ctx)
+    except KeyboardInterrupt:
+        print(f"bench: interrupted, no page written; logs in {ctx.log_dir}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for command in stop_descendants():
+            print(f"bench: stopped {command}", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return sections
+
+
 def main():
     args = parse_args()
     check_tools(args)
@@ -135,9 +166,7 @@ def main():
     log_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
     print(f"bench: logs in {log_dir}", flush=True)
     ctx = SimpleNamespace(args=args, log_dir=log_dir, bridge=args.bridge)
-    sections = []
-    for scenario in SCENARIOS:
-        sections += scenario(ctx)
+    sections = run_scenarios(ctx)
     charts = chart_dir(args.output)
     charts.mkdir(exist_ok=True)
     for section in sections:
