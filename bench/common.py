@@ -287,7 +287,7 @@ def stop_process(process):
         process.wait()
 
 
-# prctl option from linux/prctl.h: orphaned descendants get this process as their parent.
+# The prctl option (linux/prctl.h) that makes orphaned descendants children of this process.
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -295,7 +295,7 @@ def adopt_orphans():
     """Make this process the parent of its orphaned descendants, so stop_descendants finds them.
 
     An interrupted subprocess.run kills /usr/bin/time, and without this the
-    command it timed would go on under init, out of reach.
+    command it timed would be reparented and go on running, out of reach.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -347,7 +347,7 @@ def reap_children():
 
 
 def stop_descendants(timeout_s=5.0):
-    """Send SIGTERM to every process started from here, then SIGKILL to those left after timeout_s.
+    """Send SIGTERM to every descendant of this process, then SIGKILL to those left after timeout_s.
 
     Returns the command lines that had to be stopped, so the caller can name them.
     """

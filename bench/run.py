@@ -37,6 +37,9 @@ SCENARIOS = [
     latency.run,
     timing.run_memory,
 ]
+# The floor's looped copy of the clip grows by about 230 kB per second of
+# --duration, and every scenario runs for it, so longer runs are most likely typos.
+MAX_DURATION_S = 3600
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 DEFAULT_CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit", "ffmpeg")
@@ -66,6 +69,8 @@ def parse_args():
             f"--duration {args.duration} is too short: use at least {cost.MIN_DURATION_S}, "
             "because a WHIP session takes about 1 s to connect"
         )
+    if args.duration > MAX_DURATION_S:
+        parser.error(f"--duration {args.duration} is too long: use at most {MAX_DURATION_S} seconds")
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats} is invalid: use at least 1")
     if args.reconnect_cycles < 1:
