@@ -8,8 +8,8 @@ sections: {"title": str, "markdown": str, "charts": {file: svg}}.
 The charts are written to bench/charts/ (NAME-charts/ next to any other
 --output NAME.md) and linked under the section.
 
-Standard library only. Run it from the repository root, or through
-`make bench`, which builds the release bridge first.
+Standard library only. Run it from any folder, or through `make bench`,
+which builds the release bridge first.
 """
 
 import argparse
@@ -38,7 +38,8 @@ SCENARIOS = [
     timing.run_memory,
 ]
 # The floor's looped copy of the clip grows by about 230 kB per second of
-# --duration, and every scenario runs for it, so longer runs are most likely typos.
+# --duration, and each timed run lasts that long, so more than an hour is most
+# likely a typo.
 MAX_DURATION_S = 3600
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 DEFAULT_CHART_DIR = REPO / "bench" / "charts"
@@ -151,7 +152,7 @@ def run_scenarios(ctx):
         for scenario in SCENARIOS:
             sections += scenario(ctx)
     except KeyboardInterrupt:
-        print(f"bench: interrupted, no page written; logs in {ctx.log_dir}", file=sys.stderr, flush=True)
+        print(f"bench: interrupted, so no page was written. Logs are in {ctx.log_dir}", file=sys.stderr, flush=True)
         sys.exit(130)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -165,6 +166,12 @@ def run_scenarios(ctx):
 
 def main():
     args = parse_args()
+    # The scenarios pass the bridge repository-relative paths such as
+    # file:media/bigbuckbunny.mp4, so make the user's paths absolute and then
+    # run from the repository root, wherever run.py was started.
+    args.output = args.output.absolute()
+    args.bridge = args.bridge.absolute()
+    os.chdir(REPO)
     check_tools(args)
     started = datetime.datetime.now(datetime.timezone.utc)
     machine = machine_description()
