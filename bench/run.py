@@ -164,6 +164,21 @@ def run_scenarios(ctx):
     return sections
 
 
+# Media the scenarios leave in the log folder: SRT captures, the looped clip
+# and the WHIP receivers' recordings. A default run leaves about 110 MB of them.
+MEDIA_SUFFIXES = (".ts", ".mp4", ".h264", ".wav")
+
+
+def remove_media(log_dir):
+    """Delete the media files under log_dir, which the page no longer needs, and return the bytes freed."""
+    freed = 0
+    for path in log_dir.rglob("*"):
+        if path.is_file() and path.suffix in MEDIA_SUFFIXES:
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
 def main():
     args = parse_args()
     # The scenarios pass the bridge repository-relative paths such as
@@ -188,6 +203,8 @@ def main():
     finished = datetime.datetime.now(datetime.timezone.utc)
     args.output.write_text(format_page(machine, started, finished, sections, args.output))
     print(f"bench: wrote {args.output}", flush=True)
+    freed = remove_media(log_dir)
+    print(f"bench: deleted {freed / 1e6:.0f} MB of captures and recordings, kept the logs in {log_dir}", flush=True)
 
 
 if __name__ == "__main__":
