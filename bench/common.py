@@ -4,10 +4,12 @@ Standard library only.
 """
 
 import base64
+import ctypes
 import json
 import os
 import platform
 import shlex
+import signal
 import socket
 import statistics
 import subprocess
@@ -283,6 +285,90 @@ def stop_process(process):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# The prctl option (linux/prctl.h) that makes orphaned descendants children of this process.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def adopt_orphans():
+    """Make this process the parent of its orphaned descendants, so stop_descendants finds them.
+
+    An interrupted subprocess.run kills /usr/bin/time, and without this the
+    command it timed would be reparented and go on running, out of reach.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        error = os.strerror(ctypes.get_errno())
+        print(
+            f"bench: prctl(PR_SET_CHILD_SUBREAPER) failed: {error}, so an interrupted run may leave processes",
+            file=sys.stderr,
+        )
+
+
+def live_descendants(pid):
+    """Return the ids of pid's descendants that have not exited, read from /proc."""
+    children = {}
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_path.read_text()
+        except OSError:
+            continue
+        # The command name in brackets may contain spaces, so the fields start after its last ")".
+        state, parent = text[text.rindex(")") + 2:].split()[:2]
+        children.setdefault(int(parent), []).append((int(stat_path.parent.name), state))
+    found = []
+    pending = [pid]
+    while pending:
+        for child, state in children.get(pending.pop(), []):
+            pending.append(child)
+            if state != "Z":
+                found.append(child)
+    return found
+
+
+def signal_all(pids, signum):
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def reap_children():
+    """Collect the exit status of every child that has exited, so none stays a zombie."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def stop_descendants(timeout_s=5.0):
+    """Send SIGTERM to every descendant of this process, then SIGKILL to those left after timeout_s.
+
+    Returns the command lines that had to be stopped, so the caller can name them.
+    """
+    remaining = live_descendants(os.getpid())
+    stopped = []
+    for pid in remaining:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        stopped.append(command.replace(b"\0", b" ").decode(errors="replace").strip())
+    signal_all(remaining, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.1)
+        reap_children()
+        remaining = live_descendants(os.getpid())
+    signal_all(remaining, signal.SIGKILL)
+    time.sleep(0.1)
+    reap_children()
+    return stopped
 
 
 def free_tcp_port():

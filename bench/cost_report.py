@@ -92,13 +92,10 @@ def bitrates(ctx, samples):
     return ", ".join(parts) or "-"
 
 
-def display_command(ctx, argv, looped_clip, run_key):
+def display_command(ctx, argv, looped_clip):
     words = [BRIDGE_DISPLAY if word == str(ctx.bridge) else word for word in argv]
     words = [word.replace(str(looped_clip), "clip-looped.mp4") for word in words]
-    text = shlex.join(words)
-    if run_key.startswith("bridge"):
-        text = "TRAX_SESSION_TOKEN=<unsigned JWT> " + text
-    return text
+    return shlex.join(words)
 
 
 def settings_text(plan):
@@ -143,7 +140,7 @@ def floor_section(ctx, sources, plans, samples, looped_clip):
         f"ffmpeg -stream_loop -1 -i media/bigbuckbunny.mp4 -t {args.duration} -c copy clip-looped.mp4",
     ]
     for source in sources:
-        lines.append(display_command(ctx, samples[source.key]["floor"][0]["argv"], looped_clip, "floor"))
+        lines.append(display_command(ctx, samples[source.key]["floor"][0]["argv"], looped_clip))
     lines += [
         "```",
         "",
@@ -235,14 +232,21 @@ def outputs_section(ctx, sources, runs, plans, samples, tools, looped_clip):
             lines.append(f"With the WHIP output, the {source.label} encode uses profile "
                          f"{whip_plan['profile']} (the bridge's default with WHIP), and the audio is "
                          "encoded to Opus as well.")
+    bridge_argv = samples[sources[0].key]["bridge-3"][0]["argv"]
+    stream_path = bridge_argv[bridge_argv.index("--path") + 1]
     lines += [
         "",
-        "Commands (ports differ per run):",
+        "Commands (ports differ per run, and a receiver listens on each). The",
+        "bridge reads its token from TRAX_SESSION_TOKEN, and the receivers check",
+        f"no signature, so an unsigned JWT for {stream_path} serves. To run a command",
+        "by hand, set one first:",
         "",
         "```",
+        "export TRAX_SESSION_TOKEN=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"bench\");"
+        f" import common; print(common.mint_token(\"{stream_path}\"))')",
     ]
     for source in sources:
-        lines.append(display_command(ctx, samples[source.key]["bridge-3"][0]["argv"], looped_clip, "bridge-3"))
+        lines.append(display_command(ctx, samples[source.key]["bridge-3"][0]["argv"], looped_clip))
     lines += [
         "```",
         "",
@@ -284,12 +288,16 @@ def ffmpeg_section(ctx, sources, plans, samples, looped_clip):
         "receivers check none. For the test source FFmpeg uses lavfi",
         "`testsrc2` and `sine`, a different pattern from videotestsrc's ball",
         "on black, so the test source compares the same settings on different",
-        "pictures. The clip is the same input for both.",
+        "pictures. Neither encoder pads its output up to the bitrate, so the",
+        "received kbit/s column shows how far apart those pictures are: the",
+        "ball on black needs a fraction of the bitrate, while testsrc2 uses all",
+        "of it, and FFmpeg's CPU time there includes encoding that detail. The",
+        "clip is the same input for both.",
         "",
         "```",
     ]
     for source in sources:
-        lines.append(display_command(ctx, samples[source.key]["ffmpeg"][0]["argv"], looped_clip, "ffmpeg"))
+        lines.append(display_command(ctx, samples[source.key]["ffmpeg"][0]["argv"], looped_clip))
     lines += [
         "```",
         "",

@@ -8,14 +8,15 @@ sections: {"title": str, "markdown": str, "charts": {file: svg}}.
 The charts are written to bench/charts/ (NAME-charts/ next to any other
 --output NAME.md) and linked under the section.
 
-Standard library only. Run it from the repository root, or through
-`make bench`, which builds the release bridge first.
+Standard library only. Run it from any folder, or through `make bench`,
+which builds the release bridge first.
 """
 
 import argparse
 import datetime
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cost  # noqa: E402
 import latency  # noqa: E402
 import timing  # noqa: E402
-from common import REPO, TIME, machine_description  # noqa: E402
+from common import REPO, TIME, adopt_orphans, machine_description, stop_descendants  # noqa: E402
 
 # Scenarios, run and shown in this order. Append new ones here.
 SCENARIOS = [
@@ -36,6 +37,10 @@ SCENARIOS = [
     latency.run,
     timing.run_memory,
 ]
+# The floor's looped copy of the clip grows by about 230 kB per second of
+# --duration, and each timed run lasts that long, so more than an hour is most
+# likely a typo.
+MAX_DURATION_S = 3600
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 DEFAULT_CHART_DIR = REPO / "bench" / "charts"
 REQUIRED_TOOLS = (TIME, "gst-launch-1.0", "srt-live-transmit", "ffmpeg")
@@ -58,8 +63,26 @@ def parse_args():
         "any other NAME.md gets them in NAME-charts/ next to it)",
     )
     args = parser.parse_args()
-    if args.duration < 1 or args.repeats < 1:
-        parser.error(f"--duration ({args.duration}) and --repeats ({args.repeats}) must be at least 1")
+    # Check every option here, because a scenario that rejects one would
+    # only do so after the scenarios before it have run for minutes.
+    if args.duration < cost.MIN_DURATION_S:
+        parser.error(
+            f"--duration {args.duration} is too short: use at least {cost.MIN_DURATION_S}, "
+            "because a WHIP session takes about 1 s to connect"
+        )
+    if args.duration > MAX_DURATION_S:
+        parser.error(f"--duration {args.duration} is too long: use at most {MAX_DURATION_S} seconds")
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} is invalid: use at least 1")
+    if args.reconnect_cycles < 1:
+        parser.error(f"--reconnect-cycles {args.reconnect_cycles} is invalid: use at least 1")
+    folder = args.output.resolve().parent
+    if not folder.is_dir():
+        parser.error(f"--output {args.output}: folder {folder} not found: create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"--output {args.output}: folder {folder} is not writable: choose another")
+    if args.output.is_dir():
+        parser.error(f"--output {args.output} is a folder: give a file name such as {args.output / 'B.md'}")
     return args
 
 
@@ -72,6 +95,8 @@ def check_tools(args):
         sys.exit(f"bench: sample clip {sample} not found: run `make setup` (scripts/fetch-sample.sh)")
     if not args.bridge.is_file():
         sys.exit(f"bench: bridge binary {args.bridge} not found: run `cargo build --release --locked`")
+    if not os.access(args.bridge, os.X_OK):
+        sys.exit(f"bench: bridge binary {args.bridge} is not executable: run `chmod +x {args.bridge}`")
 
 
 def chart_dir(output):
@@ -109,17 +134,66 @@ def format_page(machine, started, finished, sections, output):
     return "\n".join(lines)
 
 
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_scenarios(ctx):
+    """Run every scenario and return their sections, stopping every process they started on any exit.
+
+    Ctrl-C reaches the whole process group, but `kill -INT` or SIGTERM to this
+    process alone, or an error, would otherwise leave receivers, nginx and
+    bridges running.
+    """
+    adopt_orphans()
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    sections = []
+    try:
+        for scenario in SCENARIOS:
+            sections += scenario(ctx)
+    except KeyboardInterrupt:
+        print(f"bench: interrupted, so no page was written. Logs are in {ctx.log_dir}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for command in stop_descendants():
+            print(f"bench: stopped {command}", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return sections
+
+
+# Media the scenarios leave in the log folder: SRT captures, the looped clip
+# and the WHIP receivers' recordings. A default run leaves about 110 MB of them.
+MEDIA_SUFFIXES = (".ts", ".mp4", ".h264", ".wav")
+
+
+def remove_media(log_dir):
+    """Delete the media files under log_dir, which the page no longer needs, and return the bytes freed."""
+    freed = 0
+    for path in log_dir.rglob("*"):
+        if path.is_file() and path.suffix in MEDIA_SUFFIXES:
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
 def main():
     args = parse_args()
+    # The scenarios pass the bridge repository-relative paths such as
+    # file:media/bigbuckbunny.mp4, so make the user's paths absolute and then
+    # run from the repository root, wherever run.py was started.
+    args.output = args.output.absolute()
+    args.bridge = args.bridge.absolute()
+    os.chdir(REPO)
     check_tools(args)
     started = datetime.datetime.now(datetime.timezone.utc)
     machine = machine_description()
     log_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
     print(f"bench: logs in {log_dir}", flush=True)
     ctx = SimpleNamespace(args=args, log_dir=log_dir, bridge=args.bridge)
-    sections = []
-    for scenario in SCENARIOS:
-        sections += scenario(ctx)
+    sections = run_scenarios(ctx)
     charts = chart_dir(args.output)
     charts.mkdir(exist_ok=True)
     for section in sections:
@@ -129,6 +203,8 @@ def main():
     finished = datetime.datetime.now(datetime.timezone.utc)
     args.output.write_text(format_page(machine, started, finished, sections, args.output))
     print(f"bench: wrote {args.output}", flush=True)
+    freed = remove_media(log_dir)
+    print(f"bench: deleted {freed / 1e6:.0f} MB of captures and recordings, kept the logs in {log_dir}", flush=True)
 
 
 if __name__ == "__main__":

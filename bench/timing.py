@@ -255,8 +255,9 @@ def format_first_frame(ctx, results):
         "clock, so it includes the bridge's start-up: the test encode that picks the",
         "encoder, and building the pipeline. The receiver listens before the bridge starts. The bridge requests",
         "a keyframe when each connection is up, so the time does not depend on",
-        "`--gop`. The SRT figure includes the receiver's 300 ms SRT latency",
-        "buffer (`--latency`, default 300). Medians over "
+        "`--gop`. The SRT figure includes the receiver's SRT latency buffer, 300 ms,",
+        "because SRT applies the larger of both peers' latencies and the bridge's",
+        "`--latency` defaults to 300 while ffmpeg sets none. Medians over "
         f"{ctx.args.repeats} runs per row.",
         "",
         "Receivers (one process per run):",
