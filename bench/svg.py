@@ -11,7 +11,7 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
 def _format_number(value):
-    if value >= 100:
+    if value == int(value) or value >= 100:
         return f"{value:.0f}"
     if value >= 10:
         return f"{value:.1f}"
