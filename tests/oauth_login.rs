@@ -89,9 +89,14 @@ impl Provider {
                 }
             }
         });
-        let issuer = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the OpenID provider did not print its ready line");
+        let issuer = match receiver.recv_timeout(Duration::from_secs(20)) {
+            Ok(issuer) => issuer,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the OpenID provider did not print its ready line within 20 s");
+            }
+        };
         Self {
             child,
             issuer,
@@ -163,16 +168,15 @@ impl Login {
         command
     }
 
+    /// `bridge login` with this provider. A browser login waits 60 s for
+    /// the redirect, and a device-code login waits for the code's expiry,
+    /// since it rejects `--timeout`.
     fn login_command(&self, extra: &[&str]) -> Command {
-        let mut args = vec![
-            "login",
-            "--oauth-issuer",
-            &self.issuer,
-            "--oauth-client-id",
-            CLIENT_ID,
-            "--timeout",
-            "60",
-        ];
+        let mut args = vec!["login", "--oauth-issuer", &self.issuer];
+        args.extend_from_slice(&["--oauth-client-id", CLIENT_ID]);
+        if !extra.contains(&"--device-code") {
+            args.extend_from_slice(&["--timeout", "60"]);
+        }
         args.extend_from_slice(extra);
         let mut command = self.command(&args);
         if let Some(ca) = &self.ca {
@@ -500,13 +504,65 @@ fn unwritable_state_dir_before_login() {
         .env("BROWSER", oidc_dir().join("browser.sh"))
         .stdin(Stdio::null());
     let output = run(command);
-    assert_exit(&output, 1);
+    assert_exit(&output, 2);
     let printed = text(&output);
     assert!(
         printed.contains(&not_a_dir.display().to_string()),
         "{printed}"
     );
+    assert!(printed.contains("not a directory"), "{printed}");
     assert!(!printed.contains("Log in to TRaX"), "{printed}");
+    assert!(provider.token_requests().is_empty(), "{printed}");
+}
+
+#[test]
+fn loose_state_dir_rejected() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let dir = login.state.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let status = run(login.command(&["login", "--status"]));
+    assert_exit(&status, 2);
+    let printed = text(&status);
+    assert!(
+        printed.contains(&format!("chmod 700 {}", dir.display())),
+        "{printed}"
+    );
+
+    let again = run(login.login_command(&["--no-browser"]));
+    assert_exit(&again, 2);
+    let printed = text(&again);
+    assert!(printed.contains("chmod 700"), "{printed}");
+    assert!(!printed.contains("Log in to TRaX"), "{printed}");
+}
+
+#[test]
+fn device_code_rejects_timeout() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let output = run(login.login_command(&["--device-code", "--timeout", "30"]));
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains("--timeout"), "{printed}");
+    assert!(printed.contains("--device-code"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
+fn long_client_id_rejected() {
+    let provider = Provider::start(&[]);
+    let login = Login::new(&provider);
+    let long_id = "a".repeat(100_000);
+    let mut command = login.command(&["login", "--oauth-issuer", &provider.issuer]);
+    command.env("TRAX_OAUTH_CLIENT_ID", &long_id);
+    let output = run(command);
+    assert_exit(&output, 2);
+    let printed = text(&output);
+    assert!(printed.contains("100000 bytes"), "{printed}");
+    assert!(printed.contains("longer than 255 bytes"), "{printed}");
+    assert!(!printed.contains(&long_id), "{printed}");
     assert!(provider.token_requests().is_empty(), "{printed}");
 }
 
