@@ -12,8 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use support::keystore::SecretService;
-use support::nginx::TlsFiles;
-use support::oidc::{oidc_script, Provider, ProviderOptions};
+use support::oidc::{accepted_connections, oidc_script, IngestPeers, Provider, ProviderOptions};
 use support::standin::Standin;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
@@ -27,38 +26,21 @@ const ITEM: [(&str, &str); 2] = [("service", "bridge"), ("username", "trax-oauth
 struct Session {
     keystore: SecretService,
     provider: Provider,
-    ca: Option<PathBuf>,
-    _tls: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn start(options: ProviderOptions) -> Self {
-        Self::start_with(options, false)
+        let keystore = SecretService::start();
+        let provider = Provider::start(&options);
+        Self { keystore, provider }
     }
 
     /// Starts a session whose provider serves HTTPS, which revocation needs.
     fn start_tls() -> Self {
-        Self::start_with(ProviderOptions::default(), true)
-    }
-
-    fn start_with(mut options: ProviderOptions, tls: bool) -> Self {
-        let keystore = SecretService::start();
-        let mut tls_dir = None;
-        let mut ca = None;
-        if tls {
-            let dir = tempfile::tempdir().unwrap();
-            let files = TlsFiles::write(dir.path());
-            options.tls = Some((files.server_cert.clone(), files.server_key.clone()));
-            ca = Some(files.ca.clone());
-            tls_dir = Some(dir);
-        }
-        let provider = Provider::start(&options);
-        Self {
-            keystore,
-            provider,
-            ca,
-            _tls: tls_dir,
-        }
+        Self::start(ProviderOptions {
+            https: true,
+            ..Default::default()
+        })
     }
 
     /// `bridge <args>` in this session: its bus, home and state directory,
@@ -72,7 +54,7 @@ impl Session {
             .envs(self.keystore.env())
             .env("BROWSER", oidc_script("browser.sh"))
             .stdin(Stdio::null());
-        if let Some(ca) = &self.ca {
+        if let Some(ca) = &self.provider.ca {
             command.env("NODE_EXTRA_CA_CERTS", ca);
         }
         command
@@ -90,7 +72,7 @@ impl Session {
         ];
         args.extend_from_slice(extra);
         let mut command = self.command(&args);
-        if let Some(ca) = &self.ca {
+        if let Some(ca) = &self.provider.ca {
             command.arg("--oauth-ca-file").arg(ca);
         }
         command
@@ -451,41 +433,18 @@ fn source_run_uses_keystore_login() {
     assert_exit(&session.login(), 0);
     let original_access = session.token("access_token");
 
-    let port = support::receiver::free_udp_port();
-    let ingest = format!("srt://127.0.0.1:{port}");
-    let standin = Standin::start(&[
-        "--oidc-issuer",
-        &session.provider.issuer,
-        "--oidc-audience",
-        &session.provider.audience,
-        "--ingest-srt",
-        &ingest,
-    ]);
-    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
-    let output = run(session.command(&[
-        "--device",
-        "test",
-        "--size",
-        "320x240",
-        "--source",
-        "src_cam1",
-        "--duration",
-        "3",
-        "--api-url",
-        &standin.origin,
-    ]));
-    let events = receiver.stop();
+    let peers = IngestPeers::start(&session.provider);
+    let args = peers.source_run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(session.command(&args));
+    let events = peers.stop();
     assert_exit(&output, 0);
     assert_contains(
         &output,
         "authenticating to the TRaX API with the stored login",
     );
     assert_contains(&output, "stored_in=the system keystore");
-    let accepted = events
-        .iter()
-        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
-        .count();
-    assert_eq!(accepted, 1, "{events:?}");
+    assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let renewed_access = session.token("access_token");
     assert_ne!(
         renewed_access, original_access,

@@ -11,118 +11,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::nginx::TlsFiles;
+use support::oidc::{
+    accepted_connections, IngestPeers, Provider, ProviderOptions, AUDIENCE, CLIENT_ID,
+};
 use support::standin::Standin;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
-const CLIENT_ID: &str = "bridge-test";
-const AUDIENCE: &str = "https://api.trax.test";
-
 fn oidc_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc")
-}
-
-/// The provider, killed on drop. Its stderr lines (one JSON object per
-/// request) are kept for the checks on polling.
-struct Provider {
-    child: Child,
-    issuer: String,
-    log: Arc<Mutex<Vec<(Instant, Value)>>>,
-    _tls: Option<tempfile::TempDir>,
-    ca: Option<PathBuf>,
-}
-
-impl Provider {
-    fn start(extra: &[&str]) -> Self {
-        Self::start_with(extra, false)
-    }
-
-    fn start_tls(extra: &[&str]) -> Self {
-        Self::start_with(extra, true)
-    }
-
-    fn start_with(extra: &[&str], tls: bool) -> Self {
-        let mut command = Command::new("node");
-        command.arg(oidc_dir().join("provider.mjs")).args(extra);
-        let mut tls_dir = None;
-        let mut ca = None;
-        if tls {
-            let dir = tempfile::tempdir().unwrap();
-            let files = TlsFiles::write(dir.path());
-            command
-                .arg("--tls-cert")
-                .arg(&files.server_cert)
-                .arg("--tls-key")
-                .arg(&files.server_key);
-            ca = Some(files.ca.clone());
-            tls_dir = Some(dir);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect(
-                "cannot start node tests/peers/oidc/provider.mjs (run scripts/install-peers.sh)",
-            );
-
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    sink.lock().unwrap().push((Instant::now(), event));
-                }
-            }
-        });
-        let (sender, receiver) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["event"] == "ready" {
-                        let _ = sender.send(event["issuer"].as_str().unwrap().to_string());
-                    }
-                }
-            }
-        });
-        let issuer = match receiver.recv_timeout(Duration::from_secs(20)) {
-            Ok(issuer) => issuer,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the OpenID provider did not print its ready line within 20 s");
-            }
-        };
-        Self {
-            child,
-            issuer,
-            log,
-            _tls: tls_dir,
-            ca,
-        }
-    }
-
-    /// Instants of the token endpoint requests so far.
-    fn token_requests(&self) -> Vec<Instant> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
-            .map(|(at, _)| *at)
-            .collect()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A state directory and the environment of every bridge run.
@@ -222,7 +119,7 @@ fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
 
 #[test]
 fn pkce_login_stores_owner_only_file() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let output = login.login();
     assert_exit(&output, 0);
@@ -251,7 +148,7 @@ fn pkce_login_stores_owner_only_file() {
 
 #[test]
 fn wrong_state_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let result = login.state.path().join("drive.json");
     let mut command = login.login_command(&[]);
@@ -279,7 +176,7 @@ fn wrong_state_rejected() {
 
 #[test]
 fn wrong_verifier_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     // The "browser" replaces the bridge's code challenge with another one,
     // so the code it delivers belongs to a verifier the bridge lacks.
@@ -306,7 +203,7 @@ fn wrong_verifier_rejected() {
 
 #[test]
 fn denied_consent_exits_3() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let mut command = login.login_command(&[]);
     command.env("OIDC_DRIVE_DENY", "1");
@@ -351,7 +248,7 @@ fn plain_http_issuer_rejected() {
 
 #[test]
 fn issuer_spelled_differently_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     // The provider names itself http://127.0.0.1:PORT, so the same server
     // reached as localhost is another issuer string.
     let mut login = Login::new(&provider);
@@ -433,7 +330,11 @@ fn finish(mut child: Child, lines: mpsc::Receiver<String>) -> (Option<i32>, Stri
 fn device_flow_with_slow_down() {
     // Interval 1 s, and the first poll gets slow_down: the next ones must
     // come at least 1 + 5 s apart.
-    let provider = Provider::start(&["--device-interval", "1", "--slow-down-polls", "1"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        slow_down_polls: Some(1),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, uri, code) = start_device_login(&login);
     std::thread::sleep(Duration::from_secs(9));
@@ -465,7 +366,10 @@ fn device_flow_with_slow_down() {
 
 #[test]
 fn device_flow_denied() {
-    let provider = Provider::start(&["--device-interval", "1"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, uri, code) = start_device_login(&login);
     let driven = drive_device(&uri, &code, true);
@@ -478,7 +382,11 @@ fn device_flow_denied() {
 
 #[test]
 fn device_code_expiry() {
-    let provider = Provider::start(&["--device-interval", "1", "--device-ttl", "3"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        device_ttl_s: Some(3),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, _, _) = start_device_login(&login);
     let (status, printed) = finish(child, lines);
@@ -488,7 +396,7 @@ fn device_code_expiry() {
 
 #[test]
 fn unwritable_state_dir_before_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     // A plain file where the state directory should be.
     let not_a_dir = login.state.path().join("plain-file");
@@ -517,7 +425,7 @@ fn unwritable_state_dir_before_login() {
 
 #[test]
 fn loose_state_dir_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let dir = login.state.path();
@@ -540,7 +448,7 @@ fn loose_state_dir_rejected() {
 
 #[test]
 fn device_code_rejects_timeout() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let output = run(login.login_command(&["--device-code", "--timeout", "30"]));
     assert_exit(&output, 2);
@@ -552,7 +460,7 @@ fn device_code_rejects_timeout() {
 
 #[test]
 fn long_client_id_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let long_id = "a".repeat(100_000);
     let mut command = login.command(&["login", "--oauth-issuer", &provider.issuer]);
@@ -568,7 +476,7 @@ fn long_client_id_rejected() {
 
 #[test]
 fn device_flow_unknown_client() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let output = run(login.command(&[
         "login",
@@ -588,7 +496,10 @@ fn device_flow_unknown_client() {
 
 #[test]
 fn device_flow_unavailable() {
-    let provider = Provider::start(&["--no-device-flow"]);
+    let provider = Provider::start(&ProviderOptions {
+        no_device_flow: true,
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let output = run(login.login_command(&["--device-code"]));
     assert_exit(&output, 2);
@@ -601,7 +512,7 @@ fn device_flow_unavailable() {
 
 #[test]
 fn loose_token_file_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     std::fs::set_permissions(login.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -637,7 +548,7 @@ fn studios(login: &Login, standin: &Standin) -> Output {
 
 #[test]
 fn api_calls_use_and_refresh_the_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -682,7 +593,7 @@ fn api_calls_use_and_refresh_the_login() {
 
 #[test]
 fn failed_refresh_asks_for_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -701,7 +612,7 @@ fn failed_refresh_asks_for_login() {
 
 #[test]
 fn unreachable_provider_keeps_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -730,7 +641,10 @@ fn unreachable_provider_keeps_login() {
 fn logout_revokes_and_deletes() {
     // oauth2 revokes only over HTTPS, so this provider serves TLS with a
     // test CA that the bridge gets through --oauth-ca-file.
-    let provider = Provider::start_tls(&[]);
+    let provider = Provider::start(&ProviderOptions {
+        https: true,
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let jar = login.state.path().join("cookies.json");
     let mut command = login.login_command(&[]);
@@ -795,7 +709,7 @@ fn logout_revokes_and_deletes() {
 
 #[test]
 fn logout_over_http_reports_once() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let tokens = [login.token("access_token"), login.token("refresh_token")];
@@ -827,52 +741,32 @@ fn logout_over_http_reports_once() {
 #[test]
 fn source_run_publishes_with_login() {
     let _guard = support::setup();
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
 
-    let port = support::receiver::free_udp_port();
-    let ingest = format!("srt://127.0.0.1:{port}");
-    let standin = Standin::start(&[
-        "--oidc-issuer",
-        &provider.issuer,
-        "--oidc-audience",
-        AUDIENCE,
-        "--ingest-srt",
-        &ingest,
-    ]);
-    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
-    let output = run(login.command(&[
-        "--device",
-        "test",
-        "--size",
-        "320x240",
-        "--source",
-        "src_cam1",
-        "--duration",
-        "3",
-        "--api-url",
-        &standin.origin,
-    ]));
-    let events = receiver.stop();
+    let peers = IngestPeers::start(&provider);
+    let args = peers.source_run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(login.command(&args));
+    let events = peers.stop();
     assert_exit(&output, 0);
     assert!(
         text(&output).contains("authenticating to the TRaX API with the stored login"),
         "{}",
         text(&output)
     );
-    let accepted = events
-        .iter()
-        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
-        .count();
-    assert_eq!(accepted, 1, "{events:?}");
+    assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let tokens = [login.token("access_token"), login.token("refresh_token")];
     assert_no_tokens(&[&output], &tokens);
 }
 
 #[test]
 fn untrusted_provider_certificate_rejected() {
-    let provider = Provider::start_tls(&[]);
+    let provider = Provider::start(&ProviderOptions {
+        https: true,
+        ..Default::default()
+    });
     let mut login = Login::new(&provider);
     login.ca = None;
     let output = login.login();
@@ -888,7 +782,7 @@ fn concurrent_refreshes_share_one_token() {
     // Runs that share one state directory, like several cameras' services,
     // refresh at the same moment. Each must end with a valid token, even
     // when the provider rotates refresh tokens.
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -908,13 +802,6 @@ fn concurrent_refreshes_share_one_token() {
         assert_exit(&output, 0);
     }
 
-    let refreshes = provider
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
-        .count();
     // One code exchange at login, then one refresh for all three runs.
-    assert_eq!(refreshes, 2);
+    assert_eq!(provider.token_requests().len(), 2);
 }

@@ -8,7 +8,6 @@ mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::nginx::TlsFiles;
 use support::oidc::{
     authorization_url, browser_script, drive_authorize, drive_device, end_session_url, http_client,
     jwt_claims, post_form, query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions,
@@ -646,21 +645,20 @@ fn standin_rejects_expired_token() {
 
 #[test]
 fn https_provider_with_test_ca() {
-    let directory = tempfile::tempdir().unwrap();
-    let tls = TlsFiles::write(directory.path());
     let provider = Provider::start(&ProviderOptions {
-        tls: Some((tls.server_cert.clone(), tls.server_key.clone())),
+        https: true,
         ..Default::default()
     });
     assert!(provider.issuer.starts_with("https://127.0.0.1:"));
-    let client = http_client(Some(&tls.ca));
+    let ca_file = provider.ca.clone().expect("an HTTPS provider has a CA");
+    let client = http_client(Some(&ca_file));
     let discovery = provider.discovery(&client);
     assert_eq!(discovery["issuer"], provider.issuer.as_str());
 
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
     let options = DriveOptions {
-        ca_file: Some(tls.ca.clone()),
+        ca_file: Some(ca_file.clone()),
         ..Default::default()
     };
     let redirect = authorize(&provider, &listener, &pkce, "state-7", &options);
@@ -668,7 +666,7 @@ fn https_provider_with_test_ca() {
     let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
 
-    let ca = tls.ca.display().to_string();
+    let ca = ca_file.display().to_string();
     let standin = standin_for(&provider, &["--oidc-ca-file", &ca]);
     let (status, body, _) =
         list_sources(&client, &standin, tokens["access_token"].as_str().unwrap());
