@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::command_output::{assert_exit, output_text, run};
 use support::keystore::SecretService;
 use support::oidc::{accepted_connections, oidc_script, IngestPeers, Provider, ProviderOptions};
 use support::standin::Standin;
@@ -103,24 +104,8 @@ impl Session {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("cannot run the bridge")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
 fn assert_contains(output: &Output, expected: &str) {
-    let printed = text(output);
+    let printed = output_text(output);
     assert!(
         printed.contains(expected),
         "expected {expected:?} in: {printed}"
@@ -130,7 +115,7 @@ fn assert_contains(output: &Output, expected: &str) {
 /// Asserts that no output of any run shows a token.
 fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
     for output in outputs {
-        let printed = text(output);
+        let printed = output_text(output);
         for token in tokens {
             assert!(
                 !printed.contains(token.as_str()),

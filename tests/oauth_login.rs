@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::command_output::{assert_exit, output_text, run};
 use support::oidc::{
     accepted_connections, IngestPeers, Provider, ProviderOptions, AUDIENCE, CLIENT_ID,
 };
@@ -88,26 +89,10 @@ impl Login {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("cannot run the bridge")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
 /// Asserts that no output of any run shows a token of the stored login.
 fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
     for output in outputs {
-        let printed = text(output);
+        let printed = output_text(output);
         for token in tokens {
             assert!(
                 !printed.contains(token.as_str()),
@@ -124,9 +109,9 @@ fn pkce_login_stores_owner_only_file() {
     let output = login.login();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("logged in as Test User <tester@example.test>"),
+        output_text(&output).contains("logged in as Test User <tester@example.test>"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 
     let mode = std::fs::metadata(login.file())
@@ -141,7 +126,11 @@ fn pkce_login_stores_owner_only_file() {
 
     let status = run(login.command(&["login", "--status"]));
     assert_exit(&status, 0);
-    assert!(text(&status).contains("valid until"), "{}", text(&status));
+    assert!(
+        output_text(&status).contains("valid until"),
+        "{}",
+        output_text(&status)
+    );
     let tokens = [login.token("access_token"), login.token("refresh_token")];
     assert_no_tokens(&[&output, &status], &tokens);
 }
@@ -158,9 +147,9 @@ fn wrong_state_rejected() {
     let output = run(command);
     assert_exit(&output, 3);
     assert!(
-        text(&output).contains("state does not match"),
+        output_text(&output).contains("state does not match"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert!(!login.file().exists());
     // The driver writes its result once it has read the page, which may be
@@ -195,7 +184,7 @@ fn wrong_verifier_rejected() {
     command.env("BROWSER", &browser);
     let output = run(command);
     assert_exit(&output, 3);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("authorization code exchange"), "{printed}");
     assert!(printed.contains("invalid_grant"), "{printed}");
     assert!(!login.file().exists());
@@ -209,7 +198,11 @@ fn denied_consent_exits_3() {
     command.env("OIDC_DRIVE_DENY", "1");
     let output = run(command);
     assert_exit(&output, 3);
-    assert!(text(&output).contains("access_denied"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("access_denied"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -225,7 +218,7 @@ fn missing_client_id_says_where() {
         command
     });
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("--oauth-client-id"), "{printed}");
     assert!(printed.contains("register"), "{printed}");
 }
@@ -243,7 +236,11 @@ fn plain_http_issuer_rejected() {
         command
     });
     assert_exit(&output, 2);
-    assert!(text(&output).contains("loopback"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("loopback"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -255,7 +252,7 @@ fn issuer_spelled_differently_rejected() {
     login.issuer = provider.issuer.replace("127.0.0.1", "localhost");
     let output = login.login();
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains(&login.issuer), "{printed}");
     assert!(printed.contains(&provider.issuer), "{printed}");
     assert!(printed.contains("exactly as"), "{printed}");
@@ -413,7 +410,7 @@ fn unwritable_state_dir_before_login() {
         .stdin(Stdio::null());
     let output = run(command);
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(
         printed.contains(&not_a_dir.display().to_string()),
         "{printed}"
@@ -433,7 +430,7 @@ fn loose_state_dir_rejected() {
 
     let status = run(login.command(&["login", "--status"]));
     assert_exit(&status, 2);
-    let printed = text(&status);
+    let printed = output_text(&status);
     assert!(
         printed.contains(&format!("chmod 700 {}", dir.display())),
         "{printed}"
@@ -441,7 +438,7 @@ fn loose_state_dir_rejected() {
 
     let again = run(login.login_command(&["--no-browser"]));
     assert_exit(&again, 2);
-    let printed = text(&again);
+    let printed = output_text(&again);
     assert!(printed.contains("chmod 700"), "{printed}");
     assert!(!printed.contains("Log in to TRaX"), "{printed}");
 }
@@ -452,7 +449,7 @@ fn device_code_rejects_timeout() {
     let login = Login::new(&provider);
     let output = run(login.login_command(&["--device-code", "--timeout", "30"]));
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("--timeout"), "{printed}");
     assert!(printed.contains("--device-code"), "{printed}");
     assert!(!login.file().exists());
@@ -467,7 +464,7 @@ fn long_client_id_rejected() {
     command.env("TRAX_OAUTH_CLIENT_ID", &long_id);
     let output = run(command);
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("100000 bytes"), "{printed}");
     assert!(printed.contains("longer than 255 bytes"), "{printed}");
     assert!(!printed.contains(&long_id), "{printed}");
@@ -487,7 +484,7 @@ fn device_flow_unknown_client() {
         "unregistered-app",
     ]));
     assert_exit(&output, 3);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("'unregistered-app'"), "{printed}");
     assert!(printed.contains("invalid_client"), "{printed}");
     assert!(printed.contains("--oauth-client-id"), "{printed}");
@@ -504,9 +501,9 @@ fn device_flow_unavailable() {
     let output = run(login.login_command(&["--device-code"]));
     assert_exit(&output, 2);
     assert!(
-        text(&output).contains("no device authorization endpoint"),
+        output_text(&output).contains("no device authorization endpoint"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -518,7 +515,7 @@ fn loose_token_file_rejected() {
     std::fs::set_permissions(login.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let output = run(login.command(&["login", "--status"]));
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("chmod 600"), "{printed}");
     assert!(
         printed.contains(&login.file().display().to_string()),
@@ -566,9 +563,9 @@ fn api_calls_use_and_refresh_the_login() {
     let renewed = login.token("access_token");
     assert_ne!(renewed, original);
     assert!(
-        text(&refreshed).contains("refreshed"),
+        output_text(&refreshed).contains("refreshed"),
         "{}",
-        text(&refreshed)
+        output_text(&refreshed)
     );
 
     // A token the API rejects is refreshed once and the call repeated.
@@ -578,9 +575,9 @@ fn api_calls_use_and_refresh_the_login() {
     let after_401 = studios(&login, &standin);
     assert_exit(&after_401, 0);
     assert!(
-        text(&after_401).contains("rejected the login's access token"),
+        output_text(&after_401).contains("rejected the login's access token"),
         "{}",
-        text(&after_401)
+        output_text(&after_401)
     );
     let tokens = [
         original,
@@ -604,9 +601,9 @@ fn failed_refresh_asks_for_login() {
     let output = studios(&login, &standin);
     assert_exit(&output, 3);
     assert!(
-        text(&output).contains("run `bridge login` again"),
+        output_text(&output).contains("run `bridge login` again"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -630,7 +627,7 @@ fn unreachable_provider_keeps_login() {
     });
     let output = studios(&login, &standin);
     assert_exit(&output, 1);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("the stored login is kept"), "{printed}");
     assert!(!printed.contains("run `bridge login` again"), "{printed}");
     assert_eq!(login.token("refresh_token"), refresh_token);
@@ -658,7 +655,7 @@ fn logout_revokes_and_deletes() {
     command.env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap());
     let logout = run(command);
     assert_exit(&logout, 0);
-    let printed = text(&logout);
+    let printed = output_text(&logout);
     assert!(printed.contains("revoked the refresh token"), "{printed}");
     assert!(
         printed.contains("/session/end?client_id=bridge-test"),
@@ -704,7 +701,11 @@ fn logout_revokes_and_deletes() {
 
     let again = run(login.command(&["logout"]));
     assert_exit(&again, 0);
-    assert!(text(&again).contains("not logged in"), "{}", text(&again));
+    assert!(
+        output_text(&again).contains("not logged in"),
+        "{}",
+        output_text(&again)
+    );
 }
 
 #[test]
@@ -752,9 +753,9 @@ fn source_run_publishes_with_login() {
     let events = peers.stop();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("authenticating to the TRaX API with the stored login"),
+        output_text(&output).contains("authenticating to the TRaX API with the stored login"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let tokens = [login.token("access_token"), login.token("refresh_token")];
@@ -771,7 +772,7 @@ fn untrusted_provider_certificate_rejected() {
     login.ca = None;
     let output = login.login();
     assert_exit(&output, 1);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("failed to verify"), "{printed}");
     assert!(printed.contains("--oauth-ca-file"), "{printed}");
     assert!(!login.file().exists());
