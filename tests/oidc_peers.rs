@@ -51,6 +51,19 @@ fn authorize(
         .expect("the provider's redirect reached the listener")
 }
 
+/// Runs the authorization request through the driver and returns the
+/// authorization code of the redirect.
+fn authorized_code(
+    provider: &Provider,
+    listener: &RedirectListener,
+    pkce: &Pkce,
+    state: &str,
+    options: &DriveOptions,
+) -> String {
+    let redirect = authorize(provider, listener, pkce, state, options);
+    query_value(&redirect, "code").expect("the redirect carries a code")
+}
+
 fn exchange_code(
     client: &reqwest::blocking::Client,
     provider: &Provider,
@@ -73,14 +86,13 @@ fn exchange_code(
 fn sign_in(client: &reqwest::blocking::Client, provider: &Provider) -> Value {
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
-    let redirect = authorize(
+    let code = authorized_code(
         provider,
         &listener,
         &pkce,
         "state-1",
         &DriveOptions::default(),
     );
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
     let (status, tokens) = exchange_code(client, provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
     tokens
@@ -189,14 +201,13 @@ fn wrong_verifier_is_invalid_grant() {
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
 
-    let redirect = authorize(
+    let code = authorized_code(
         &provider,
         &listener,
         &pkce,
         "state-2",
         &DriveOptions::default(),
     );
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
     let other = Pkce::new();
     let (status, body) = exchange_code(&client, &provider, &listener, &code, &other.verifier);
 
@@ -350,8 +361,7 @@ fn end_session_signs_out_and_revokes() {
 
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
-    let redirect = authorize(&provider, &listener, &pkce, "state-8", &options);
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
+    let code = authorized_code(&provider, &listener, &pkce, "state-8", &options);
     let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
@@ -661,8 +671,7 @@ fn https_provider_with_test_ca() {
         ca_file: Some(ca_file.clone()),
         ..Default::default()
     };
-    let redirect = authorize(&provider, &listener, &pkce, "state-7", &options);
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
+    let code = authorized_code(&provider, &listener, &pkce, "state-7", &options);
     let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
 
