@@ -146,8 +146,14 @@ pub struct LoginArgs {
     #[arg(long, conflicts_with_all = ["device_code", "status"])]
     pub no_browser: bool,
 
-    /// Seconds to wait for the browser's redirect.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    /// Seconds to wait for the browser's redirect. A device-code login
+    /// waits until the device code expires instead.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        conflicts_with = "device_code"
+    )]
     pub timeout: u64,
 }
 

@@ -11,9 +11,9 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::command_output::{assert_exit, output_text, run};
 use support::keystore::SecretService;
-use support::nginx::TlsFiles;
-use support::oidc::{oidc_script, Provider, ProviderOptions};
+use support::oidc::{accepted_connections, oidc_script, IngestPeers, Provider, ProviderOptions};
 use support::standin::Standin;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
@@ -27,38 +27,21 @@ const ITEM: [(&str, &str); 2] = [("service", "bridge"), ("username", "trax-oauth
 struct Session {
     keystore: SecretService,
     provider: Provider,
-    ca: Option<PathBuf>,
-    _tls: Option<tempfile::TempDir>,
 }
 
 impl Session {
     fn start(options: ProviderOptions) -> Self {
-        Self::start_with(options, false)
+        let keystore = SecretService::start();
+        let provider = Provider::start(&options);
+        Self { keystore, provider }
     }
 
     /// Starts a session whose provider serves HTTPS, which revocation needs.
     fn start_tls() -> Self {
-        Self::start_with(ProviderOptions::default(), true)
-    }
-
-    fn start_with(mut options: ProviderOptions, tls: bool) -> Self {
-        let keystore = SecretService::start();
-        let mut tls_dir = None;
-        let mut ca = None;
-        if tls {
-            let dir = tempfile::tempdir().unwrap();
-            let files = TlsFiles::write(dir.path());
-            options.tls = Some((files.server_cert.clone(), files.server_key.clone()));
-            ca = Some(files.ca.clone());
-            tls_dir = Some(dir);
-        }
-        let provider = Provider::start(&options);
-        Self {
-            keystore,
-            provider,
-            ca,
-            _tls: tls_dir,
-        }
+        Self::start(ProviderOptions {
+            https: true,
+            ..Default::default()
+        })
     }
 
     /// `bridge <args>` in this session: its bus, home and state directory,
@@ -72,7 +55,7 @@ impl Session {
             .envs(self.keystore.env())
             .env("BROWSER", oidc_script("browser.sh"))
             .stdin(Stdio::null());
-        if let Some(ca) = &self.ca {
+        if let Some(ca) = &self.provider.ca {
             command.env("NODE_EXTRA_CA_CERTS", ca);
         }
         command
@@ -90,7 +73,7 @@ impl Session {
         ];
         args.extend_from_slice(extra);
         let mut command = self.command(&args);
-        if let Some(ca) = &self.ca {
+        if let Some(ca) = &self.provider.ca {
             command.arg("--oauth-ca-file").arg(ca);
         }
         command
@@ -121,24 +104,8 @@ impl Session {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("cannot run the bridge")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
 fn assert_contains(output: &Output, expected: &str) {
-    let printed = text(output);
+    let printed = output_text(output);
     assert!(
         printed.contains(expected),
         "expected {expected:?} in: {printed}"
@@ -148,7 +115,7 @@ fn assert_contains(output: &Output, expected: &str) {
 /// Asserts that no output of any run shows a token.
 fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
     for output in outputs {
-        let printed = text(output);
+        let printed = output_text(output);
         for token in tokens {
             assert!(
                 !printed.contains(token.as_str()),
@@ -451,41 +418,18 @@ fn source_run_uses_keystore_login() {
     assert_exit(&session.login(), 0);
     let original_access = session.token("access_token");
 
-    let port = support::receiver::free_udp_port();
-    let ingest = format!("srt://127.0.0.1:{port}");
-    let standin = Standin::start(&[
-        "--oidc-issuer",
-        &session.provider.issuer,
-        "--oidc-audience",
-        &session.provider.audience,
-        "--ingest-srt",
-        &ingest,
-    ]);
-    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
-    let output = run(session.command(&[
-        "--device",
-        "test",
-        "--size",
-        "320x240",
-        "--source",
-        "src_cam1",
-        "--duration",
-        "3",
-        "--api-url",
-        &standin.origin,
-    ]));
-    let events = receiver.stop();
+    let peers = IngestPeers::start(&session.provider);
+    let args = peers.source_run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(session.command(&args));
+    let events = peers.stop();
     assert_exit(&output, 0);
     assert_contains(
         &output,
         "authenticating to the TRaX API with the stored login",
     );
     assert_contains(&output, "stored_in=the system keystore");
-    let accepted = events
-        .iter()
-        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
-        .count();
-    assert_eq!(accepted, 1, "{events:?}");
+    assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let renewed_access = session.token("access_token");
     assert_ne!(
         renewed_access, original_access,

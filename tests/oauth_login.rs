@@ -11,113 +11,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::nginx::TlsFiles;
+use support::command_output::{assert_exit, output_text, run};
+use support::oidc::{
+    accepted_connections, IngestPeers, Provider, ProviderOptions, AUDIENCE, CLIENT_ID,
+};
 use support::standin::Standin;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_bridge");
-const CLIENT_ID: &str = "bridge-test";
-const AUDIENCE: &str = "https://api.trax.test";
-
 fn oidc_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc")
-}
-
-/// The provider, killed on drop. Its stderr lines (one JSON object per
-/// request) are kept for the checks on polling.
-struct Provider {
-    child: Child,
-    issuer: String,
-    log: Arc<Mutex<Vec<(Instant, Value)>>>,
-    _tls: Option<tempfile::TempDir>,
-    ca: Option<PathBuf>,
-}
-
-impl Provider {
-    fn start(extra: &[&str]) -> Self {
-        Self::start_with(extra, false)
-    }
-
-    fn start_tls(extra: &[&str]) -> Self {
-        Self::start_with(extra, true)
-    }
-
-    fn start_with(extra: &[&str], tls: bool) -> Self {
-        let mut command = Command::new("node");
-        command.arg(oidc_dir().join("provider.mjs")).args(extra);
-        let mut tls_dir = None;
-        let mut ca = None;
-        if tls {
-            let dir = tempfile::tempdir().unwrap();
-            let files = TlsFiles::write(dir.path());
-            command
-                .arg("--tls-cert")
-                .arg(&files.server_cert)
-                .arg("--tls-key")
-                .arg(&files.server_key);
-            ca = Some(files.ca.clone());
-            tls_dir = Some(dir);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect(
-                "cannot start node tests/peers/oidc/provider.mjs (run scripts/install-peers.sh)",
-            );
-
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    sink.lock().unwrap().push((Instant::now(), event));
-                }
-            }
-        });
-        let (sender, receiver) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["event"] == "ready" {
-                        let _ = sender.send(event["issuer"].as_str().unwrap().to_string());
-                    }
-                }
-            }
-        });
-        let issuer = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the OpenID provider did not print its ready line");
-        Self {
-            child,
-            issuer,
-            log,
-            _tls: tls_dir,
-            ca,
-        }
-    }
-
-    /// Instants of the token endpoint requests so far.
-    fn token_requests(&self) -> Vec<Instant> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
-            .map(|(at, _)| *at)
-            .collect()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A state directory and the environment of every bridge run.
@@ -163,16 +66,15 @@ impl Login {
         command
     }
 
+    /// `bridge login` with this provider. A browser login waits 60 s for
+    /// the redirect, and a device-code login waits for the code's expiry,
+    /// since it rejects `--timeout`.
     fn login_command(&self, extra: &[&str]) -> Command {
-        let mut args = vec![
-            "login",
-            "--oauth-issuer",
-            &self.issuer,
-            "--oauth-client-id",
-            CLIENT_ID,
-            "--timeout",
-            "60",
-        ];
+        let mut args = vec!["login", "--oauth-issuer", &self.issuer];
+        args.extend_from_slice(&["--oauth-client-id", CLIENT_ID]);
+        if !extra.contains(&"--device-code") {
+            args.extend_from_slice(&["--timeout", "60"]);
+        }
         args.extend_from_slice(extra);
         let mut command = self.command(&args);
         if let Some(ca) = &self.ca {
@@ -187,26 +89,10 @@ impl Login {
     }
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("cannot run the bridge")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
-}
-
 /// Asserts that no output of any run shows a token of the stored login.
 fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
     for output in outputs {
-        let printed = text(output);
+        let printed = output_text(output);
         for token in tokens {
             assert!(
                 !printed.contains(token.as_str()),
@@ -218,14 +104,14 @@ fn assert_no_tokens(outputs: &[&Output], tokens: &[String]) {
 
 #[test]
 fn pkce_login_stores_owner_only_file() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let output = login.login();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("logged in as Test User <tester@example.test>"),
+        output_text(&output).contains("logged in as Test User <tester@example.test>"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 
     let mode = std::fs::metadata(login.file())
@@ -240,14 +126,18 @@ fn pkce_login_stores_owner_only_file() {
 
     let status = run(login.command(&["login", "--status"]));
     assert_exit(&status, 0);
-    assert!(text(&status).contains("valid until"), "{}", text(&status));
+    assert!(
+        output_text(&status).contains("valid until"),
+        "{}",
+        output_text(&status)
+    );
     let tokens = [login.token("access_token"), login.token("refresh_token")];
     assert_no_tokens(&[&output, &status], &tokens);
 }
 
 #[test]
 fn wrong_state_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let result = login.state.path().join("drive.json");
     let mut command = login.login_command(&[]);
@@ -257,9 +147,9 @@ fn wrong_state_rejected() {
     let output = run(command);
     assert_exit(&output, 3);
     assert!(
-        text(&output).contains("state does not match"),
+        output_text(&output).contains("state does not match"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert!(!login.file().exists());
     // The driver writes its result once it has read the page, which may be
@@ -275,7 +165,7 @@ fn wrong_state_rejected() {
 
 #[test]
 fn wrong_verifier_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     // The "browser" replaces the bridge's code challenge with another one,
     // so the code it delivers belongs to a verifier the bridge lacks.
@@ -294,7 +184,7 @@ fn wrong_verifier_rejected() {
     command.env("BROWSER", &browser);
     let output = run(command);
     assert_exit(&output, 3);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("authorization code exchange"), "{printed}");
     assert!(printed.contains("invalid_grant"), "{printed}");
     assert!(!login.file().exists());
@@ -302,13 +192,17 @@ fn wrong_verifier_rejected() {
 
 #[test]
 fn denied_consent_exits_3() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let mut command = login.login_command(&[]);
     command.env("OIDC_DRIVE_DENY", "1");
     let output = run(command);
     assert_exit(&output, 3);
-    assert!(text(&output).contains("access_denied"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("access_denied"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -324,7 +218,7 @@ fn missing_client_id_says_where() {
         command
     });
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("--oauth-client-id"), "{printed}");
     assert!(printed.contains("register"), "{printed}");
 }
@@ -342,19 +236,23 @@ fn plain_http_issuer_rejected() {
         command
     });
     assert_exit(&output, 2);
-    assert!(text(&output).contains("loopback"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("loopback"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
 fn issuer_spelled_differently_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     // The provider names itself http://127.0.0.1:PORT, so the same server
     // reached as localhost is another issuer string.
     let mut login = Login::new(&provider);
     login.issuer = provider.issuer.replace("127.0.0.1", "localhost");
     let output = login.login();
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains(&login.issuer), "{printed}");
     assert!(printed.contains(&provider.issuer), "{printed}");
     assert!(printed.contains("exactly as"), "{printed}");
@@ -429,7 +327,11 @@ fn finish(mut child: Child, lines: mpsc::Receiver<String>) -> (Option<i32>, Stri
 fn device_flow_with_slow_down() {
     // Interval 1 s, and the first poll gets slow_down: the next ones must
     // come at least 1 + 5 s apart.
-    let provider = Provider::start(&["--device-interval", "1", "--slow-down-polls", "1"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        slow_down_polls: Some(1),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, uri, code) = start_device_login(&login);
     std::thread::sleep(Duration::from_secs(9));
@@ -461,7 +363,10 @@ fn device_flow_with_slow_down() {
 
 #[test]
 fn device_flow_denied() {
-    let provider = Provider::start(&["--device-interval", "1"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, uri, code) = start_device_login(&login);
     let driven = drive_device(&uri, &code, true);
@@ -474,7 +379,11 @@ fn device_flow_denied() {
 
 #[test]
 fn device_code_expiry() {
-    let provider = Provider::start(&["--device-interval", "1", "--device-ttl", "3"]);
+    let provider = Provider::start(&ProviderOptions {
+        device_interval_s: Some(1),
+        device_ttl_s: Some(3),
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let (child, lines, _, _) = start_device_login(&login);
     let (status, printed) = finish(child, lines);
@@ -484,7 +393,7 @@ fn device_code_expiry() {
 
 #[test]
 fn unwritable_state_dir_before_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     // A plain file where the state directory should be.
     let not_a_dir = login.state.path().join("plain-file");
@@ -500,19 +409,71 @@ fn unwritable_state_dir_before_login() {
         .env("BROWSER", oidc_dir().join("browser.sh"))
         .stdin(Stdio::null());
     let output = run(command);
-    assert_exit(&output, 1);
-    let printed = text(&output);
+    assert_exit(&output, 2);
+    let printed = output_text(&output);
     assert!(
         printed.contains(&not_a_dir.display().to_string()),
         "{printed}"
     );
+    assert!(printed.contains("not a directory"), "{printed}");
     assert!(!printed.contains("Log in to TRaX"), "{printed}");
     assert!(provider.token_requests().is_empty(), "{printed}");
 }
 
 #[test]
+fn loose_state_dir_rejected() {
+    let provider = Provider::start(&ProviderOptions::default());
+    let login = Login::new(&provider);
+    assert_exit(&login.login(), 0);
+    let dir = login.state.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let status = run(login.command(&["login", "--status"]));
+    assert_exit(&status, 2);
+    let printed = output_text(&status);
+    assert!(
+        printed.contains(&format!("chmod 700 {}", dir.display())),
+        "{printed}"
+    );
+
+    let again = run(login.login_command(&["--no-browser"]));
+    assert_exit(&again, 2);
+    let printed = output_text(&again);
+    assert!(printed.contains("chmod 700"), "{printed}");
+    assert!(!printed.contains("Log in to TRaX"), "{printed}");
+}
+
+#[test]
+fn device_code_rejects_timeout() {
+    let provider = Provider::start(&ProviderOptions::default());
+    let login = Login::new(&provider);
+    let output = run(login.login_command(&["--device-code", "--timeout", "30"]));
+    assert_exit(&output, 2);
+    let printed = output_text(&output);
+    assert!(printed.contains("--timeout"), "{printed}");
+    assert!(printed.contains("--device-code"), "{printed}");
+    assert!(!login.file().exists());
+}
+
+#[test]
+fn long_client_id_rejected() {
+    let provider = Provider::start(&ProviderOptions::default());
+    let login = Login::new(&provider);
+    let long_id = "a".repeat(100_000);
+    let mut command = login.command(&["login", "--oauth-issuer", &provider.issuer]);
+    command.env("TRAX_OAUTH_CLIENT_ID", &long_id);
+    let output = run(command);
+    assert_exit(&output, 2);
+    let printed = output_text(&output);
+    assert!(printed.contains("100000 bytes"), "{printed}");
+    assert!(printed.contains("longer than 255 bytes"), "{printed}");
+    assert!(!printed.contains(&long_id), "{printed}");
+    assert!(provider.token_requests().is_empty(), "{printed}");
+}
+
+#[test]
 fn device_flow_unknown_client() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     let output = run(login.command(&[
         "login",
@@ -523,7 +484,7 @@ fn device_flow_unknown_client() {
         "unregistered-app",
     ]));
     assert_exit(&output, 3);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("'unregistered-app'"), "{printed}");
     assert!(printed.contains("invalid_client"), "{printed}");
     assert!(printed.contains("--oauth-client-id"), "{printed}");
@@ -532,26 +493,29 @@ fn device_flow_unknown_client() {
 
 #[test]
 fn device_flow_unavailable() {
-    let provider = Provider::start(&["--no-device-flow"]);
+    let provider = Provider::start(&ProviderOptions {
+        no_device_flow: true,
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let output = run(login.login_command(&["--device-code"]));
     assert_exit(&output, 2);
     assert!(
-        text(&output).contains("no device authorization endpoint"),
+        output_text(&output).contains("no device authorization endpoint"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
 #[test]
 fn loose_token_file_rejected() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     std::fs::set_permissions(login.file(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let output = run(login.command(&["login", "--status"]));
     assert_exit(&output, 2);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("chmod 600"), "{printed}");
     assert!(
         printed.contains(&login.file().display().to_string()),
@@ -581,7 +545,7 @@ fn studios(login: &Login, standin: &Standin) -> Output {
 
 #[test]
 fn api_calls_use_and_refresh_the_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -599,9 +563,9 @@ fn api_calls_use_and_refresh_the_login() {
     let renewed = login.token("access_token");
     assert_ne!(renewed, original);
     assert!(
-        text(&refreshed).contains("refreshed"),
+        output_text(&refreshed).contains("refreshed"),
         "{}",
-        text(&refreshed)
+        output_text(&refreshed)
     );
 
     // A token the API rejects is refreshed once and the call repeated.
@@ -611,9 +575,9 @@ fn api_calls_use_and_refresh_the_login() {
     let after_401 = studios(&login, &standin);
     assert_exit(&after_401, 0);
     assert!(
-        text(&after_401).contains("rejected the login's access token"),
+        output_text(&after_401).contains("rejected the login's access token"),
         "{}",
-        text(&after_401)
+        output_text(&after_401)
     );
     let tokens = [
         original,
@@ -626,7 +590,7 @@ fn api_calls_use_and_refresh_the_login() {
 
 #[test]
 fn failed_refresh_asks_for_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -637,15 +601,15 @@ fn failed_refresh_asks_for_login() {
     let output = studios(&login, &standin);
     assert_exit(&output, 3);
     assert!(
-        text(&output).contains("run `bridge login` again"),
+        output_text(&output).contains("run `bridge login` again"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 }
 
 #[test]
 fn unreachable_provider_keeps_login() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -663,7 +627,7 @@ fn unreachable_provider_keeps_login() {
     });
     let output = studios(&login, &standin);
     assert_exit(&output, 1);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("the stored login is kept"), "{printed}");
     assert!(!printed.contains("run `bridge login` again"), "{printed}");
     assert_eq!(login.token("refresh_token"), refresh_token);
@@ -674,7 +638,10 @@ fn unreachable_provider_keeps_login() {
 fn logout_revokes_and_deletes() {
     // oauth2 revokes only over HTTPS, so this provider serves TLS with a
     // test CA that the bridge gets through --oauth-ca-file.
-    let provider = Provider::start_tls(&[]);
+    let provider = Provider::start(&ProviderOptions {
+        https: true,
+        ..Default::default()
+    });
     let login = Login::new(&provider);
     let jar = login.state.path().join("cookies.json");
     let mut command = login.login_command(&[]);
@@ -688,7 +655,7 @@ fn logout_revokes_and_deletes() {
     command.env("NODE_EXTRA_CA_CERTS", provider.ca.as_ref().unwrap());
     let logout = run(command);
     assert_exit(&logout, 0);
-    let printed = text(&logout);
+    let printed = output_text(&logout);
     assert!(printed.contains("revoked the refresh token"), "{printed}");
     assert!(
         printed.contains("/session/end?client_id=bridge-test"),
@@ -734,12 +701,16 @@ fn logout_revokes_and_deletes() {
 
     let again = run(login.command(&["logout"]));
     assert_exit(&again, 0);
-    assert!(text(&again).contains("not logged in"), "{}", text(&again));
+    assert!(
+        output_text(&again).contains("not logged in"),
+        "{}",
+        output_text(&again)
+    );
 }
 
 #[test]
 fn logout_over_http_reports_once() {
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let tokens = [login.token("access_token"), login.token("refresh_token")];
@@ -771,57 +742,37 @@ fn logout_over_http_reports_once() {
 #[test]
 fn source_run_publishes_with_login() {
     let _guard = support::setup();
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
 
-    let port = support::receiver::free_udp_port();
-    let ingest = format!("srt://127.0.0.1:{port}");
-    let standin = Standin::start(&[
-        "--oidc-issuer",
-        &provider.issuer,
-        "--oidc-audience",
-        AUDIENCE,
-        "--ingest-srt",
-        &ingest,
-    ]);
-    let receiver = support::receiver::Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
-    let output = run(login.command(&[
-        "--device",
-        "test",
-        "--size",
-        "320x240",
-        "--source",
-        "src_cam1",
-        "--duration",
-        "3",
-        "--api-url",
-        &standin.origin,
-    ]));
-    let events = receiver.stop();
+    let peers = IngestPeers::start(&provider);
+    let args = peers.source_run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(login.command(&args));
+    let events = peers.stop();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("authenticating to the TRaX API with the stored login"),
+        output_text(&output).contains("authenticating to the TRaX API with the stored login"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
-    let accepted = events
-        .iter()
-        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
-        .count();
-    assert_eq!(accepted, 1, "{events:?}");
+    assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let tokens = [login.token("access_token"), login.token("refresh_token")];
     assert_no_tokens(&[&output], &tokens);
 }
 
 #[test]
 fn untrusted_provider_certificate_rejected() {
-    let provider = Provider::start_tls(&[]);
+    let provider = Provider::start(&ProviderOptions {
+        https: true,
+        ..Default::default()
+    });
     let mut login = Login::new(&provider);
     login.ca = None;
     let output = login.login();
     assert_exit(&output, 1);
-    let printed = text(&output);
+    let printed = output_text(&output);
     assert!(printed.contains("failed to verify"), "{printed}");
     assert!(printed.contains("--oauth-ca-file"), "{printed}");
     assert!(!login.file().exists());
@@ -832,7 +783,7 @@ fn concurrent_refreshes_share_one_token() {
     // Runs that share one state directory, like several cameras' services,
     // refresh at the same moment. Each must end with a valid token, even
     // when the provider rotates refresh tokens.
-    let provider = Provider::start(&[]);
+    let provider = Provider::start(&ProviderOptions::default());
     let login = Login::new(&provider);
     assert_exit(&login.login(), 0);
     let standin = standin_for(&provider);
@@ -852,13 +803,6 @@ fn concurrent_refreshes_share_one_token() {
         assert_exit(&output, 0);
     }
 
-    let refreshes = provider
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, event)| event["event"] == "request" && event["path"] == "/token")
-        .count();
     // One code exchange at login, then one refresh for all three runs.
-    assert_eq!(refreshes, 2);
+    assert_eq!(provider.token_requests().len(), 2);
 }

@@ -8,7 +8,6 @@ mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::nginx::TlsFiles;
 use support::oidc::{
     authorization_url, browser_script, drive_authorize, drive_device, end_session_url, http_client,
     jwt_claims, post_form, query_value, revoke, DriveOptions, Pkce, Provider, ProviderOptions,
@@ -52,6 +51,19 @@ fn authorize(
         .expect("the provider's redirect reached the listener")
 }
 
+/// Runs the authorization request through the driver and returns the
+/// authorization code of the redirect.
+fn authorized_code(
+    provider: &Provider,
+    listener: &RedirectListener,
+    pkce: &Pkce,
+    state: &str,
+    options: &DriveOptions,
+) -> String {
+    let redirect = authorize(provider, listener, pkce, state, options);
+    query_value(&redirect, "code").expect("the redirect carries a code")
+}
+
 fn exchange_code(
     client: &reqwest::blocking::Client,
     provider: &Provider,
@@ -74,14 +86,13 @@ fn exchange_code(
 fn sign_in(client: &reqwest::blocking::Client, provider: &Provider) -> Value {
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
-    let redirect = authorize(
+    let code = authorized_code(
         provider,
         &listener,
         &pkce,
         "state-1",
         &DriveOptions::default(),
     );
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
     let (status, tokens) = exchange_code(client, provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
     tokens
@@ -190,14 +201,13 @@ fn wrong_verifier_is_invalid_grant() {
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
 
-    let redirect = authorize(
+    let code = authorized_code(
         &provider,
         &listener,
         &pkce,
         "state-2",
         &DriveOptions::default(),
     );
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
     let other = Pkce::new();
     let (status, body) = exchange_code(&client, &provider, &listener, &code, &other.verifier);
 
@@ -351,8 +361,7 @@ fn end_session_signs_out_and_revokes() {
 
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
-    let redirect = authorize(&provider, &listener, &pkce, "state-8", &options);
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
+    let code = authorized_code(&provider, &listener, &pkce, "state-8", &options);
     let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
@@ -646,29 +655,27 @@ fn standin_rejects_expired_token() {
 
 #[test]
 fn https_provider_with_test_ca() {
-    let directory = tempfile::tempdir().unwrap();
-    let tls = TlsFiles::write(directory.path());
     let provider = Provider::start(&ProviderOptions {
-        tls: Some((tls.server_cert.clone(), tls.server_key.clone())),
+        https: true,
         ..Default::default()
     });
     assert!(provider.issuer.starts_with("https://127.0.0.1:"));
-    let client = http_client(Some(&tls.ca));
+    let ca_file = provider.ca.clone().expect("an HTTPS provider has a CA");
+    let client = http_client(Some(&ca_file));
     let discovery = provider.discovery(&client);
     assert_eq!(discovery["issuer"], provider.issuer.as_str());
 
     let listener = RedirectListener::start();
     let pkce = Pkce::new();
     let options = DriveOptions {
-        ca_file: Some(tls.ca.clone()),
+        ca_file: Some(ca_file.clone()),
         ..Default::default()
     };
-    let redirect = authorize(&provider, &listener, &pkce, "state-7", &options);
-    let code = query_value(&redirect, "code").expect("the redirect carries a code");
+    let code = authorized_code(&provider, &listener, &pkce, "state-7", &options);
     let (status, tokens) = exchange_code(&client, &provider, &listener, &code, &pkce.verifier);
     assert_eq!(status, 200, "token response: {}", tokens["error"]);
 
-    let ca = tls.ca.display().to_string();
+    let ca = ca_file.display().to_string();
     let standin = standin_for(&provider, &["--oidc-ca-file", &ca]);
     let (status, body, _) =
         list_sources(&client, &standin, tokens["access_token"].as_str().unwrap());

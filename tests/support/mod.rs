@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bridge_process;
+pub mod command_output;
 pub mod encoder;
 pub mod fault_peers;
 pub mod h264_frames;

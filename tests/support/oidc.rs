@@ -13,6 +13,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::nginx::TlsFiles;
+use super::receiver::{free_udp_port, Receiver};
+use super::standin::Standin;
+
 pub const NODE: &str = "node";
 pub const CLIENT_ID: &str = "bridge-test";
 /// The "aud" of the provider's access tokens, its default RFC 8707 resource.
@@ -49,9 +53,12 @@ pub struct ProviderOptions {
     pub refresh_ttl_s: Option<u64>,
     pub device_ttl_s: Option<u64>,
     pub device_interval_s: Option<u64>,
+    /// Pending device polls per device code that get `slow_down`.
+    pub slow_down_polls: Option<u64>,
     pub no_device_flow: bool,
-    /// Certificate and key PEM files to serve HTTPS with.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Whether to serve HTTPS with a certificate from a fresh test CA, which is in
+    /// [`Provider::ca`].
+    pub https: bool,
 }
 
 impl ProviderOptions {
@@ -62,6 +69,7 @@ impl ProviderOptions {
             ("--refresh-ttl", self.refresh_ttl_s),
             ("--device-ttl", self.device_ttl_s),
             ("--device-interval", self.device_interval_s),
+            ("--slow-down-polls", self.slow_down_polls),
         ];
         for (flag, value) in numbers {
             if let Some(value) = value {
@@ -71,12 +79,6 @@ impl ProviderOptions {
         }
         if self.no_device_flow {
             arguments.push("--no-device-flow".to_string());
-        }
-        if let Some((cert, key)) = &self.tls {
-            arguments.push("--tls-cert".to_string());
-            arguments.push(cert.display().to_string());
-            arguments.push("--tls-key".to_string());
-            arguments.push(key.display().to_string());
         }
         arguments
     }
@@ -91,6 +93,8 @@ pub struct Provider {
     pub audience: String,
     pub user: String,
     pub log_path: PathBuf,
+    /// The CA certificate (PEM) of an HTTPS provider.
+    pub ca: Option<PathBuf>,
     _directory: tempfile::TempDir,
 }
 
@@ -102,9 +106,21 @@ impl Provider {
         let log_path = directory.path().join("provider.log");
         let log = std::fs::File::create(&log_path).unwrap();
 
-        let mut child = Command::new(NODE)
+        let mut command = Command::new(NODE);
+        command
             .arg(oidc_script("provider.mjs"))
-            .args(options.arguments())
+            .args(options.arguments());
+        let mut ca = None;
+        if options.https {
+            let files = TlsFiles::write(directory.path());
+            command
+                .arg("--tls-cert")
+                .arg(&files.server_cert)
+                .arg("--tls-key")
+                .arg(&files.server_key);
+            ca = Some(files.ca);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -139,6 +155,7 @@ impl Provider {
             user: text("user"),
             child,
             log_path,
+            ca,
             _directory: directory,
         }
     }
@@ -146,6 +163,22 @@ impl Provider {
     /// Reads the request log written so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Returns when each token endpoint request so far finished, in the
+    /// provider's clock (`at_ms`, milliseconds since the Unix epoch).
+    pub fn token_requests(&self) -> Vec<Duration> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| event["event"] == "request" && event["path"] == "/token")
+            .map(|event| {
+                let at_ms = event["at_ms"]
+                    .as_u64()
+                    .expect("a request line without at_ms");
+                Duration::from_millis(at_ms)
+            })
+            .collect()
     }
 
     /// Fetches the discovery document with `client`.
@@ -176,6 +209,63 @@ impl Drop for Provider {
         }
         let _ = self.child.wait();
     }
+}
+
+/// The peers of a `--source` run with a user login: the /v1 stand-in,
+/// which accepts `provider`'s access tokens and hands out an SRT ingest on a
+/// free loopback port, and the SRT receiver listening on that port.
+pub struct IngestPeers {
+    pub standin: Standin,
+    pub receiver: Receiver,
+}
+
+impl IngestPeers {
+    pub fn start(provider: &Provider) -> Self {
+        let port = free_udp_port();
+        let ingest = format!("srt://127.0.0.1:{port}");
+        let standin = Standin::start(&[
+            "--oidc-issuer",
+            &provider.issuer,
+            "--oidc-audience",
+            &provider.audience,
+            "--ingest-srt",
+            &ingest,
+        ]);
+        let receiver = Receiver::start(port, &["--jwks-url", &standin.jwks_url()]);
+        Self { standin, receiver }
+    }
+
+    /// Arguments of a 3 s run of the test source as `src_cam1` through the
+    /// stand-in.
+    pub fn source_run_args(&self) -> Vec<String> {
+        let args = [
+            "--device",
+            "test",
+            "--size",
+            "320x240",
+            "--source",
+            "src_cam1",
+            "--duration",
+            "3",
+            "--api-url",
+        ];
+        let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        args.push(self.standin.origin.clone());
+        args
+    }
+
+    /// Stops the receiver and returns its events.
+    pub fn stop(self) -> Vec<Value> {
+        self.receiver.stop()
+    }
+}
+
+/// Counts the SRT connections that a receiver's events show it accepted.
+pub fn accepted_connections(events: &[Value]) -> usize {
+    events
+        .iter()
+        .filter(|event| event["event"] == "connecting" && event["accepted"] == true)
+        .count()
 }
 
 /// A PKCE code verifier and its S256 challenge (RFC 7636).

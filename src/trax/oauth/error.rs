@@ -92,6 +92,13 @@ pub enum OAuthError {
 
     #[error("cannot use the token file {}: {reason}", path.display())]
     TokenFile { path: PathBuf, reason: String },
+
+    #[error("invalid state directory {}: {reason}", path.display())]
+    StateDir { path: PathBuf, reason: String },
+
+    #[error("the state directory {} is writable by other users (mode {mode:o}), so they could replace the stored login: run `chmod 700 {}`, or give --state-dir another directory", path.display(), path.display())]
+    LooseStateDir { path: PathBuf, mode: u32 },
+
     #[error("cannot read the login from the system keystore ({cause}): {fix}")]
     Keystore { cause: String, fix: &'static str },
 
@@ -109,7 +116,9 @@ impl OAuthError {
             | Self::CaFile { .. }
             | Self::NoDeviceFlow { .. }
             | Self::LoosePermissions { .. }
-            | Self::ForeignOwner { .. } => ExitStatus::Usage,
+            | Self::ForeignOwner { .. }
+            | Self::StateDir { .. }
+            | Self::LooseStateDir { .. } => ExitStatus::Usage,
             Self::StateMismatch
             | Self::IssuerMismatch { .. }
             | Self::AuthorizationDenied { .. }

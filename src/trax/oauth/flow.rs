@@ -3,7 +3,7 @@
 //! refresh and revocation.
 
 use super::error::{excerpt, OAuthError};
-use super::provider::{transport_error, Endpoints, Provider};
+use super::provider::{transport_error, Endpoints, LimitedClient, Provider};
 use super::redirect::RedirectListener;
 use super::settings::SCOPES;
 use super::store::{unix_now, StoredLogin};
@@ -143,10 +143,7 @@ pub fn finish_device_login(
 
 /// Exchanges the stored refresh token for a new access token, keeping
 /// the old refresh token when the provider sends no new one.
-pub fn refresh(
-    http: &reqwest::blocking::Client,
-    login: &StoredLogin,
-) -> Result<StoredLogin, OAuthError> {
+pub fn refresh(http: &LimitedClient, login: &StoredLogin) -> Result<StoredLogin, OAuthError> {
     let refresh_token = login
         .refresh_token
         .as_ref()
@@ -183,7 +180,7 @@ pub fn refresh(
 /// Revokes the stored refresh token (RFC 7009), which at most providers
 /// also ends the access tokens issued with it. Returns whether the
 /// provider offers revocation.
-pub fn revoke(http: &reqwest::blocking::Client, login: &StoredLogin) -> Result<bool, OAuthError> {
+pub fn revoke(http: &LimitedClient, login: &StoredLogin) -> Result<bool, OAuthError> {
     let Some(endpoint) = &login.revocation_endpoint else {
         return Ok(false);
     };

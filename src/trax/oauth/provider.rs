@@ -12,10 +12,12 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalProviderMetadata, DeviceAuthorizationUrl, DiscoveryError, EndSessionUrl,
-    HttpClientError, IssuerUrl, ProviderMetadata, RevocationUrl,
+    HttpClientError, HttpRequest, HttpResponse, IssuerUrl, ProviderMetadata, RevocationUrl,
+    SyncHttpClient,
 };
 use serde::{Deserialize, Serialize};
 use std::error::Error as StdError;
+use std::io::Read;
 use tracing::{debug, info};
 use url::Url;
 
@@ -60,8 +62,43 @@ pub struct Endpoints {
 
 /// The HTTPS client for the identity provider and its endpoints.
 pub struct Provider {
-    pub http: reqwest::blocking::Client,
+    pub http: LimitedClient,
     pub endpoints: Endpoints,
+}
+
+/// Maximum size of a response body from the identity provider. Discovery
+/// documents, key sets and token responses are a few KiB, and the OAuth
+/// crates read a body into memory whole.
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+/// An HTTP client for the OAuth crates that fails a response whose body
+/// is larger than [`MAX_RESPONSE_BYTES`] without reading the rest.
+pub struct LimitedClient(reqwest::blocking::Client);
+
+impl SyncHttpClient for LimitedClient {
+    type Error = HttpClientError<reqwest::Error>;
+
+    fn call(&self, request: HttpRequest) -> Result<HttpResponse, Self::Error> {
+        let request = request.try_into().map_err(Box::new)?;
+        let response = self.0.execute(request).map_err(Box::new)?;
+        let mut builder = openidconnect::http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+
+        let mut body = Vec::new();
+        response
+            .take(MAX_RESPONSE_BYTES + 1)
+            .read_to_end(&mut body)?;
+        if body.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(HttpClientError::Other(format!(
+                "the response body is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        builder.body(body).map_err(HttpClientError::Http)
+    }
 }
 
 /// Builds the HTTPS client: rustls with the web PKI roots plus `ca_file`,
@@ -70,7 +107,7 @@ pub struct Provider {
 pub fn http_client(
     ca_file: Option<&std::path::Path>,
     loopback: bool,
-) -> Result<reqwest::blocking::Client, OAuthError> {
+) -> Result<LimitedClient, OAuthError> {
     let mut builder = reqwest::blocking::Client::builder()
         .use_rustls_tls()
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
@@ -90,10 +127,11 @@ pub fn http_client(
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(|error| OAuthError::Transport {
+    let client = builder.build().map_err(|error| OAuthError::Transport {
         operation: "building the HTTPS client".into(),
         cause: innermost_cause(&error),
-    })
+    })?;
+    Ok(LimitedClient(client))
 }
 
 impl Provider {
@@ -213,6 +251,12 @@ pub(crate) fn transport_error(
 ) -> OAuthError {
     let inner: &(dyn StdError + 'static) = match error {
         HttpClientError::Reqwest(error) => error.as_ref(),
+        HttpClientError::Other(reason) => {
+            return OAuthError::InvalidResponse {
+                operation,
+                reason: reason.clone(),
+            }
+        }
         other => other,
     };
     if let Some(tls) = find_tls_error(inner) {
@@ -266,5 +310,48 @@ mod tests {
             join(&base, "/oauth/v2/token").as_str(),
             "https://auth.example.com/realm/oauth/v2/token"
         );
+    }
+
+    /// Serves one response on loopback with a JSON body of `size` bytes,
+    /// and returns the issuer URL.
+    fn serve_discovery(size: usize) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Content-Length: {size}\r\nConnection: close\r\n\r\n"
+            );
+            // The client closes the connection once it has read enough.
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&vec![b' '; size]);
+        });
+        issuer
+    }
+
+    #[test]
+    fn large_discovery_document_rejected() {
+        let issuer = serve_discovery(2 * MAX_RESPONSE_BYTES as usize);
+        let settings = OAuthSettings {
+            issuer: settings::check_issuer(&issuer).unwrap(),
+            client_id: None,
+            ca_file: None,
+            state_dir: None,
+        };
+        let Err(error) = Provider::discover(&settings) else {
+            panic!("a 2 MiB discovery document was accepted");
+        };
+        assert_eq!(error.exit_status(), crate::exit::ExitStatus::Other);
+        let text = error.to_string();
+        assert!(text.contains("larger than 1048576 bytes"), "{text}");
+        assert!(text.contains("openid-configuration"), "{text}");
     }
 }

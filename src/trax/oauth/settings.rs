@@ -76,9 +76,28 @@ pub fn check_issuer(issuer: &str) -> Result<Url, OAuthError> {
     }
 }
 
-/// Checks a client id: printable ASCII without spaces.
+/// Maximum length of a client id in bytes. Registered ids are far shorter,
+/// and the id goes into every authorization URL and token request.
+pub const MAX_CLIENT_ID_LEN: usize = 255;
+
+/// Checks a client id: printable ASCII without spaces, at most
+/// [`MAX_CLIENT_ID_LEN`] bytes.
 pub fn check_client_id(client_id: &str) -> Result<String, OAuthError> {
     let trimmed = client_id.trim();
+    if trimmed.len() > MAX_CLIENT_ID_LEN {
+        return Err(OAuthError::InvalidSetting {
+            setting: "OAuth client id",
+            value: format!(
+                "{} ({} bytes)",
+                super::error::excerpt(trimmed, 40),
+                trimmed.len()
+            ),
+            fix: format!(
+                "it is longer than {MAX_CLIENT_ID_LEN} bytes: give the client id TRaX \
+                 registered for this app"
+            ),
+        });
+    }
     if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(OAuthError::InvalidSetting {
             setting: "OAuth client id",
@@ -145,6 +164,22 @@ mod tests {
             let error = check_client_id(bad).unwrap_err();
             assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
         }
+    }
+
+    #[test]
+    fn long_client_id_rejected() {
+        let longest = "a".repeat(MAX_CLIENT_ID_LEN);
+        assert_eq!(check_client_id(&longest).unwrap(), longest);
+
+        let error = check_client_id(&"a".repeat(100_000)).unwrap_err();
+        assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
+        let message = error.to_string();
+        assert!(message.contains("100000 bytes"), "{message}");
+        assert!(message.contains("longer than 255 bytes"), "{message}");
+        assert!(
+            message.len() < 400,
+            "the message quotes the whole id: {message}"
+        );
     }
 
     #[test]

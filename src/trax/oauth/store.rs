@@ -197,8 +197,17 @@ impl TokenStore {
             reason,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir)
-            .map_err(|error| file_error(format!("cannot create its directory: {error}")))?;
+        let dir_error = |reason: String| OAuthError::StateDir {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        create_private_dir(dir).map_err(|error| {
+            dir_error(format!(
+                "cannot create it: {error}; give --state-dir (or state_dir) a directory \
+                 this user can create or write"
+            ))
+        })?;
+        check_dir_permissions(dir)?;
         let probe = dir.join(format!(".{TOKEN_FILE_NAME}.{}.probe", std::process::id()));
         OpenOptions::new()
             .write(true)
@@ -207,10 +216,9 @@ impl TokenStore {
             .open(&probe)
             .map_err(|error| {
                 if error.kind() == std::io::ErrorKind::NotADirectory {
-                    return file_error(format!(
-                        "{} is not a directory: give --state-dir (or state_dir) a directory",
-                        dir.display()
-                    ));
+                    return dir_error(
+                        "it is not a directory: give --state-dir (or state_dir) a directory".into(),
+                    );
                 }
                 file_error(format!(
                     "{error}: make {} writable for this user, or give --state-dir another \
@@ -364,13 +372,14 @@ fn read_file(path: &Path) -> Result<Option<StoredLogin>, OAuthError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
             let dir = path.parent().unwrap_or(Path::new("."));
-            return Err(file_error(format!(
-                "{} is not a directory: give --state-dir (or state_dir) a directory",
-                dir.display()
-            )));
+            return Err(OAuthError::StateDir {
+                path: dir.to_path_buf(),
+                reason: "it is not a directory: give --state-dir (or state_dir) a directory".into(),
+            });
         }
         Err(error) => return Err(file_error(format!("{error}: check its permissions"))),
     };
+    check_dir_permissions(path.parent().unwrap_or(Path::new(".")))?;
     if !metadata.is_file() {
         return Err(file_error("it is not a regular file: remove it".into()));
     }
@@ -448,6 +457,27 @@ fn write_file(path: &Path, json: &str) -> Result<(), OAuthError> {
 }
 
 /// Creates `dir` and its missing parents with mode 0700, unless it exists.
+/// Rejects a token file's directory that other users may write, since they
+/// could rename a token file of their own into its place. A sticky directory
+/// such as /tmp is accepted: there only the owner may rename or delete the
+/// file, and `read_file` checks the file's own owner and mode.
+fn check_dir_permissions(dir: &Path) -> Result<(), OAuthError> {
+    let metadata = match fs::metadata(dir) {
+        Ok(metadata) => metadata,
+        // A missing directory is checked, or created, where it is used.
+        Err(_) => return Ok(()),
+    };
+    let mode = metadata.permissions().mode();
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(OAuthError::LooseStateDir {
+            path: dir.to_path_buf(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
@@ -632,6 +662,54 @@ mod tests {
         assert!(text.contains("is not a directory"), "{text}");
         assert!(text.contains(&not_a_dir.display().to_string()), "{text}");
         assert!(text.contains("--state-dir"), "{text}");
+        let error = store.check_writable().unwrap_err();
+        assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
+        let text = error.to_string();
+        assert!(text.contains("is not a directory"), "{text}");
+        assert!(text.contains(&not_a_dir.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn state_dir_not_creatable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        fs::write(&file, "").unwrap();
+        let under_file = file.join("state");
+        let store = TokenStore::File(under_file.join(TOKEN_FILE_NAME));
+        let error = store.check_writable().unwrap_err();
+        assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
+        let text = error.to_string();
+        assert!(text.contains("cannot create it"), "{text}");
+        assert!(text.contains(&under_file.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn loose_state_dir_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::File(dir.path().join(TOKEN_FILE_NAME));
+        store.save(&login()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+
+        let dir_name = dir.path().display().to_string();
+        for error in [
+            store.load().unwrap_err(),
+            store.check_writable().unwrap_err(),
+        ] {
+            assert_eq!(error.exit_status(), crate::exit::ExitStatus::Usage);
+            let text = error.to_string();
+            assert!(text.contains(&format!("chmod 700 {dir_name}")), "{text}");
+            assert!(text.contains("mode 777"), "{text}");
+        }
+    }
+
+    #[test]
+    fn sticky_state_dir_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::File(dir.path().join(TOKEN_FILE_NAME));
+        store.save(&login()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        store.check_writable().unwrap();
+        assert!(store.load().unwrap().is_some());
     }
 
     #[test]

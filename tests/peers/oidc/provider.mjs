@@ -148,8 +148,10 @@ function readOptions() {
   return options;
 }
 
+// Writes one JSON line to stderr, stamped with the time in ms since the
+// Unix epoch, which the tests use to measure the gaps between polls.
 function log(fields) {
-  process.stderr.write(`${JSON.stringify(fields)}\n`);
+  process.stderr.write(`${JSON.stringify({ ...fields, at_ms: Date.now() })}\n`);
 }
 
 function escapeHtml(text) {
