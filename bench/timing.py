@@ -498,7 +498,7 @@ def format_memory(ctx, samples, elapsed_s):
     )
     lines = [
         f"One bridge process publishes over {MEMORY_PROTOCOL.upper()} through {cycles} connections. Each cycle starts",
-        "the first-frame ffmpeg receiver of the first section, which exits after its first",
+        "the ffmpeg receiver of the time-to-first-frame section, which exits after its first",
         "decoded frame and so closes the connection. The bridge's VmRSS (/proc/PID/status)",
         "is sampled after each exit. RTMP cycles fastest: when this scenario was written,",
         "20 trial cycles on a 2-core machine took about 0.55 s each over RTMP, 0.9 s over SRT (whose",
@@ -508,7 +508,7 @@ def format_memory(ctx, samples, elapsed_s):
         "the default backoff that grows to 10 s, so the cycles took",
         f"{elapsed_s:.0f} s in all ({elapsed_s / max(cycles, 1):.2f} s each).",
         "",
-        "VmRSS grows in steps because glibc's malloc keeps memory that the sessions freed,",
+        "Where VmRSS grows, it grows in steps because glibc's malloc keeps memory that sessions freed,",
         "not because sessions leave objects behind. When this scenario was written, trial runs on a",
         "2-core machine kept threads and open file descriptors flat, and after 250 cycles malloc_trim(0) called",
         "through gdb took VmRSS from 126.5 to 101.3 MiB (99.8 MiB after cycle 1), and",
