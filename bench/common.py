@@ -26,10 +26,10 @@ STREAM_PATH = "inputs/srt-bench"
 RECEIVER_DRAIN_S = 1.0
 
 
-def mint_token(path=STREAM_PATH):
+def mint_token(path=STREAM_PATH, audiences=("trax-mediamtx", "trax-mediamtx-talk")):
     """Return an unsigned JWT-shaped token for path that passes the bridge's claim checks.
 
-    Its audience covers SRT and RTMP (trax-mediamtx) and WHIP
+    By default its audience covers SRT and RTMP (trax-mediamtx) and WHIP
     (trax-mediamtx-talk), so one token serves every output. The loopback
     receivers check no signature, so the signature part is filler.
     """
@@ -40,7 +40,7 @@ def mint_token(path=STREAM_PATH):
     payload = {
         "action": "publish",
         "path": path,
-        "aud": ["trax-mediamtx", "trax-mediamtx-talk"],
+        "aud": list(audiences),
         "exp": int(time.time()) + 10 * 365 * 86400,
     }
     return ".".join(
@@ -277,9 +277,13 @@ class WhipReceiver:
         return received
 
 
-def stop_process(process):
-    """Terminate the process and wait for it, killing it after 5 s."""
-    process.terminate()
+def stop_process(process, kill=False):
+    """End process with SIGKILL (kill) or SIGTERM, then SIGKILL after 5 s, and reap it."""
+    if process.poll() is None:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:

@@ -11,7 +11,6 @@ frame, from the frame leaving the media pipeline's appsink to its hand-over to
 the transport.
 """
 
-import base64
 import json
 import os
 import shlex
@@ -24,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import REPO, SrtReceiver, free_udp_port, wait_for_udp_listener
+from common import REPO, SrtReceiver, free_udp_port, mint_token, stop_process, wait_for_udp_listener
 from svg import bar_chart
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -51,23 +50,8 @@ PROTOCOL_NAMES = {"srt": "SRT", "rtmp": "RTMP", "whip": "WHIP"}
 
 
 def mint_publish_token():
-    """Return an unsigned JWT-shaped token for STREAM_PATH that every output accepts.
-
-    SRT and RTMP want the audience trax-mediamtx and WHIP trax-mediamtx-talk, so
-    the token carries both. The loopback receivers check no signature.
-    """
-    def encode(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    header = {"alg": "HS256", "typ": "JWT"}
-    claims = {
-        "action": "publish",
-        "path": STREAM_PATH,
-        "aud": ["trax-mediamtx", "trax-mediamtx-talk"],
-        "exp": int(time.time()) + 3600,
-    }
-    parts = [json.dumps(header).encode(), json.dumps(claims).encode(), b"unsigned"]
-    return ".".join(encode(part) for part in parts)
+    """Return an unsigned JWT-shaped token for STREAM_PATH that every output accepts."""
+    return mint_token(STREAM_PATH)
 
 
 def free_tcp_port():
@@ -99,17 +83,6 @@ def wait_for_tcp_listener(port, process, name):
             return
         time.sleep(0.1)
     sys.exit(f"bench: {name} did not listen on TCP port {port} within {LISTEN_TIMEOUT_S} s")
-
-
-def stop_process(process):
-    """Stop a receiver this scenario started, by its own handle."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def start_rtmp_receiver(port, log_path):

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO
+from common import REPO, stop_process
 
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 WHIP_RECEIVER = REPO / "tests" / "peers" / "whip_receiver.py"
@@ -66,20 +66,6 @@ def wait_event(event, timeout_s, bridge):
         if time.monotonic() > deadline:
             return False
     return True
-
-
-def stop_process(process, kill=False):
-    """End process with SIGKILL (kill) or SIGTERM, then SIGKILL after 5 s, and reap it."""
-    if process.poll() is None:
-        if kill:
-            process.kill()
-        else:
-            process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class FfmpegReceiver:

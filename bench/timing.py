@@ -6,7 +6,6 @@ report the Unix time of the first decoded frame. Bridge start, receiver
 start and the bridge's own log lines are stamped on the same clock.
 """
 
-import base64
 import datetime
 import json
 import os
@@ -21,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, free_udp_port
+from common import REPO, free_udp_port, mint_token
 from receivers_live import FfmpegReceiver, WhipReceiver, stop_process
 from svg import bar_chart, line_chart
 
@@ -43,19 +42,6 @@ MEMORY_DELAY_S = 0.1
 MEMORY_CHECKPOINTS = (1, 50, 100, 200)
 # A change of VmRSS between two cycles larger than this is listed on the page.
 STEP_KIB = 1024
-
-
-def mint_token(path, audience):
-    """Return an unsigned JWT-shaped session token for path that passes the bridge's claim checks.
-
-    The loopback receivers check no token, so the signature part is filler.
-    """
-    def encode(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    payload = {"action": "publish", "path": path, "aud": [audience], "exp": int(time.time()) + 86400}
-    header = {"alg": "HS256", "typ": "JWT"}
-    return ".".join([encode(json.dumps(header).encode()), encode(json.dumps(payload).encode()), encode(b"unsigned")])
 
 
 def free_tcp_port():
@@ -92,7 +78,7 @@ def bridge_env(protocol, static_token):
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRAX_")}
     if static_token:
         audience = "trax-mediamtx-talk" if protocol == "whip" else "trax-mediamtx"
-        env["TRAX_SESSION_TOKEN"] = mint_token(STREAM_PATHS[protocol], audience)
+        env["TRAX_SESSION_TOKEN"] = mint_token(STREAM_PATHS[protocol], (audience,))
     return env
 
 
