@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::command_output::{assert_exit, output_text, run};
+use support::command_output::{assert_exit, assert_printed, output_text, run};
 use support::oidc::{
     accepted_connections, IngestPeers, Provider, ProviderOptions, AUDIENCE, CLIENT_ID,
 };
@@ -108,11 +108,7 @@ fn pkce_login_stores_owner_only_file() {
     let login = Login::new(&provider);
     let output = login.login();
     assert_exit(&output, 0);
-    assert!(
-        output_text(&output).contains("logged in as Test User <tester@example.test>"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "logged in as Test User <tester@example.test>");
 
     let mode = std::fs::metadata(login.file())
         .unwrap()
@@ -126,11 +122,7 @@ fn pkce_login_stores_owner_only_file() {
 
     let status = run(login.command(&["login", "--status"]));
     assert_exit(&status, 0);
-    assert!(
-        output_text(&status).contains("valid until"),
-        "{}",
-        output_text(&status)
-    );
+    assert_printed(&status, "valid until");
     let tokens = [login.token("access_token"), login.token("refresh_token")];
     assert_no_tokens(&[&output, &status], &tokens);
 }
@@ -146,11 +138,7 @@ fn wrong_state_rejected() {
         .env("OIDC_DRIVE_RESULT", &result);
     let output = run(command);
     assert_exit(&output, 3);
-    assert!(
-        output_text(&output).contains("state does not match"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "state does not match");
     assert!(!login.file().exists());
     // The driver writes its result once it has read the page, which may be
     // after the bridge has exited.
@@ -198,11 +186,7 @@ fn denied_consent_exits_3() {
     command.env("OIDC_DRIVE_DENY", "1");
     let output = run(command);
     assert_exit(&output, 3);
-    assert!(
-        output_text(&output).contains("access_denied"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "access_denied");
 }
 
 #[test]
@@ -236,11 +220,7 @@ fn plain_http_issuer_rejected() {
         command
     });
     assert_exit(&output, 2);
-    assert!(
-        output_text(&output).contains("loopback"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "loopback");
 }
 
 #[test]
@@ -500,11 +480,7 @@ fn device_flow_unavailable() {
     let login = Login::new(&provider);
     let output = run(login.login_command(&["--device-code"]));
     assert_exit(&output, 2);
-    assert!(
-        output_text(&output).contains("no device authorization endpoint"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "no device authorization endpoint");
 }
 
 #[test]
@@ -562,11 +538,7 @@ fn api_calls_use_and_refresh_the_login() {
     assert_exit(&refreshed, 0);
     let renewed = login.token("access_token");
     assert_ne!(renewed, original);
-    assert!(
-        output_text(&refreshed).contains("refreshed"),
-        "{}",
-        output_text(&refreshed)
-    );
+    assert_printed(&refreshed, "refreshed");
 
     // A token the API rejects is refreshed once and the call repeated.
     edit_stored(&login, |stored| {
@@ -574,11 +546,7 @@ fn api_calls_use_and_refresh_the_login() {
     });
     let after_401 = studios(&login, &standin);
     assert_exit(&after_401, 0);
-    assert!(
-        output_text(&after_401).contains("rejected the login's access token"),
-        "{}",
-        output_text(&after_401)
-    );
+    assert_printed(&after_401, "rejected the login's access token");
     let tokens = [
         original,
         renewed,
@@ -600,11 +568,7 @@ fn failed_refresh_asks_for_login() {
     });
     let output = studios(&login, &standin);
     assert_exit(&output, 3);
-    assert!(
-        output_text(&output).contains("run `bridge login` again"),
-        "{}",
-        output_text(&output)
-    );
+    assert_printed(&output, "run `bridge login` again");
 }
 
 #[test]
@@ -701,11 +665,7 @@ fn logout_revokes_and_deletes() {
 
     let again = run(login.command(&["logout"]));
     assert_exit(&again, 0);
-    assert!(
-        output_text(&again).contains("not logged in"),
-        "{}",
-        output_text(&again)
-    );
+    assert_printed(&again, "not logged in");
 }
 
 #[test]
@@ -752,10 +712,9 @@ fn source_run_publishes_with_login() {
     let output = run(login.command(&args));
     let events = peers.stop();
     assert_exit(&output, 0);
-    assert!(
-        output_text(&output).contains("authenticating to the TRaX API with the stored login"),
-        "{}",
-        output_text(&output)
+    assert_printed(
+        &output,
+        "authenticating to the TRaX API with the stored login",
     );
     assert_eq!(accepted_connections(&events), 1, "{events:?}");
     let tokens = [login.token("access_token"), login.token("refresh_token")];

@@ -52,7 +52,7 @@ pub fn login(args: &LoginArgs) -> Result<(), Fatal> {
     ))
 }
 
-/// Revokes the stored refresh token, deletes the stored login and says
+/// Revokes the stored refresh token, deletes the stored login and prints
 /// how to end the browser session at the identity provider.
 pub fn logout(args: &OAuthArgs) -> Result<(), Fatal> {
     let env = |name: &str| std::env::var(name).ok();

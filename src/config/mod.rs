@@ -181,7 +181,7 @@ pub struct ApiSettings {
     pub key: Option<Secret>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
-    /// Where a user's login is kept; used when no API key is set.
+    /// The store of a user's login, used when no API key is set.
     pub login_store: crate::trax::oauth::TokenStore,
 }
 

@@ -21,3 +21,10 @@ pub fn output_text(output: &Output) -> String {
 pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", output_text(output));
 }
+
+/// Asserts that stdout or stderr contains `text`, showing everything printed
+/// when it does not.
+pub fn assert_printed(output: &Output, text: &str) {
+    let printed = output_text(output);
+    assert!(printed.contains(text), "{printed}");
+}
